@@ -1,0 +1,237 @@
+"""Structured "corruption" signal families: the known component N in y = x + n.
+
+Each family is a seeded, batched sampler. The level k is the number of random
+components superposed in one image (k curves, k lines or k plane waves), so a
+higher level is a harder, busier corruption. Every sampler draws all of its
+randomness from the ``torch.Generator`` it is given (never the global RNG), so a
+seed fully determines a batch, and is vectorised over the batch and the k
+components: there is no Python loop over images.
+
+The exact parameter ranges are in each ``_render_*`` docstring and in docs/families.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from numbers import Integral
+
+import torch
+
+from demixgan.errors import DemixganError
+
+MIN_LEVEL = 1
+MAX_LEVEL = 10
+
+#: Half-width (pixels, measured perpendicular to the curve) of the ``sines`` stroke profile:
+#: a tent of this half-width has a full width at half maximum of 1.25 px, a thin pen stroke.
+SINE_HALF_WIDTH = 1.25
+
+_TWO_PI = 2.0 * math.pi
+
+Renderer = Callable[[int, int, torch.Generator, int, int], torch.Tensor]
+
+
+def check_level(level: int) -> int:
+    """Return ``level`` as an int, or raise if it is not an integer in [MIN_LEVEL, MAX_LEVEL].
+
+    ``bool`` and floats such as 2.0 are rejected on purpose: a level is a count of components,
+    and silently accepting ``True`` or a float usually hides a bug in the caller.
+    """
+    if isinstance(level, bool) or not isinstance(level, Integral):
+        raise DemixganError(
+            f"The signal level must be an integer from {MIN_LEVEL} to {MAX_LEVEL} (the number of "
+            f"random components superposed in each corruption image), but got {level!r} of type "
+            f"{type(level).__name__}. Pass a whole number in that range, e.g. --level 1."
+        )
+    if not MIN_LEVEL <= level <= MAX_LEVEL:
+        raise DemixganError(
+            f"The signal level must be an integer from {MIN_LEVEL} to {MAX_LEVEL} (the number of "
+            f"random components superposed in each corruption image), but got {level}. Pick a "
+            f"level in that range; higher levels give busier, harder corruptions."
+        )
+    return int(level)
+
+
+def _check_count(name: str, value: int, minimum: int) -> int:
+    """Validate a batch size or image size so that the error names the bad argument."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise DemixganError(
+            f"The {name} of a signal-family sample must be an integer >= {minimum}, but got "
+            f"{value!r}. Pass a whole number of at least {minimum}."
+        )
+    return int(value)
+
+
+@lru_cache(maxsize=32)
+def _grid(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column pixel indices as float32 vectors, cached because every call reuses them.
+
+    The cached tensors are shared between calls and must never be modified in place.
+    """
+    rows = torch.arange(height, dtype=torch.float32)
+    cols = torch.arange(width, dtype=torch.float32)
+    return rows, cols
+
+
+def _render_sines(
+    n: int, k: int, generator: torch.Generator, height: int, width: int
+) -> torch.Tensor:
+    """k thin anti-aliased sinusoidal curves per image, combined by max (union of strokes).
+
+    Curve i is ``y(x) = c + A sin(2π f x / W + φ)`` over columns x = 0..W-1 (rows are y), with
+    independent uniform draws per curve:
+
+    - periods across the width f ~ U[0.5, 3],
+    - amplitude A ~ U[0.10, 0.25] · (H - 1) pixels,
+    - vertical offset c ~ U[A, H - 1 - A], so the whole curve lies inside the image,
+    - phase φ ~ U[0, 2π).
+
+    A pixel's intensity is ``clamp(1 - d / SINE_HALF_WIDTH, 0, 1)`` with d the first-order
+    perpendicular distance ``|row - y(x)| / sqrt(1 + y'(x)^2)``; dividing by the slope term
+    widens the vertical extent on steep parts so that the stroke stays connected and of
+    constant perpendicular width.
+    """
+    rows, cols = _grid(height, width)
+    p = torch.rand(n, k, 4, generator=generator)
+    span = float(height - 1)
+    freq = 0.5 + 2.5 * p[..., 0:1]  # [n, k, 1]
+    amp = span * (0.10 + 0.15 * p[..., 1:2])
+    offset = amp + p[..., 2:3] * (span - 2.0 * amp)
+    phase = _TWO_PI * p[..., 3:4]
+    omega = (_TWO_PI / width) * freq  # radians per column
+    arg = omega * cols + phase  # [n, k, W]
+    y = offset + amp * torch.sin(arg)
+    slope = (amp * omega) * torch.cos(arg)
+    inv_norm = torch.rsqrt(1.0 + slope * slope)
+    dist = (rows[:, None] - y[:, :, None, :]).abs_().mul_(inv_norm[:, :, None, :])  # [n,k,H,W]
+    nearest = dist.amin(dim=1, keepdim=True)  # max of tents == tent of the min distance
+    return nearest.mul_(-1.0 / SINE_HALF_WIDTH).add_(1.0).clamp_(0.0, 1.0)
+
+
+def _render_lines(
+    n: int, k: int, generator: torch.Generator, height: int, width: int
+) -> torch.Tensor:
+    """k full-length 1-px lines of value 1 per image, combined by max.
+
+    Each line is vertical or horizontal with probability 1/2 each. Positions are integer
+    columns (rows) drawn uniformly without replacement within each orientation, so two lines
+    never coincide and the image has exactly k lines whenever the number of vertical lines is
+    at most W and of horizontal lines at most H (always true at 28 x 28, where k <= 10). In a
+    tiny image that cannot hold them, positions wrap around and some lines coincide.
+    """
+    vertical = torch.rand(n, k, generator=generator) < 0.5
+    # A random permutation per image; the j-th line of an orientation takes its j-th entry.
+    col_perm = torch.rand(n, width, generator=generator).argsort(dim=1, stable=True)
+    row_perm = torch.rand(n, height, generator=generator).argsort(dim=1, stable=True)
+    col_rank = (vertical.cumsum(dim=1) - 1).clamp_(min=0) % width
+    row_rank = ((~vertical).cumsum(dim=1) - 1).clamp_(min=0) % height
+    col_pos = torch.where(vertical, col_perm.gather(1, col_rank), width)  # `width` = no line
+    row_pos = torch.where(vertical, height, row_perm.gather(1, row_rank))
+    col_mask = torch.zeros(n, width + 1).scatter_(1, col_pos, 1.0)[:, :width]
+    row_mask = torch.zeros(n, height + 1).scatter_(1, row_pos, 1.0)[:, :height]
+    return torch.maximum(row_mask[:, None, :, None], col_mask[:, None, None, :])
+
+
+def _render_waves(
+    n: int, k: int, generator: torch.Generator, height: int, width: int
+) -> torch.Tensor:
+    """The sum of k random 2-D sinusoidal plane waves per image, min-max scaled to [0, 1].
+
+    Wave i is ``a sin(2π (u x + v y) + φ)`` in normalised coordinates x = col / W and
+    y = row / H (so frequencies are in cycles per image), with independent uniform draws:
+
+    - amplitude a ~ U[0.5, 1],
+    - spatial frequency ρ = |(u, v)| ~ U[1, 4] cycles per image,
+    - orientation θ ~ U[0, π), u = ρ cos θ, v = ρ sin θ,
+    - phase φ ~ U[0, 2π).
+
+    Each image is then min-max scaled to exactly [0, 1], so the contrast does not shrink as k
+    grows (a sum of k waves concentrates near 0). The scaling is affine per image, so an image
+    is still a superposition of k plane waves plus a constant.
+    """
+    rows, cols = _grid(height, width)
+    p = torch.rand(n, k, 4, generator=generator)
+    amp = 0.5 + 0.5 * p[..., 0:1]  # [n, k, 1]
+    rho = 1.0 + 3.0 * p[..., 1:2]
+    theta = math.pi * p[..., 2:3]
+    phase = _TWO_PI * p[..., 3:4]
+    ax = (_TWO_PI / width) * rho * torch.cos(theta) * cols + phase  # [n, k, W]
+    by = (_TWO_PI / height) * rho * torch.sin(theta) * rows  # [n, k, H]
+    # sin(ax + by) = sin(ax) cos(by) + cos(ax) sin(by): a rank-2k product instead of k full
+    # H x W sine evaluations.
+    left = torch.cat((amp * torch.cos(by), amp * torch.sin(by)), dim=1)  # [n, 2k, H]
+    right = torch.cat((torch.sin(ax), torch.cos(ax)), dim=1)  # [n, 2k, W]
+    flat = torch.bmm(left.transpose(1, 2), right).view(n, height * width)
+    low = flat.amin(dim=1, keepdim=True)
+    scale = (flat.amax(dim=1, keepdim=True) - low).clamp_(min=1e-6)
+    return flat.sub_(low).div_(scale).clamp_(0.0, 1.0).view(n, 1, height, width)
+
+
+@dataclass(frozen=True)
+class SignalFamily:
+    """A named, seeded sampler of structured signals whose difficulty is set by a level."""
+
+    name: str
+    description: str
+    render: Renderer = field(repr=False, compare=False)
+
+    def sample(
+        self,
+        n: int,
+        level: int,
+        generator: torch.Generator,
+        height: int = 28,
+        width: int = 28,
+    ) -> torch.Tensor:
+        """Draw ``n`` images of ``level`` components: float32 [n, 1, height, width] in [0, 1].
+
+        All randomness comes from ``generator`` (a CPU ``torch.Generator``), so re-seeding it
+        reproduces the batch exactly; the global torch RNG is never touched.
+        """
+        k = check_level(level)
+        n = _check_count("batch size n", n, 0)
+        height = _check_count("height", height, 1)
+        width = _check_count("width", width, 1)
+        if not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
+            raise DemixganError(
+                f"Signal family '{self.name}' needs a CPU torch.Generator for its randomness, but "
+                f"got {generator!r}. Create one with torch.Generator().manual_seed(seed) and move "
+                f"the returned batch to the device afterwards."
+            )
+        if n == 0:
+            return torch.zeros(0, 1, height, width)
+        return self.render(n, k, generator, height, width).contiguous()
+
+
+FAMILIES: dict[str, SignalFamily] = {
+    "sines": SignalFamily(
+        "sines",
+        "k thin anti-aliased random sinusoidal curves spanning the image width (union).",
+        _render_sines,
+    ),
+    "waves": SignalFamily(
+        "waves",
+        "sum of k random 2-D sinusoidal plane waves, min-max scaled to [0, 1] (dense texture).",
+        _render_waves,
+    ),
+    "lines": SignalFamily(
+        "lines",
+        "k random full-length 1-px vertical or horizontal lines at distinct positions (union).",
+        _render_lines,
+    ),
+}
+
+
+def get_family(name: str) -> SignalFamily:
+    """Look up a family by name, failing with the list of valid names."""
+    try:
+        return FAMILIES[name]
+    except (KeyError, TypeError):
+        valid = ", ".join(sorted(FAMILIES))
+        raise DemixganError(
+            f"Unknown signal family {name!r}. The valid signal families are: {valid}. "
+            f"Use one of these names (see docs/families.md for what each one draws)."
+        ) from None

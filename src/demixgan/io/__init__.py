@@ -1,0 +1,1 @@
+"""Files: atomic writes and image (PNG / .npy) input and output."""

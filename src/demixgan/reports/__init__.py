@@ -1,0 +1,1 @@
+"""Reports: image grids, figures and pages that show results to people."""

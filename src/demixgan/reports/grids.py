@@ -1,0 +1,66 @@
+"""Image grids: tiles of [N, 1, H, W] tensors, and labelled panels of several such tiles."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from demixgan.io.atomic import atomic_path
+
+
+def tile(images: torch.Tensor, ncol: int | None = None, pad: int = 1) -> np.ndarray:
+    """Arrange ``images`` [N, 1, H, W] with values in [0, 1] into one float array [rows*H, cols*W].
+
+    >>> tile(torch.ones(5, 1, 2, 2), ncol=3, pad=0).shape
+    (4, 6)
+    """
+    count, _, height, width = images.shape
+    ncol = ncol or max(1, math.ceil(math.sqrt(count)))
+    nrow = max(1, math.ceil(count / ncol))
+    canvas = np.full((nrow * (height + pad) + pad, ncol * (width + pad) + pad), 0.5, np.float32)
+    pixels = images.detach().float().clamp(0, 1).cpu().numpy()[:, 0]
+    for index in range(count):
+        row, col = divmod(index, ncol)
+        top, left = pad + row * (height + pad), pad + col * (width + pad)
+        canvas[top : top + height, left : left + width] = pixels[index]
+    if pad == 0:
+        return canvas[: nrow * height, : ncol * width]
+    return canvas
+
+
+def save_panels(
+    panels: Sequence[tuple[str, torch.Tensor]],
+    path: str | os.PathLike,
+    *,
+    ncol: int | None = None,
+    title: str | None = None,
+) -> None:
+    """Save labelled tiles side by side as one PNG (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tiles = [tile(images, ncol) for _, images in panels]
+    height, width = tiles[0].shape
+    scale = 4.0 / max(height, width) * max(1.0, math.sqrt(max(height, width) / 120))
+    figure, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(len(panels) * width * scale + 0.4, height * scale + (0.9 if title else 0.6)),
+        squeeze=False,
+    )
+    for axis, (label, _), image in zip(axes[0], panels, tiles, strict=True):
+        axis.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axis.set_title(label, fontsize=10)
+        axis.axis("off")
+    if title:
+        figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)

@@ -1,0 +1,79 @@
+"""Shared fixtures: real development data paths (skipped when absent) and an isolated data
+environment, so that no test reads or writes the real cache or reaches the network."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _require(directory: Path, names: tuple[str, ...], why: str) -> Path:
+    if not all((directory / name).is_file() for name in names):
+        pytest.skip(f"{why} not found in {directory}")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def shared_mnist_dir() -> Path:
+    """The real MNIST test set in ../shared/data/mnist (relative to the repository)."""
+    return _require(REPO.parent / "shared" / "data" / "mnist", MNIST_TEST_FILES, "MNIST test set")
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    """Fashion-MNIST as installed by Debian's dataset-fashion-mnist package."""
+    names = tuple(
+        f"{p}-{k}-idx{d}-ubyte.gz"
+        for p in ("train", "t10k")
+        for k, d in (("images", 3), ("labels", 1))
+    )
+    return _require(FASHION_DIR, names, "Debian's dataset-fashion-mnist files")
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens: connections are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture
+def isolated_data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_port_url: str):
+    """Cache in tmp_path, no DEMIXGAN_DATA, mirrors on a closed local port; returns the cache."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DEMIXGAN_CACHE", str(cache))
+    monkeypatch.setenv("DEMIXGAN_MIRRORS", closed_port_url)
+    for name in ("DEMIXGAN_DATA", "DEMIXGAN_DOWNLOAD_TIMEOUT", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    return cache
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    """Encode ``array`` in the IDX format (the inverse of demixgan.data.idx.parse_idx)."""
+    codes = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
+    big = array.astype(array.dtype.newbyteorder(">"))
+    header = bytes([0, 0, codes[array.dtype.str[1:]], array.ndim])
+    return header + np.array(array.shape, ">u4").tobytes() + big.tobytes()
+
+
+@pytest.fixture
+def write_idx():
+    """``write_idx(path, array)``: an IDX file, gzip-compressed when the name ends in .gz."""
+
+    def write(path: Path, array: np.ndarray) -> Path:
+        data = _idx_bytes(array)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+        return path
+
+    return write
