@@ -187,6 +187,11 @@ class MixtureSampler:
     def num_components(self) -> int:
         return len(self._draws)
 
+    @property
+    def size(self) -> int:
+        """Mixtures that use each image of the smallest image component once."""
+        return min(d.images.shape[0] for d in self._draws if isinstance(d, _ImageDraw))
+
     def sample(self, n: int, generator: torch.Generator) -> MixtureBatch:
         """Draw ``n`` mixtures; all randomness comes from ``generator`` (same seed, same batch)."""
         if n < 0:

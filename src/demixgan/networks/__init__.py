@@ -1,0 +1,1 @@
+"""Networks: the paper's generators and discriminators (DCGAN- and InfoGAN-style), by name."""

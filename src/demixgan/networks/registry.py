@@ -1,0 +1,40 @@
+"""Networks by name, so a checkpoint's JSON sidecar (architecture + options) rebuilds them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from demixgan.errors import DemixganError
+from demixgan.networks.discriminators import ConvDiscriminator
+from demixgan.networks.generators import ConvGenerator
+
+#: Generator architectures and their fixed options; ``norm`` may be overridden per component.
+GENERATOR_ARCHS: dict[str, dict[str, Any]] = {
+    "dcgan": {"kernel": 5, "norm": "none"},  # the paper's MNIST generator, z in R^100
+    "infogan": {"kernel": 4, "norm": "batch"},  # the paper's Fashion-MNIST generator, z in R^62
+}
+DISCRIMINATOR_ARCHS = ("dcgan",)
+
+
+def build_generator(
+    arch: str, latent_dim: int, *, hidden: int = 1024, channels: int = 128, norm: str | None = None
+) -> ConvGenerator:
+    """Build a generator from the options a config or checkpoint sidecar records."""
+    if arch not in GENERATOR_ARCHS:
+        raise DemixganError(
+            f"Unknown generator architecture '{arch}'. Known: {', '.join(GENERATOR_ARCHS)}."
+        )
+    options = dict(GENERATOR_ARCHS[arch])
+    if norm is not None:
+        options["norm"] = norm
+    return ConvGenerator(latent_dim, hidden=hidden, base_channels=channels, **options)
+
+
+def build_discriminator(arch: str, *, channels: int = 64, spectral_norm: bool = False) -> nn.Module:
+    if arch not in DISCRIMINATOR_ARCHS:
+        raise DemixganError(
+            f"Unknown discriminator architecture '{arch}'. Known: {', '.join(DISCRIMINATOR_ARCHS)}."
+        )
+    return ConvDiscriminator(channels=channels, use_spectral_norm=spectral_norm)

@@ -1,0 +1,1 @@
+"""Training: one loop for vanilla GAN, denoising-GAN and demixing-GAN, runs, checkpoints."""

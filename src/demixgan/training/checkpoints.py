@@ -1,0 +1,509 @@
+"""Checkpoints that load without pickles and survive a process killed at any moment.
+
+One checkpoint at step N is three files in a run's checkpoints directory:
+
+* ``step-00000000N.safetensors``: every module's tensors, keys ``<module name>.<state_dict key>``,
+  so a generator loads with safetensors alone, without this repository's module paths;
+* ``step-00000000N.resume.pt``: optimizer and RNG state (``torch.save``), read back only with
+  ``torch.load(weights_only=True)``, which refuses anything that would run code;
+* ``step-00000000N.json``: the sidecar (architecture, names, data recipe, versions, and the
+  SHA-256 of the other two files). It is written last, so its presence marks the checkpoint
+  complete, and the hashes expose a truncated or edited file instead of loading it.
+
+Every file goes to a temp file that is renamed into place, so at each instant the newest
+complete checkpoint is either the previous one or the new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import platform
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import safetensors
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from demixgan import __version__
+from demixgan.errors import DemixganError
+from demixgan.io.atomic import atomic_path, check_writable_dir
+
+CHECKPOINT_FORMAT = "demixgan-checkpoint"
+FORMAT_VERSION = 1
+
+_WEIGHTS, _SIDECAR, _RESUME = ".safetensors", ".json", ".resume.pt"
+# Final files, and the temp files atomic_path makes beside them (".<final name>.<random>.tmp").
+_FINAL_NAME = re.compile(r"step-(\d{9,})(\.safetensors|\.json|\.resume\.pt)")
+_TEMP_NAME = re.compile(r"\.step-(\d{9,})(?:\.safetensors|\.json|\.resume\.pt)\..+\.tmp")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_RESERVED = (
+    "format",
+    "format_version",
+    "step",
+    "modules",
+    "weights_file",
+    "weights_sha256",
+    "resume_file",
+    "resume_sha256",
+    "created",
+    "versions",
+)
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A complete checkpoint: its three paths and the sidecar's content."""
+
+    step: int
+    weights_path: Path
+    sidecar_path: Path
+    resume_path: Path
+    metadata: dict
+
+
+def save_checkpoint(
+    directory: str | os.PathLike,
+    step: int,
+    modules: Mapping[str, torch.nn.Module],
+    metadata: Mapping[str, Any],
+    resume_state: Mapping[str, Any] | None,
+    keep_last: int = 3,
+) -> Checkpoint:
+    """Write the checkpoint of ``step`` (weights, resume file, sidecar last), then prune.
+
+    Everything a programming error can break (metadata, tensors, resume state) is checked
+    before the first file is touched. Only the newest ``keep_last`` complete checkpoints (always
+    including this one) are kept; leftovers of interrupted saves older than the newest complete
+    checkpoint are deleted.
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be a non-negative int, not {step!r}")
+    if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
+        raise ValueError(f"keep_last must be an int >= 1, not {keep_last!r}")
+    if not all(isinstance(key, str) for key in metadata):
+        raise TypeError("checkpoint metadata keys must be strings (JSON object keys)")
+    clashes = [key for key in _RESERVED if key in metadata]
+    if clashes:
+        raise ValueError(f"checkpoint metadata may not set the reserved keys {clashes}")
+    _to_json(dict(metadata))  # a TypeError now rather than after the weights are written
+    tensors, keys = _flatten(modules)
+    resume_bytes = None if resume_state is None else _serialize_resume(resume_state)
+
+    directory = check_writable_dir(directory, "checkpoints")
+    weights_path, sidecar_path, resume_path = _paths(directory, f"step-{step:09d}")
+    try:
+        # Re-saving a step: drop its sidecar first, so no instant pairs it with new files.
+        _remove(sidecar_path, weights_path, resume_path)
+        with atomic_path(weights_path) as tmp:
+            save_file(tensors, str(tmp))
+            weights_sha256 = _sha256(tmp, sync=True)
+        resume_sha256 = None
+        if resume_bytes is not None:
+            with atomic_path(resume_path) as tmp:
+                _write_synced(tmp, resume_bytes)
+            resume_sha256 = hashlib.sha256(resume_bytes).hexdigest()
+        sidecar = {
+            **metadata,
+            "format": CHECKPOINT_FORMAT,
+            "format_version": FORMAT_VERSION,
+            "step": step,
+            "modules": keys,
+            "weights_file": weights_path.name,
+            "weights_sha256": weights_sha256,
+            "resume_file": resume_path.name if resume_bytes is not None else None,
+            "resume_sha256": resume_sha256,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": {
+                "demixgan": __version__,
+                "torch": torch.__version__,
+                "safetensors": safetensors.__version__,
+                "python": platform.python_version(),
+            },
+        }
+        text = _to_json(sidecar)
+        with atomic_path(sidecar_path) as tmp:
+            _write_synced(tmp, text.encode("utf-8"))
+        _prune(directory, step, keep_last)
+    except OSError as exc:
+        raise DemixganError(
+            f"Could not write the checkpoint of step {step} to '{directory}': "
+            f"{exc.strerror or exc}. The previous checkpoints are intact; free disk space or fix "
+            "the directory's permissions, then resume the run."
+        ) from None
+    return Checkpoint(step, weights_path, sidecar_path, resume_path, json.loads(text))
+
+
+def list_checkpoints(directory: str | os.PathLike) -> list[Checkpoint]:
+    """The complete checkpoints in ``directory`` (sidecar present and valid), ascending step.
+
+    Files are not hashed here; :func:`latest_checkpoint` does that.
+    """
+    found = []
+    for step, sidecar_path in _sidecar_files(Path(directory)):
+        try:
+            found.append(_read_checkpoint(sidecar_path, step))
+        except DemixganError:
+            continue
+    return found
+
+
+def latest_checkpoint(directory: str | os.PathLike, *, verify: bool = True) -> Checkpoint | None:
+    """The newest complete checkpoint whose files match their recorded hashes, or None.
+
+    Newer checkpoints that are unreadable or fail verification are skipped with a warning
+    naming them, so a corrupted file costs one checkpoint interval, not the run.
+    """
+    for step, sidecar_path in reversed(_sidecar_files(Path(directory))):
+        try:
+            checkpoint = _read_checkpoint(sidecar_path, step)
+            if verify:
+                _verify(checkpoint.weights_path, checkpoint.metadata["weights_sha256"], "weights")
+                if checkpoint.metadata["resume_file"] is not None:
+                    _verify(checkpoint.resume_path, checkpoint.metadata["resume_sha256"], "resume")
+        except DemixganError as exc:
+            warnings.warn(f"Skipping checkpoint '{sidecar_path}': {exc}", stacklevel=2)
+            continue
+        return checkpoint
+    return None
+
+
+def read_sidecar(path: str | os.PathLike) -> dict:
+    """Read and validate the sidecar of a checkpoint (``path``: its .json or its .safetensors)."""
+    sidecar_path = _companion(Path(path), _SIDECAR)
+    try:
+        text = sidecar_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DemixganError(
+            f"The checkpoint sidecar '{sidecar_path}' does not exist: the checkpoint is incomplete "
+            "(its save was interrupted) or its .json file was not copied along with the weights. "
+            "Copy the .json file that belongs to these weights next to them, or use another "
+            "checkpoint."
+        ) from None
+    except OSError as exc:
+        raise DemixganError(
+            f"Cannot read the checkpoint sidecar '{sidecar_path}': {exc.strerror or exc}. Check "
+            "the file's permissions, or use another checkpoint."
+        ) from None
+    except UnicodeDecodeError:
+        text = ""  # not UTF-8: reported below as invalid JSON
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DemixganError(
+            f"The checkpoint sidecar '{sidecar_path}' is not valid JSON ({exc.msg}): it is "
+            "truncated or damaged. Use another checkpoint, or copy this one again from its source."
+        ) from None
+    _validate(data, sidecar_path)
+    return data
+
+
+def load_weights(
+    path: str | os.PathLike, *, verify: bool = True
+) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
+    """Load a checkpoint's weights as ``{module name: state_dict}`` plus its sidecar.
+
+    ``path`` is the .safetensors file or its .json sidecar. Only safetensors is parsed (no
+    pickle). With ``verify``, the weights must match the SHA-256 the sidecar records.
+    """
+    path = Path(path)
+    sidecar = read_sidecar(path)
+    weights_path = _companion(path, _WEIGHTS)
+    if verify:
+        _verify(weights_path, sidecar["weights_sha256"], "weights")
+    try:
+        flat = load_file(weights_path)
+    except FileNotFoundError:
+        raise _missing(weights_path, "weights") from None
+    except (SafetensorError, OSError) as exc:
+        raise DemixganError(
+            f"The checkpoint weights '{weights_path}' cannot be read as safetensors ({exc}): the "
+            "file is tampered or truncated. Use another checkpoint, or copy this one again from "
+            "its source."
+        ) from None
+    expected = {f"{name}.{key}" for name, keys in sidecar["modules"].items() for key in keys}
+    if set(flat) != expected:
+        raise DemixganError(
+            f"The tensors in '{weights_path}' do not match the list in its sidecar "
+            f"({len(set(flat) - expected)} unexpected, {len(expected - set(flat))} missing): the "
+            "weights and the .json belong to different checkpoints. Keep each checkpoint's "
+            "files together, or use another checkpoint."
+        )
+    weights = {
+        name: {key: flat[f"{name}.{key}"] for key in keys}
+        for name, keys in sidecar["modules"].items()
+    }
+    return weights, sidecar
+
+
+def load_resume_state(checkpoint: Checkpoint) -> dict:
+    """Load the optimizer and RNG state of ``checkpoint``; hash-checked, never unpickles code."""
+    if checkpoint.metadata.get("resume_file") is None:
+        raise DemixganError(
+            f"The checkpoint of step {checkpoint.step} ('{checkpoint.sidecar_path}') was saved "
+            "without optimizer and RNG state, so training cannot continue from it. Start a new "
+            "run, or resume from a checkpoint written by training."
+        )
+    path = checkpoint.resume_path
+    _verify(path, checkpoint.metadata["resume_sha256"], "resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise DemixganError(
+            f"The resume file '{path}' holds objects other than tensors and plain data "
+            f"({_refused_global(exc)}); demixgan never loads such files, because unpickling them "
+            "can run arbitrary code. It was not written by demixgan or has been tampered with: "
+            "resume from another checkpoint or start a new run."
+        ) from None
+    except Exception as exc:  # torch reports damaged archives with many exception types
+        raise DemixganError(
+            f"The resume file '{path}' cannot be loaded ({type(exc).__name__}: {exc}); it is "
+            "damaged. Resume from another checkpoint or start a new run."
+        ) from None
+    if not isinstance(state, dict):
+        raise DemixganError(
+            f"The resume file '{path}' holds a {type(state).__name__}, not the dictionary "
+            "demixgan writes: it was not written by demixgan. Resume from another checkpoint."
+        )
+    return state
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+def _to_json(data: dict) -> str:
+    """Strict JSON (no NaN/inf, which other readers reject); anything else is a TypeError."""
+    try:
+        return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    except ValueError as exc:
+        raise TypeError(f"checkpoint metadata is not JSON-serialisable: {exc}") from None
+
+
+def _flatten(
+    modules: Mapping[str, torch.nn.Module],
+) -> tuple[dict[str, torch.Tensor], dict[str, list[str]]]:
+    """Prefixed CPU copies of every state_dict (copies: safetensors rejects shared storage)."""
+    tensors: dict[str, torch.Tensor] = {}
+    keys: dict[str, list[str]] = {}
+    for name, module in modules.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"module names must be non-empty strings, not {name!r}")
+        state = module.state_dict()
+        keys[name] = sorted(state)
+        for key, value in state.items():
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{name}.{key} is a {type(value).__name__}; only tensors are saved")
+            full = f"{name}.{key}"
+            if full in tensors:
+                raise ValueError(f"two modules give the tensor key {full!r}; rename a module")
+            tensors[full] = value.detach().to("cpu").clone(memory_format=torch.contiguous_format)
+    return tensors, keys
+
+
+def _serialize_resume(state: Mapping[str, Any]) -> bytes:
+    """``torch.save`` bytes, checked to load with weights_only=True, so no run is unresumable."""
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    data = buffer.getvalue()
+    try:
+        torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise TypeError(
+            f"resume_state must hold only tensors, numbers, strings, lists, tuples and dicts, "
+            f"which torch.load(weights_only=True) accepts ({_refused_global(exc)})"
+        ) from None
+    return data
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _prune(directory: Path, saved: int, keep_last: int) -> None:
+    """Keep ``saved`` and the newest others up to ``keep_last``; clear interrupted leftovers."""
+    complete = list_checkpoints(directory)
+    others = [c for c in reversed(complete) if c.step != saved]
+    kept = {saved} | {c.step for c in others[: keep_last - 1]}
+    for old in others[keep_last - 1 :]:
+        _remove(old.sidecar_path, old.weights_path, old.resume_path)  # sidecar first
+    newest = max(c.step for c in complete)
+    for entry in directory.iterdir():
+        if not entry.is_file():
+            continue
+        if match := _TEMP_NAME.fullmatch(entry.name):
+            # A temp file of a step whose save has completed (or was abandoned) is dead.
+            if (step := _step_of(match[1])) is not None and step <= newest:
+                entry.unlink(missing_ok=True)
+        elif match := _FINAL_NAME.fullmatch(entry.name):
+            step = _step_of(match[1])
+            if step is not None and step < newest and step not in kept:
+                entry.unlink(missing_ok=True)
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def _step_of(digits: str) -> int | None:
+    """The step a file name's digits spell, or None if they are not its canonical padding."""
+    step = int(digits)
+    return step if f"{step:09d}" == digits else None
+
+
+def _paths(directory: Path, stem: str) -> tuple[Path, Path, Path]:
+    return (
+        directory / f"{stem}{_WEIGHTS}",
+        directory / f"{stem}{_SIDECAR}",
+        directory / f"{stem}{_RESUME}",
+    )
+
+
+def _companion(path: Path, suffix: str) -> Path:
+    """The file of the same checkpoint with ``suffix``, from its .json or .safetensors file."""
+    for known in (_SIDECAR, _WEIGHTS):
+        if path.name.endswith(known):
+            return path.with_name(path.name[: -len(known)] + suffix)
+    raise DemixganError(
+        f"'{path}' is not a checkpoint file: give the .safetensors weights or the .json sidecar "
+        "of a checkpoint (for example checkpoints/step-000001000.safetensors)."
+    )
+
+
+def _sidecar_files(directory: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every sidecar file name in ``directory``, ascending step."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for entry in directory.iterdir():
+        match = _FINAL_NAME.fullmatch(entry.name)
+        if match and match[2] == _SIDECAR and (step := _step_of(match[1])) is not None:
+            found.append((step, entry))
+    return sorted(found)
+
+
+def _read_checkpoint(sidecar_path: Path, step: int) -> Checkpoint:
+    sidecar = read_sidecar(sidecar_path)
+    if sidecar["step"] != step:
+        raise DemixganError(
+            f"The checkpoint sidecar '{sidecar_path}' records step {sidecar['step']}, not the "
+            f"step {step} of its name: it was renamed or tampered with. Use another checkpoint."
+        )
+    weights_path, _, resume_path = _paths(sidecar_path.parent, f"step-{step:09d}")
+    return Checkpoint(step, weights_path, sidecar_path, resume_path, sidecar)
+
+
+def _validate(data: Any, path: Path) -> None:
+    """Raise DemixganError unless ``data`` is a sidecar this version can read."""
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise DemixganError(
+            f"'{path}' is not a demixgan checkpoint sidecar (its \"format\" is not "
+            f'"{CHECKPOINT_FORMAT}"). Give the .json file written next to a checkpoint\'s '
+            ".safetensors weights."
+        )
+    version = data.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise DemixganError(
+            f"The checkpoint '{path}' has format version {version}, but demixgan {__version__} "
+            f"reads versions up to {FORMAT_VERSION}: it was written by a newer demixgan. Upgrade "
+            "demixgan (pip install -U demixgan) to load it."
+        )
+    problems = []
+    if not _is_int(version) or version < 1:
+        problems.append("format_version")
+    if not _is_int(data.get("step")) or data["step"] < 0:
+        problems.append("step")
+    modules = data.get("modules")
+    if not (
+        isinstance(modules, dict)
+        and all(
+            isinstance(keys, list) and all(isinstance(key, str) for key in keys)
+            for keys in modules.values()
+        )
+    ):
+        problems.append("modules")
+    if not (_is_file_name(data.get("weights_file")) and _is_sha256(data.get("weights_sha256"))):
+        problems.append("weights_file/weights_sha256")
+    resume = data.get("resume_file"), data.get("resume_sha256")
+    if resume != (None, None) and not (_is_file_name(resume[0]) and _is_sha256(resume[1])):
+        problems.append("resume_file/resume_sha256")
+    problems += [key for key in ("created", "versions") if key not in data]
+    if problems:
+        raise DemixganError(
+            f"The checkpoint sidecar '{path}' is damaged: missing or invalid "
+            f"{', '.join(problems)}. Use another checkpoint, or copy this one again from its "
+            "source."
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_file_name(value: Any) -> bool:
+    """A plain name in the checkpoint's own directory, never a path elsewhere."""
+    return isinstance(value, str) and value not in ("", ".", "..") and Path(value).name == value
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
+
+
+def _sha256(path: Path, *, sync: bool = False) -> str:
+    """SHA-256 of a file; with ``sync``, also flush it to disk before it is renamed into place."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+        if sync:
+            os.fsync(file.fileno())
+    return digest.hexdigest()
+
+
+def _verify(path: Path, expected: str, what: str) -> None:
+    try:
+        actual = _sha256(path)
+    except FileNotFoundError:
+        raise _missing(path, what) from None
+    except OSError as exc:
+        raise DemixganError(
+            f"Cannot read the checkpoint {what} file '{path}': {exc.strerror or exc}. Check its "
+            "permissions, or use another checkpoint."
+        ) from None
+    if actual != expected:
+        raise DemixganError(
+            f"The checkpoint {what} file '{path}' does not match the SHA-256 its sidecar records: "
+            "it is tampered or truncated (for example by an interrupted copy or a full disk). "
+            "Use another checkpoint, or copy this one again from its source."
+        )
+
+
+def _missing(path: Path, what: str) -> DemixganError:
+    return DemixganError(
+        f"The checkpoint {what} file '{path}' does not exist: the checkpoint is incomplete or "
+        "its files were not copied together. Copy the missing file next to its .json sidecar, "
+        "or use another checkpoint."
+    )
+
+
+def _refused_global(exc: pickle.UnpicklingError) -> str:
+    """The global torch's weights-only unpickler refused, without its advice to disable it."""
+    match = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    return f"it refers to {match[1]}" if match else "it contains unsupported pickle content"

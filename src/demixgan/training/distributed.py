@@ -1,0 +1,53 @@
+"""Multi-process training under torchrun: gloo on CPU, NCCL on CUDA; only rank 0 writes files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def local_slice(self, global_batch: int) -> slice:
+        """This process's share of a global batch (the batch size must divide evenly)."""
+        local = global_batch // self.world_size
+        return slice(self.rank * local, (self.rank + 1) * local)
+
+
+def init_distributed(device: torch.device) -> Distributed:
+    """Join the process group that torchrun describes in the environment (if any)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def mean_across_processes(values: torch.Tensor, info: Distributed) -> torch.Tensor:
+    """Average a small tensor over all processes (for logging the global batch's losses)."""
+    if info.enabled:
+        values = values.clone()
+        dist.all_reduce(values)
+        values /= info.world_size
+    return values
+
+
+def shutdown(info: Distributed) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()

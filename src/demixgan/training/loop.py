@@ -1,0 +1,359 @@
+"""One training loop for vanilla GAN, denoising-GAN and demixing-GAN.
+
+The three differ only in their components: the fake observation is always
+operator(sum of components), and the discriminator compares it with the real observations.
+Every random draw of step t comes from a generator seeded by (seed, t), so a run resumed from a
+checkpoint continues exactly as the uninterrupted run would have (on CPU), and the processes of
+a torchrun job each take their slice of the same global batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from demixgan import __version__
+from demixgan.errors import DemixganError
+from demixgan.reports.grids import save_panels
+from demixgan.training import checkpoints
+from demixgan.training.config import RunConfig, config_to_dict
+from demixgan.training.distributed import (
+    init_distributed,
+    mean_across_processes,
+    shutdown,
+)
+from demixgan.training.losses import discriminator_loss, generator_loss, r1_penalty
+from demixgan.training.run_files import (
+    CHECKPOINT_DIR,
+    EVOLUTION_DIR,
+    STATS_FILE,
+    StatsLog,
+    TensorBoardLog,
+    prepare_new_run,
+)
+from demixgan.training.setup import (
+    build_model,
+    build_run_discriminator,
+    load_training_data,
+    resolve_device,
+)
+
+EVOLUTION_SAMPLES = 64
+_MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads (seed, index) over the seed space
+
+
+def derived_generator(seed: int, index: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator for draw ``index`` of ``stream``, independent of any other state."""
+    return torch.Generator().manual_seed((seed * _MIX + stream * 7919 + index) % (2**63))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    step: int
+    epoch: int
+    checkpoint: Path | None
+
+
+@dataclass
+class _Schedule:
+    steps_per_epoch: int
+    total_steps: int
+
+    @classmethod
+    def of(cls, config: RunConfig, count: int) -> _Schedule:
+        per_epoch = count // config.train.batch_size
+        total = per_epoch * config.train.epochs
+        if config.train.max_steps > 0:
+            total = min(total, config.train.max_steps)
+        return cls(per_epoch, total)
+
+    def epoch_of(self, step: int) -> int:
+        return step // self.steps_per_epoch
+
+    def ends_epoch(self, step: int) -> bool:
+        return (step + 1) % self.steps_per_epoch == 0
+
+
+class Trainer:
+    """Holds the model, discriminator, optimisers and data of one run."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, *, device: str | None = None) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.device = resolve_device(device or config.train.device)
+        self.dist = init_distributed(self.device)
+        if config.train.batch_size % self.dist.world_size:
+            raise DemixganError(
+                f"train.batch_size {config.train.batch_size} must divide evenly over "
+                f"{self.dist.world_size} processes."
+            )
+        torch.manual_seed(config.seed)
+        self.model = build_model(config).to(self.device)
+        self.discriminator = build_run_discriminator(config).to(self.device)
+        self.data = load_training_data(config)
+        self.schedule = _Schedule.of(config, self.data.observations.shape[0])
+        train = config.train
+        self.opt_g = torch.optim.Adam(
+            self.model.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2)
+        )
+        self.opt_d = torch.optim.Adam(
+            self.discriminator.parameters(), lr=train.lr_d, betas=(train.beta1, train.beta2)
+        )
+        self.step = 0
+        self._epoch_order: tuple[int, torch.Tensor] | None = None
+        if self.dist.enabled:
+            self._model_ddp = DistributedDataParallel(self.model)
+            self._disc_ddp = DistributedDataParallel(self.discriminator)
+        else:
+            self._model_ddp, self._disc_ddp = self.model, self.discriminator
+
+    # -- state ---------------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model, "discriminator": self.discriminator}
+
+    def metadata(self) -> dict:
+        return {
+            "kind": "gan-run",
+            "config": config_to_dict(self.config),
+            "components": self.component_summary(),
+            "training_data": self.data.description,
+            "epoch": self.schedule.epoch_of(max(self.step - 1, 0)),
+            "demixgan_version": __version__,
+        }
+
+    def component_summary(self) -> list[dict]:
+        dims = self.model.latent_dims()
+        return [
+            {"name": c.name, "kind": c.kind, "latent_dim": dims.get(c.name)}
+            for c in self.config.components
+        ]
+
+    def resume_state(self) -> dict:
+        return {
+            "step": self.step,
+            "optimizer_g": self.opt_g.state_dict(),
+            "optimizer_d": self.opt_d.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def restore(self, checkpoint: checkpoints.Checkpoint) -> None:
+        weights, _ = checkpoints.load_weights(checkpoint.weights_path)
+        for name, module in self.modules().items():
+            module.load_state_dict(weights[name])
+        state = checkpoints.load_resume_state(checkpoint)
+        self.opt_g.load_state_dict(state["optimizer_g"])
+        self.opt_d.load_state_dict(state["optimizer_d"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+
+    # -- one step ------------------------------------------------------------------------
+    def _real_batch(self, step: int) -> torch.Tensor:
+        epoch = self.schedule.epoch_of(step)
+        if self._epoch_order is None or self._epoch_order[0] != epoch:
+            count = self.data.observations.shape[0]
+            order = torch.randperm(count, generator=derived_generator(self.config.seed, epoch, 1))
+            self._epoch_order = (epoch, order)
+        batch = self.config.train.batch_size
+        start = (step % self.schedule.steps_per_epoch) * batch
+        index = self._epoch_order[1][start : start + batch][self.dist.local_slice(batch)]
+        return self.data.observations[index].to(self.device)
+
+    def _fake_batch(self, generator: torch.Generator) -> torch.Tensor:
+        batch, local = (
+            self.config.train.batch_size,
+            self.dist.local_slice(self.config.train.batch_size),
+        )
+        latents = self.model.sample_latents(batch, generator)
+        known = self.model.sample_known(batch, generator)
+        latents = {k: v[local].to(self.device) for k, v in latents.items()}
+        known = {k: v[local].to(self.device) for k, v in known.items()}
+        return self._model_ddp(latents, known)
+
+    def train_step(self) -> dict[str, float]:
+        train = self.config.train
+        generator = derived_generator(self.config.seed, self.step)
+        real = self._real_batch(self.step)
+        for _ in range(train.d_steps):
+            fake = self._fake_batch(generator)
+            if train.r1_gamma > 0:
+                real.requires_grad_(True)
+            logits = self._disc_ddp(torch.cat([real, fake.detach()]))
+            real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0] :]
+            loss_d = discriminator_loss(train.loss, real_logits, fake_logits)
+            if train.r1_gamma > 0:
+                loss_d = loss_d + 0.5 * train.r1_gamma * r1_penalty(real_logits, real)
+                real = real.detach()
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+        # The generator step reuses the last fake batch, scored by the updated discriminator.
+        with _no_sync(self._disc_ddp):
+            loss_g = generator_loss(train.loss, self._disc_ddp(fake))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.step += 1
+        values = torch.stack(
+            [
+                loss_d.detach(),
+                loss_g.detach(),
+                torch.sigmoid(real_logits.detach()).mean(),
+                torch.sigmoid(fake_logits.detach()).mean(),
+            ]
+        )
+        return dict(zip(("loss_d", "loss_g", "d_real", "d_fake"), values.tolist(), strict=True))
+
+    # -- outputs -------------------------------------------------------------------------
+    def save_checkpoint(self) -> checkpoints.Checkpoint:
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            raise self._non_finite("weights")
+        return checkpoints.save_checkpoint(
+            self.run_dir / CHECKPOINT_DIR,
+            self.step,
+            self.modules(),
+            self.metadata(),
+            self.resume_state(),
+            keep_last=self.config.train.keep_last,
+        )
+
+    def save_evolution(self, epoch: int) -> None:
+        """The paper's evolution figure: every component for the same fixed latents, each epoch."""
+        generator = derived_generator(self.config.seed, 0, stream=2)
+        latents = self.model.sample_latents(EVOLUTION_SAMPLES, generator)
+        known = self.model.sample_known(EVOLUTION_SAMPLES, generator)
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            parts = self.model.components(
+                {k: v.to(self.device) for k, v in latents.items()},
+                {k: v.to(self.device) for k, v in known.items()},
+            ).cpu()
+        self.model.train(was_training)
+        panels = [(name, parts[:, k]) for k, name in enumerate(self.model.names)]
+        if len(panels) > 1:
+            panels.append(("sum", parts.sum(dim=1)))
+        save_panels(
+            panels,
+            self.run_dir / EVOLUTION_DIR / f"epoch-{epoch + 1:04d}.png",
+            title=f"{self.config.name}: epoch {epoch + 1}, step {self.step}",
+        )
+
+    def _non_finite(self, what: str) -> DemixganError:
+        latest = checkpoints.latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
+        kept = f"the last good checkpoint is {latest.weights_path}" if latest else "none was saved"
+        return DemixganError(
+            f"Training of '{self.config.name}' stopped at step {self.step}: the {what} became "
+            f"NaN or infinite (the GAN diverged); {kept}. Lower the learning rates, try "
+            'train.loss = "hinge" or discriminator.spectral_norm = true, or resume from the '
+            "checkpoint with another seed."
+        )
+
+
+class _no_sync:
+    """Skip DDP's gradient all-reduce for the discriminator during the generator step."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self._context = module.no_sync() if isinstance(module, DistributedDataParallel) else None
+
+    def __enter__(self) -> None:
+        if self._context is not None:
+            self._context.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._context is not None:
+            self._context.__exit__(*exc)
+
+
+def train(
+    config: RunConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Train a run in ``run_dir`` (new, or continued from its latest checkpoint)."""
+    run_dir = Path(run_dir)
+    trainer = Trainer(config, run_dir, device=device)
+    main = trainer.dist.is_main
+    if resume:
+        latest = checkpoints.latest_checkpoint(run_dir / CHECKPOINT_DIR)
+        if latest is not None:
+            trainer.restore(latest)
+    elif main:
+        prepare_new_run(config, run_dir)
+    stats = StatsLog(run_dir / STATS_FILE, resume_step=trainer.step) if main else None
+    board = TensorBoardLog(run_dir) if main else None
+    try:
+        _run_steps(trainer, stats, board, progress and main)
+    finally:
+        for log in (stats, board):
+            if log is not None:
+                log.close()
+        shutdown(trainer.dist)
+    last = checkpoints.latest_checkpoint(run_dir / CHECKPOINT_DIR) if main else None
+    return RunResult(
+        run_dir,
+        trainer.step,
+        trainer.schedule.epoch_of(max(trainer.step - 1, 0)),
+        last.weights_path if last else None,
+    )
+
+
+def _run_steps(
+    trainer: Trainer, stats: StatsLog | None, board: TensorBoardLog | None, progress: bool
+) -> None:
+    from tqdm import tqdm
+
+    config, schedule = trainer.config, trainer.schedule
+    main = trainer.dist.is_main
+    bar = tqdm(
+        total=schedule.total_steps,
+        initial=trainer.step,
+        desc=config.name,
+        unit="step",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    window_start, window_steps = time.perf_counter(), 0
+    while trainer.step < schedule.total_steps:
+        step = trainer.step
+        values = trainer.train_step()
+        window_steps += 1
+        if not all(math.isfinite(v) for v in values.values()):
+            raise trainer._non_finite("losses")
+        bar.update(1)
+        done = trainer.step
+        if done % config.train.log_every == 0 or done == schedule.total_steps:
+            logged = mean_across_processes(
+                torch.tensor(list(values.values())), trainer.dist
+            ).tolist()
+            record = dict(zip(values, logged, strict=True))
+            elapsed = time.perf_counter() - window_start
+            record.update(
+                step=done,
+                epoch=schedule.epoch_of(step) + 1,
+                observations_per_s=window_steps * config.train.batch_size / elapsed,
+            )
+            window_start, window_steps = time.perf_counter(), 0
+            bar.set_postfix(d=f"{record['loss_d']:.3f}", g=f"{record['loss_g']:.3f}")
+            if main:
+                stats.write(record)
+                board.write(done, {k: record[k] for k in values})
+        end_of_epoch = schedule.ends_epoch(step)
+        if main and end_of_epoch and config.train.snapshot_every_epoch:
+            trainer.save_evolution(schedule.epoch_of(step))
+        if main and (
+            done % config.train.checkpoint_every == 0
+            or end_of_epoch
+            or done == schedule.total_steps
+        ):
+            trainer.save_checkpoint()
+    bar.close()

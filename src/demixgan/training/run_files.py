@@ -1,0 +1,76 @@
+"""A run directory: resolved config, JSONL stats, evolution grids, checkpoints, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from demixgan.errors import DemixganError
+from demixgan.io.atomic import check_writable_dir
+from demixgan.training.config import RunConfig, write_resolved_config
+
+CONFIG_FILE = "config.json"
+STATS_FILE = "stats.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+EVOLUTION_DIR = "evolution"
+
+
+def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
+    return Path(root) / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_new_run(config: RunConfig, run_dir: Path) -> Path:
+    """Create the directory of a fresh run and write its resolved config; refuse to mix runs."""
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise DemixganError(
+            f"The run directory '{run_dir}' already exists and is not empty. Continue that run "
+            f"with '--resume {run_dir}', or choose another directory with --run-dir."
+        )
+    check_writable_dir(run_dir, "run directory")
+    write_resolved_config(config, run_dir / CONFIG_FILE)
+    return run_dir
+
+
+class StatsLog:
+    """Append-only JSONL log; on resume, lines past the resumed step are dropped first."""
+
+    def __init__(self, path: Path, *, resume_step: int | None = None) -> None:
+        self.path = path
+        if resume_step is not None and path.exists():
+            kept = [
+                line
+                for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= resume_step
+            ]
+            path.write_text("".join(line + "\n" for line in kept))
+        self._file = path.open("a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, sort_keys=True) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class TensorBoardLog:
+    """TensorBoard scalars when the optional ``tensorboard`` extra is installed; else nothing."""
+
+    def __init__(self, run_dir: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self._writer = None
+        else:
+            self._writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        if self._writer is not None:
+            for key, value in scalars.items():
+                self._writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()

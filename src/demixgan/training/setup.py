@@ -1,0 +1,102 @@
+"""Turn a run configuration into the objects a run needs: model, discriminator, data, device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from demixgan.data.superposition import build_sampler, make_mixtures
+from demixgan.errors import DemixganError
+from demixgan.models.superposition_model import (
+    KnownComponent,
+    LearnedComponent,
+    SuperpositionModel,
+)
+from demixgan.networks.registry import build_discriminator, build_generator
+from demixgan.training.config import RunConfig
+
+#: Seed offset of the fixed training mixtures, apart from the seeds of model init and steps.
+DATA_SEED_OFFSET = 1_000_003
+
+
+def build_model(config: RunConfig) -> SuperpositionModel:
+    """The superposition model of a config; parameters initialised from the global RNG."""
+    components = [
+        LearnedComponent(
+            c.name,
+            build_generator(
+                c.arch, c.latent_dim, hidden=c.hidden, channels=c.channels, norm=c.norm
+            ),
+        )
+        if c.kind == "learned"
+        else KnownComponent(c.name, c.family, c.level)
+        for c in config.components
+    ]
+    return SuperpositionModel(
+        components,
+        coupling=config.model.coupling,
+        coupling_scale=config.model.coupling_scale,
+    )
+
+
+def build_run_discriminator(config: RunConfig) -> nn.Module:
+    d = config.discriminator
+    return build_discriminator(d.arch, channels=d.channels, spectral_norm=d.spectral_norm)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The fixed set of observed training signals (mixtures, or one clean component)."""
+
+    observations: torch.Tensor  # [N, 1, H, W]
+    description: str
+
+
+def load_training_data(config: RunConfig) -> TrainingData:
+    """Build the training observations once, from a seed: a fixed set, as a user would have.
+
+    Each image of the split is used once (paired with one independent draw of the other
+    components), so the learner never sees the same digit under two different corruptions.
+    """
+    data = config.data
+    sampler = build_sampler(
+        data.recipe,
+        level=data.level,
+        split=data.split,
+        digit_source=data.digit_source,
+        binarize=data.binarize,
+        clip=data.clip,
+        data_dir=data.data_dir,
+    )
+    count = sampler.size if data.limit == 0 else min(data.limit, sampler.size)
+    batch = make_mixtures(sampler, count, seed=config.seed + DATA_SEED_OFFSET)
+    if data.observe is None:
+        observations, what = batch.mixtures, f"{data.recipe} mixtures"
+    else:
+        index = sampler.names.index(data.observe)
+        observations, what = batch.components[:, index], f"clean '{data.observe}' of {data.recipe}"
+    if count < config.train.batch_size:
+        raise DemixganError(
+            f"The training data has {count} observations, fewer than one batch of "
+            f"{config.train.batch_size}. Lower train.batch_size or raise data.limit."
+        )
+    level = f" level {sampler.level}" if sampler.level is not None else ""
+    return TrainingData(
+        observations.contiguous(),
+        f"{count} {what}{level} ({data.split} split, {data.digit_source})",
+    )
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto``: CUDA when available, else CPU; anything else must be usable here."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DemixganError(
+            f"Device '{requested}' was requested but CUDA is not available on this machine "
+            "(torch was built without it or no GPU is visible). Use --device cpu or auto."
+        )
+    return device
