@@ -38,6 +38,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     import json
+    import os
     from pathlib import Path
 
     from demixgan.errors import DemixganError
@@ -58,7 +59,15 @@ def run_train(args: argparse.Namespace) -> int:
                 f"Cannot resume from '{run_dir}': it has no {CONFIG_FILE}, so it is not a "
                 "demixgan run directory (or its first write never finished)."
             )
-        config = parse_config(json.loads(config_path.read_text()), name=run_dir.name)
+        try:
+            data = json.loads(config_path.read_text(encoding="utf-8"))
+        except ValueError as exc:  # invalid JSON or not UTF-8
+            raise DemixganError(
+                f"Cannot resume from '{run_dir}': its {CONFIG_FILE} is not valid JSON ({exc}), so "
+                "the run's configuration is lost or was edited by hand. Restore the file, or start "
+                "a new run with --config."
+            ) from None
+        config = parse_config(data, name=run_dir.name)
     else:
         config = load_config(args.config, args.overrides)
         run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
@@ -69,6 +78,8 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
     )
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun, rank 0 alone reports (and writes the run's files)
     print(f"run directory: {result.run_dir}  (step {result.step})")
     if result.checkpoint:
         print(f"latest checkpoint: {result.checkpoint}")

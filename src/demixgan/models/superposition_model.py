@@ -106,7 +106,13 @@ class SuperpositionModel(nn.Module):
         return torch.stack(parts, dim=1)
 
     def forward(
-        self, latents: Mapping[str, torch.Tensor], known: Mapping[str, torch.Tensor] | None = None
-    ) -> torch.Tensor:
-        """The observation A(sum_k c_k)."""
-        return self.operator(self.components(latents, known).sum(dim=1))
+        self,
+        latents: Mapping[str, torch.Tensor],
+        known: Mapping[str, torch.Tensor] | None = None,
+        *,
+        with_components: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The observation A(sum_k c_k), and optionally the components [B, K, 1, H, W]."""
+        parts = self.components(latents, known)
+        observation = self.operator(parts.sum(dim=1))
+        return (observation, parts) if with_components else observation

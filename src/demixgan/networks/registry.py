@@ -32,9 +32,11 @@ def build_generator(
     return ConvGenerator(latent_dim, hidden=hidden, base_channels=channels, **options)
 
 
-def build_discriminator(arch: str, *, channels: int = 64, spectral_norm: bool = False) -> nn.Module:
+def build_discriminator(
+    arch: str, *, channels: int = 64, spectral_norm: bool = False, code_dim: int = 0
+) -> nn.Module:
     if arch not in DISCRIMINATOR_ARCHS:
         raise DemixganError(
             f"Unknown discriminator architecture '{arch}'. Known: {', '.join(DISCRIMINATOR_ARCHS)}."
         )
-    return ConvDiscriminator(channels=channels, use_spectral_norm=spectral_norm)
+    return ConvDiscriminator(channels=channels, use_spectral_norm=spectral_norm, code_dim=code_dim)

@@ -81,6 +81,7 @@ class ComponentConfig:
     norm: str | None = _field(None, choices=("none", "batch"))
     hidden: int = _field(1024, ge=1)
     channels: int = _field(128, ge=2, even=True)
+    mass_weight: float = _field(0.0, ge=0)
     family: str | None = _field(None, choices=tuple(FAMILIES))
     level: int | None = _field(None, ge=MIN_LEVEL, le=MAX_LEVEL)
 
@@ -105,6 +106,8 @@ class DiscriminatorConfig:
 class TrainConfig:
     loss: str = _field("paper", choices=("paper", "hinge"))
     r1_gamma: float = _field(0.0, ge=0)
+    info_weight: float = _field(0.0, ge=0)
+    info_dims: int = _field(4, ge=1)
     batch_size: int = _field(64, ge=1)
     epochs: int = _field(10, ge=1)
     max_steps: int = _field(0, ge=0)

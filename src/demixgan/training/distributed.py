@@ -34,17 +34,21 @@ def init_distributed(device: torch.device) -> Distributed:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Distributed()
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if device.type == "cuda" and device.index is None:
+        torch.cuda.set_device(local_rank)  # one GPU per process: "cuda" is then this rank's GPU
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return Distributed(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
 def mean_across_processes(values: torch.Tensor, info: Distributed) -> torch.Tensor:
     """Average a small tensor over all processes (for logging the global batch's losses)."""
     if info.enabled:
-        values = values.clone()
+        # NCCL reduces CUDA tensors only; the copy also leaves the caller's tensor alone.
+        values = values.to("cuda" if dist.get_backend() == "nccl" else "cpu", copy=True)
         dist.all_reduce(values)
-        values /= info.world_size
+        values = values.cpu() / info.world_size
     return values
 
 

@@ -40,6 +40,7 @@ from demixgan.training.run_files import (
 from demixgan.training.setup import (
     build_model,
     build_run_discriminator,
+    info_code_dims,
     load_training_data,
     resolve_device,
 )
@@ -97,6 +98,10 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = build_model(config).to(self.device)
         self.discriminator = build_run_discriminator(config).to(self.device)
+        self.code_dims = info_code_dims(config)
+        self.mass_weights = {
+            k: c.mass_weight for k, c in enumerate(config.components) if c.mass_weight > 0
+        }
         self.data = load_training_data(config)
         self.schedule = _Schedule.of(config, self.data.observations.shape[0])
         train = config.train
@@ -124,7 +129,8 @@ class Trainer:
             "config": config_to_dict(self.config),
             "components": self.component_summary(),
             "training_data": self.data.description,
-            "epoch": self.schedule.epoch_of(max(self.step - 1, 0)),
+            # 1-based, as in stats.jsonl and evolution/epoch-NNNN.png: the epoch of the last step
+            "epoch": self.schedule.epoch_of(max(self.step - 1, 0)) + 1,
             "demixgan_version": __version__,
         }
 
@@ -165,7 +171,8 @@ class Trainer:
         index = self._epoch_order[1][start : start + batch][self.dist.local_slice(batch)]
         return self.data.observations[index].to(self.device)
 
-    def _fake_batch(self, generator: torch.Generator) -> torch.Tensor:
+    def _fake_batch(self, generator: torch.Generator):
+        """A fake batch and, with the info term on, the latent codes D should recover from it."""
         batch, local = (
             self.config.train.batch_size,
             self.dist.local_slice(self.config.train.batch_size),
@@ -174,19 +181,42 @@ class Trainer:
         known = self.model.sample_known(batch, generator)
         latents = {k: v[local].to(self.device) for k, v in latents.items()}
         known = {k: v[local].to(self.device) for k, v in known.items()}
-        return self._model_ddp(latents, known)
+        codes = (
+            torch.cat([latents[name][:, :dims] for name, dims in self.code_dims.items()], dim=1)
+            if self.code_dims
+            else None
+        )
+        fake, parts = self._model_ddp(latents, known, with_components=True)
+        return fake, parts, codes
+
+    def _mass_penalty(self, parts: torch.Tensor):
+        """Per-component L1 price on output mass: with a free low-capacity component beside a
+        priced high-capacity one, whatever the small one can draw moves into it."""
+        return sum(
+            (weight * parts[:, k].mean() for k, weight in self.mass_weights.items()),
+            start=torch.zeros((), device=parts.device),
+        )
+
+    def _info_loss(self, predicted: torch.Tensor | None, codes: torch.Tensor | None):
+        """InfoGAN-style latent recovery: every learned component must leave its latent visible
+        in the sum, so no generator can fall silent while another draws the whole mixture."""
+        if codes is None:
+            return 0.0
+        return self.config.train.info_weight * (predicted - codes).pow(2).mean()
 
     def train_step(self) -> dict[str, float]:
         train = self.config.train
         generator = derived_generator(self.config.seed, self.step)
         real = self._real_batch(self.step)
         for _ in range(train.d_steps):
-            fake = self._fake_batch(generator)
+            fake, parts, codes = self._fake_batch(generator)
             if train.r1_gamma > 0:
                 real.requires_grad_(True)
-            logits = self._disc_ddp(torch.cat([real, fake.detach()]))
+            logits, predicted = self._disc_ddp(torch.cat([real, fake.detach()]))
             real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0] :]
             loss_d = discriminator_loss(train.loss, real_logits, fake_logits)
+            if codes is not None:
+                loss_d = loss_d + self._info_loss(predicted[real.shape[0] :], codes)
             if train.r1_gamma > 0:
                 loss_d = loss_d + 0.5 * train.r1_gamma * r1_penalty(real_logits, real)
                 real = real.detach()
@@ -195,7 +225,10 @@ class Trainer:
             self.opt_d.step()
         # The generator step reuses the last fake batch, scored by the updated discriminator.
         with _no_sync(self._disc_ddp):
-            loss_g = generator_loss(train.loss, self._disc_ddp(fake))
+            fake_logits_g, predicted = self._disc_ddp(fake)
+            loss_g = generator_loss(train.loss, fake_logits_g) + self._info_loss(predicted, codes)
+        if self.mass_weights:
+            loss_g = loss_g + self._mass_penalty(parts)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -251,8 +284,8 @@ class Trainer:
         return DemixganError(
             f"Training of '{self.config.name}' stopped at step {self.step}: the {what} became "
             f"NaN or infinite (the GAN diverged); {kept}. Lower the learning rates, try "
-            'train.loss = "hinge" or discriminator.spectral_norm = true, or resume from the '
-            "checkpoint with another seed."
+            'train.loss = "hinge" or discriminator.spectral_norm = true in a new run '
+            "(--config ... --set KEY=VALUE)."
         )
 
 

@@ -41,9 +41,25 @@ def build_model(config: RunConfig) -> SuperpositionModel:
     )
 
 
+def info_code_dims(config: RunConfig) -> dict[str, int]:
+    """Leading latent dimensions per learned component that the info term asks D to recover."""
+    if config.train.info_weight == 0:
+        return {}
+    return {
+        c.name: min(config.train.info_dims, c.latent_dim)
+        for c in config.components
+        if c.kind == "learned"
+    }
+
+
 def build_run_discriminator(config: RunConfig) -> nn.Module:
     d = config.discriminator
-    return build_discriminator(d.arch, channels=d.channels, spectral_norm=d.spectral_norm)
+    return build_discriminator(
+        d.arch,
+        channels=d.channels,
+        spectral_norm=d.spectral_norm,
+        code_dim=sum(info_code_dims(config).values()),
+    )
 
 
 @dataclass(frozen=True)

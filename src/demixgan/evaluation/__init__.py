@@ -1,0 +1,1 @@
+"""Evaluation: separation metrics with permutation matching, baselines, classifiers."""

@@ -1,0 +1,1 @@
+"""Inference: recover components from observations by fitting the latents of trained generators."""
