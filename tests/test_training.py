@@ -281,6 +281,21 @@ def test_run_directory_holds_what_a_user_relies_on(resumed_runs):
         assert load_resume_state(checkpoint)["step"] == checkpoint.step
 
 
+@pytest.mark.parametrize("name", ["A", "B"])
+def test_tensorboard_gets_the_logged_losses(resumed_runs, name):
+    """Run B was killed and resumed: the events its first life logged past the checkpoint are
+    purged, so TensorBoard shows each step once, with the uninterrupted run's values."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(resumed_runs["dirs"][name] / "tensorboard"))
+    events.Reload()
+    logged = {record["step"]: record["loss_d"] for record in _stats(resumed_runs["dirs"]["A"])}
+    steps = [event.step for event in events.Scalars("loss_d")]
+    scalars = {event.step: event.value for event in events.Scalars("loss_d")}
+    assert sorted(steps) == sorted(logged)
+    assert all(math.isclose(scalars[s], logged[s], rel_tol=1e-6) for s in logged)
+
+
 # -- 2. divergence -----------------------------------------------------------------------
 
 NAN_FROM_STEP = 12  # after the checkpoint of step 10, before the epoch ends at step 16

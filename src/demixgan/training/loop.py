@@ -323,7 +323,7 @@ def train(
     elif main:
         prepare_new_run(config, run_dir)
     stats = StatsLog(run_dir / STATS_FILE, resume_step=trainer.step) if main else None
-    board = TensorBoardLog(run_dir) if main else None
+    board = TensorBoardLog(run_dir, resume_step=trainer.step if resume else None) if main else None
     try:
         _run_steps(trainer, stats, board, progress and main)
     finally:

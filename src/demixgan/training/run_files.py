@@ -58,13 +58,15 @@ class StatsLog:
 class TensorBoardLog:
     """TensorBoard scalars when the optional ``tensorboard`` extra is installed; else nothing."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, *, resume_step: int | None = None) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             self._writer = None
         else:
-            self._writer = SummaryWriter(str(run_dir / "tensorboard"))
+            # On resume, events logged after the checkpoint by the killed run are discarded.
+            purge = resume_step + 1 if resume_step is not None else None
+            self._writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         if self._writer is not None:
