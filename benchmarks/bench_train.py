@@ -49,10 +49,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from demixgan.data.superposition import build_sampler
 from demixgan.training import loop
 from demixgan.training.config import RunConfig, load_config
 from demixgan.training.run_files import STATS_FILE
+from demixgan.training.setup import training_sampler
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demix-digit-sines.toml"
 TARGET_END_TO_END = 0.90
@@ -430,17 +430,8 @@ def main() -> None:
     config = load_config(args.config)
     if args.freeze_d_in_g_step and config.train.r1_gamma > 0:
         parser.error("--freeze-d-in-g-step assumes train.r1_gamma = 0 (R1 needs grad on real)")
-    batch, data = config.train.batch_size, config.data
-    sampler = build_sampler(
-        data.recipe,
-        level=data.level,
-        split=data.split,
-        digit_source=data.digit_source,
-        binarize=data.binarize,
-        clip=data.clip,
-        data_dir=data.data_dir,
-    )
-    count = sampler.size if data.limit == 0 else min(data.limit, sampler.size)
+    batch = config.train.batch_size
+    sampler, count = training_sampler(config)
     steps_per_epoch = loop._Schedule.of(config, count).steps_per_epoch
     steps = args.steps or (3 * steps_per_epoch if 3 * steps_per_epoch <= 600 else steps_per_epoch)
     if steps <= args.warmup:
@@ -524,7 +515,7 @@ def main() -> None:
         ("FLOPs per step (FlopCounterMode)", f"{counted / 1e9:.3f} GFLOP"),
         ("FLOPs per step (analytic, layer shapes)", f"{analytic.total / 1e9:.3f} GFLOP"),
         (
-            f"batch draw: `sampler.sample({batch}, g)` ({data.recipe}), median",
+            f"batch draw: `sampler.sample({batch}, g)` ({config.data.recipe}), median",
             f"{chosen.draw_ms:.3f} ms",
         ),
         ("batch draw in the loop: index of the fixed set, median", f"{real_ms:.3f} ms"),

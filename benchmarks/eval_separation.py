@@ -12,8 +12,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from demixgan.data.superposition import build_sampler, make_mixtures
 from demixgan.evaluation.metrics import match_components, psnr
 from demixgan.inference.loading import load_model
@@ -59,5 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(torch.get_num_threads())
     main()

@@ -429,3 +429,12 @@ def test_docs_list_every_key_and_config_file():
                 assert f"| {section} | `{spec.name}` |" in docs, (section, spec.name)
     for path in CONFIG_FILES:
         assert f"`{path.name}`" in docs
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "configs" / "research").glob("*.toml")), ids=lambda p: p.stem
+)
+def test_research_configs_behind_documented_attempts_load(path):
+    config = load_config(path)
+    assert config.name == path.stem
+    assert len(learned_components(config)) == 2

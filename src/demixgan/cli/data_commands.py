@@ -64,6 +64,8 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from demixgan.data.superposition import build_sampler, make_mixtures
     from demixgan.errors import DemixganError
     from demixgan.io.atomic import check_writable_dir
@@ -73,8 +75,6 @@ def run_show(args: argparse.Namespace) -> int:
         raise DemixganError(f"-n must be between 1 and 1024 mixtures, got {args.n}.")
     if not args.output.lower().endswith(".png"):
         raise DemixganError(f"The output '{args.output}' must be a .png file.")
-    from pathlib import Path
-
     check_writable_dir(Path(args.output).resolve().parent)
     sampler = build_sampler(
         args.recipe,

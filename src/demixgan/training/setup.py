@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from demixgan.data.superposition import build_sampler, make_mixtures
+from demixgan.data.superposition import MixtureSampler, build_sampler, make_mixtures
 from demixgan.errors import DemixganError
 from demixgan.models.superposition_model import (
     KnownComponent,
@@ -70,12 +70,8 @@ class TrainingData:
     description: str
 
 
-def load_training_data(config: RunConfig) -> TrainingData:
-    """Build the training observations once, from a seed: a fixed set, as a user would have.
-
-    Each image of the split is used once (paired with one independent draw of the other
-    components), so the learner never sees the same digit under two different corruptions.
-    """
+def training_sampler(config: RunConfig) -> tuple[MixtureSampler, int]:
+    """The sampler of a run's data and how many training observations it yields."""
     data = config.data
     sampler = build_sampler(
         data.recipe,
@@ -86,7 +82,17 @@ def load_training_data(config: RunConfig) -> TrainingData:
         clip=data.clip,
         data_dir=data.data_dir,
     )
-    count = sampler.size if data.limit == 0 else min(data.limit, sampler.size)
+    return sampler, sampler.size if data.limit == 0 else min(data.limit, sampler.size)
+
+
+def load_training_data(config: RunConfig) -> TrainingData:
+    """Build the training observations once, from a seed: a fixed set, as a user would have.
+
+    Each image of the split is used once (paired with one independent draw of the other
+    components), so the learner never sees the same digit under two different corruptions.
+    """
+    data = config.data
+    sampler, count = training_sampler(config)
     batch = make_mixtures(sampler, count, seed=config.seed + DATA_SEED_OFFSET)
     if data.observe is None:
         observations, what = batch.mixtures, f"{data.recipe} mixtures"
