@@ -77,3 +77,28 @@ def write_idx():
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> dict[str, Path]:
+    """Small real runs trained once per session: a denoising-GAN and a demixing-GAN (seconds)."""
+    from demixgan.training.config import load_config
+    from demixgan.training.loop import train
+
+    root = tmp_path_factory.mktemp("tiny-runs")
+    tiny = ["train.max_steps=40", "train.checkpoint_every=40"]
+    denoise = load_config(
+        REPO / "configs/tiny-demix.toml",
+        [
+            *tiny,
+            "components.sines.kind=known",
+            "components.sines.family=sines",
+            "components.sines.level=1",
+        ],
+    )
+    return {
+        "demix": train(
+            load_config(REPO / "configs/tiny-demix.toml", tiny), root / "demix", progress=False
+        ).run_dir,
+        "denoise": train(denoise, root / "denoise", progress=False).run_dir,
+    }

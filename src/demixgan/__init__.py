@@ -8,4 +8,15 @@ Submodules are imported lazily so that ``import demixgan`` stays fast.
 from demixgan.errors import DemixganError
 
 __version__ = "0.1.0"
-__all__ = ["DemixganError", "__version__"]
+__all__ = ["DemixganError", "__version__", "load"]
+
+
+def load(path):
+    """Load a trained checkpoint or run directory for inference: ``load(p).demix(y)``.
+
+    Returns a :class:`demixgan.inference.api.TrainedModel` (imported here, on first use, so that
+    ``import demixgan`` does not import torch).
+    """
+    from demixgan.inference.api import load as load_trained
+
+    return load_trained(path)

@@ -12,7 +12,13 @@ import sys
 from collections.abc import Sequence
 
 from demixgan import __version__
-from demixgan.cli import data_commands, train_commands
+from demixgan.cli import (
+    classifier_commands,
+    data_commands,
+    demo_commands,
+    inference_commands,
+    train_commands,
+)
 from demixgan.errors import DemixganError
 
 EXIT_USER_ERROR = 2
@@ -29,8 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"demixgan {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    demo_commands.register(commands)
     data_commands.register(commands)
     train_commands.register(commands)
+    classifier_commands.register(commands)
+    inference_commands.register(commands)
     return parser
 
 

@@ -42,7 +42,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from demixgan.data import idx
 from demixgan.data.catalog import (
@@ -63,13 +62,13 @@ from demixgan.data.download import (
     download_files,
 )
 from demixgan.errors import DemixganError
+from demixgan.io.images import read_npy, read_png
 
 SOURCES: tuple[str, ...] = ("mnist", "fashion-mnist", "mnist-embedded", "folder")
 SPLITS = ("train", "test")
 DATA_ENV = "DEMIXGAN_DATA"
 SPLIT_SEED = 5270  # seeds the per-class train/test split of mnist-embedded and folder sources
 TEST_FRACTION = 0.2
-PNG_SCALES = {"L": 255.0, "I;16": 65535.0, "1": 1.0}
 _Arrays = tuple[np.ndarray, np.ndarray]  # images [N, H, W] (uint8 or float32), labels [N]
 
 
@@ -665,7 +664,7 @@ def _size(shape: tuple[int, ...]) -> str:
 
 def _read_image_file(path: Path) -> np.ndarray:
     """One file as float32 [n, H, W] in [0, 1]."""
-    stack = _read_png(path) if path.suffix.lower() == ".png" else _read_npy(path)
+    stack = read_png(path) if path.suffix.lower() == ".png" else _read_npy(path)
     if stack.shape[0] == 0 or 0 in stack.shape[1:]:
         raise DemixganError(
             f"The array file {path} has shape {stack.shape} and holds no image; remove it."
@@ -673,33 +672,8 @@ def _read_image_file(path: Path) -> np.ndarray:
     return stack
 
 
-def _read_png(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode, pixels = image.mode, np.asarray(image)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DemixganError(
-            f"Cannot read the image {path} ({exc}); it is corrupt or not a PNG. Replace or "
-            f"remove it."
-        ) from exc
-    if mode not in PNG_SCALES:
-        raise DemixganError(
-            f"The image {path} has mode {mode}, but the folder source reads grayscale PNGs only "
-            f"(modes {', '.join(PNG_SCALES)}); convert it, e.g. with Pillow: "
-            f"Image.open(path).convert('L').save(path)."
-        )
-    return (pixels.astype(np.float32) / PNG_SCALES[mode])[None]
-
-
 def _read_npy(path: Path) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DemixganError(
-            f"Cannot read the array file {path} ({exc}); it is corrupt or not a .npy file "
-            f"written by numpy.save. Replace or remove it."
-        ) from exc
+    array = read_npy(path)
     if array.ndim == 4 and array.shape[1] == 1:
         array = array[:, 0]
     elif array.ndim == 2:

@@ -14,10 +14,12 @@ from demixgan.training.setup import build_model
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A run directory means its latest complete checkpoint; a file is taken as given."""
+    """A run directory (or a directory of exported checkpoints) means its latest complete
+    checkpoint; a file is taken as given."""
     path = Path(path)
     if path.is_dir():
-        latest = checkpoints.latest_checkpoint(path / CHECKPOINT_DIR)
+        folder = path / CHECKPOINT_DIR if (path / CHECKPOINT_DIR).is_dir() else path
+        latest = checkpoints.latest_checkpoint(folder)
         if latest is None:
             raise DemixganError(
                 f"'{path}' holds no complete checkpoint (looked in {path / CHECKPOINT_DIR}). "
@@ -30,9 +32,35 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 def load_model(path: str | os.PathLike) -> tuple[SuperpositionModel, RunConfig]:
     """Rebuild the model a checkpoint was trained with and load its weights (CPU)."""
     weights, sidecar = checkpoints.load_weights(resolve_checkpoint(path))
-    if "config" not in sidecar:
-        raise DemixganError(f"The checkpoint '{path}' records no run configuration.")
+    if sidecar.get("kind", "gan-run") != "gan-run" or "config" not in sidecar:
+        raise DemixganError(
+            f"The checkpoint '{path}' is a {sidecar.get('kind', 'untyped')} checkpoint, not a "
+            "trained GAN run (it records no run configuration). Pass a run directory of "
+            "'demixgan train' or one of its .safetensors checkpoints."
+        )
     config = parse_config(sidecar["config"], name=sidecar["config"].get("name", "run"))
     model = build_model(config)
     model.load_state_dict(weights["model"])
     return model, config
+
+
+def export_generators(
+    path: str | os.PathLike, directory: str | os.PathLike, *, half: bool = False
+) -> Path:
+    """Write the model of a checkpoint alone (no discriminator, no optimiser) into ``directory``.
+
+    What inference needs, small enough to ship: ``half`` stores float16 weights (loading casts
+    them back to float32). The sidecar keeps the configuration and the training metadata.
+    """
+    import copy
+
+    sidecar = checkpoints.read_sidecar(resolve_checkpoint(path))
+    model, _ = load_model(path)
+    model = copy.deepcopy(model).half() if half else model
+    keep = ("kind", "config", "components", "training_data", "epoch", "demixgan_version")
+    metadata = {key: sidecar[key] for key in keep if key in sidecar}
+    metadata["exported_from"] = {"step": sidecar["step"], "float16": half}
+    saved = checkpoints.save_checkpoint(
+        directory, sidecar["step"], {"model": model}, metadata, None, keep_last=1
+    )
+    return saved.weights_path

@@ -67,3 +67,142 @@ class ConvGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.body(z)
+
+
+def _plane_wave_basis(size: int, max_frequency: float, spacing: float) -> torch.Tensor:
+    """Real plane waves cos/sin(2 pi (u x + v y)) with |(u, v)| <= max_frequency cycles per image.
+
+    Frequencies lie on a grid of ``spacing`` cycles per image in a half plane (the other half
+    repeats them). Each row has unit root-mean-square over the image, so no coefficient starts
+    out louder than another. Returns [n_basis, size * size].
+    """
+    steps = int(max_frequency / spacing)
+    grid = torch.arange(-steps, steps + 1, dtype=torch.float64) * spacing
+    u, v = torch.meshgrid(grid, grid, indexing="ij")
+    u, v = u.flatten(), v.flatten()
+    keep = (u.square() + v.square() <= max_frequency**2) & ((v > 0) | ((v == 0) & (u >= 0)))
+    u, v = u[keep], v[keep]
+    coords = torch.arange(size, dtype=torch.float64) / size
+    x, y = torch.meshgrid(coords, coords, indexing="xy")
+    phase = 2 * torch.pi * (u[:, None] * x.flatten() + v[:, None] * y.flatten())
+    is_dc = (u == 0) & (v == 0)
+    basis = torch.cat((phase.cos(), phase[~is_dc].sin()))  # sin of the zero frequency is 0
+    basis /= basis.square().mean(dim=1, keepdim=True).sqrt()
+    return basis.float()
+
+
+class LowpassGenerator(nn.Module):
+    """FC -> FC -> coefficients of a fixed band-limited basis: only smooth images.
+
+    A research architecture for the demixing split, not the paper's: a generator that cannot
+    draw sharp strokes cannot take a digit away from a convolutional generator, while it draws
+    smooth textures (the ``waves`` family is band-limited to 4 cycles per image) exactly. The
+    output is the band-limited field itself, without a squashing nonlinearity: a sigmoid would
+    turn smooth waves into saturated stripes.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        *,
+        hidden: int = 256,
+        norm: str = "batch",
+        max_frequency: float = 5.0,
+        spacing: float = 0.5,
+        size: int = 28,
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.size = size
+        self.register_buffer(
+            "basis", _plane_wave_basis(size, max_frequency, spacing), persistent=False
+        )
+        self.body = nn.Sequential(
+            nn.Linear(latent_dim, hidden),
+            _norm(norm, hidden, spatial=False),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            _norm(norm, hidden, spatial=False),
+            nn.ReLU(),
+            nn.Linear(hidden, self.basis.shape[0]),
+        )
+        _init_normal(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (self.body(z) @ self.basis).view(-1, 1, self.size, self.size)
+
+
+class CurveGenerator(nn.Module):
+    """FC -> FC -> one smooth curve row = h(column) across the image, drawn as a thin stroke.
+
+    A research architecture for the demixing split, not the paper's: its images are graphs of
+    band-limited functions (up to ``max_frequency`` cycles per image, on a grid of ``spacing``)
+    stroked with a learned cross-section, so it can draw pen-stroke curves that span the image
+    but not a digit. What it learns from mixtures is the distribution of the curves (heights,
+    frequencies, phases) and the stroke profile; it does not know the sampler of the data.
+    The stroke follows the exact distance to the curve's polyline (two vertices per column), so
+    steep flanks stay as thin as flat ones.
+    """
+
+    #: Distances (pixels) where the stroke profile is learned; it is zero beyond the last.
+    PROFILE_KNOTS = 8
+    PROFILE_STEP = 0.5
+    #: Polyline vertices per pixel column.
+    VERTICES_PER_PIXEL = 2
+
+    def __init__(
+        self,
+        latent_dim: int,
+        *,
+        hidden: int = 256,
+        norm: str = "batch",
+        max_frequency: float = 4.0,
+        spacing: float = 0.5,
+        size: int = 28,
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.size = size
+        reach = int(self.PROFILE_KNOTS * self.PROFILE_STEP)  # no stroke reaches farther
+        step = 1 / self.VERTICES_PER_PIXEL
+        xs = torch.arange(-reach, size - 1 + reach + step / 2, step, dtype=torch.float64)
+        freqs = torch.arange(0.0, max_frequency + spacing / 2, spacing, dtype=torch.float64)
+        phase = 2 * torch.pi * freqs[:, None] * xs / size  # [n_freq, n_vertices]
+        # Height in pixels per unit coefficient: a quarter of the image.
+        basis = torch.cat((phase.cos(), phase[1:].sin())) * (size / 4)
+        self.register_buffer("basis", basis.float(), persistent=False)
+        self.window = 2 * reach * self.VERTICES_PER_PIXEL + 1  # vertices near one column
+        offsets = torch.arange(self.window, dtype=torch.float32) * step - reach
+        self.register_buffer("offsets", offsets, persistent=False)
+        self.register_buffer("rows", torch.arange(size, dtype=torch.float32), persistent=False)
+        # Starts as a thin fading stroke: 0.5 on the curve, ~0 four knots out.
+        self.profile_logits = nn.Parameter(torch.linspace(0.0, -12.0, self.PROFILE_KNOTS))
+        self.body = nn.Sequential(
+            nn.Linear(latent_dim, hidden),
+            _norm(norm, hidden, spatial=False),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            _norm(norm, hidden, spatial=False),
+            nn.ReLU(),
+            nn.Linear(hidden, basis.shape[0]),
+        )
+        _init_normal(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        height = self.body(z) @ self.basis + (self.size - 1) / 2  # [B, V] pixels, mid-image
+        # Vertices within reach of each column, relative to each pixel: [B, H, W, window].
+        near = height.unfold(1, self.window, self.VERTICES_PER_PIXEL)[:, None]
+        ay = near[..., :-1] - self.rows[:, None, None]
+        dy = near[..., 1:] - near[..., :-1]
+        ax, dx = self.offsets[:-1], self.offsets[1:] - self.offsets[:-1]
+        t = (-(ax * dx + ay * dy) / (dx.square() + dy.square())).clamp(0.0, 1.0)
+        dist = ((ax + t * dx).square() + (ay + t * dy).square() + 1e-8).sqrt().amin(dim=-1)
+        return self._stroke(dist).unsqueeze(1)
+
+    def _stroke(self, dist: torch.Tensor) -> torch.Tensor:
+        """Piecewise-linear learned profile in [0, 1] over the knots, zero beyond the last."""
+        values = torch.cat((torch.sigmoid(self.profile_logits), self.profile_logits.new_zeros(1)))
+        position = (dist / self.PROFILE_STEP).clamp(max=self.PROFILE_KNOTS)
+        left = position.floor().long().clamp(max=self.PROFILE_KNOTS - 1)
+        frac = position - left
+        return values[left] * (1 - frac) + values[left + 1] * frac

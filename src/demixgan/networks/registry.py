@@ -8,20 +8,25 @@ from torch import nn
 
 from demixgan.errors import DemixganError
 from demixgan.networks.discriminators import ConvDiscriminator
-from demixgan.networks.generators import ConvGenerator
+from demixgan.networks.generators import ConvGenerator, CurveGenerator, LowpassGenerator
 
 #: Generator architectures and their fixed options; ``norm`` may be overridden per component.
 GENERATOR_ARCHS: dict[str, dict[str, Any]] = {
     "dcgan": {"kernel": 5, "norm": "none"},  # the paper's MNIST generator, z in R^100
     "infogan": {"kernel": 4, "norm": "batch"},  # the paper's Fashion-MNIST generator, z in R^62
+    "lowpass": {"norm": "batch"},  # research: band-limited images only (docs/networks.md)
+    "curve": {"norm": "batch"},  # research: one smooth pen-stroke curve (docs/networks.md)
 }
 DISCRIMINATOR_ARCHS = ("dcgan",)
 
 
 def build_generator(
     arch: str, latent_dim: int, *, hidden: int = 1024, channels: int = 128, norm: str | None = None
-) -> ConvGenerator:
-    """Build a generator from the options a config or checkpoint sidecar records."""
+) -> nn.Module:
+    """Build a generator from the options a config or checkpoint sidecar records.
+
+    ``channels`` sizes the convolutional generators; the ``lowpass`` one has no channels.
+    """
     if arch not in GENERATOR_ARCHS:
         raise DemixganError(
             f"Unknown generator architecture '{arch}'. Known: {', '.join(GENERATOR_ARCHS)}."
@@ -29,6 +34,9 @@ def build_generator(
     options = dict(GENERATOR_ARCHS[arch])
     if norm is not None:
         options["norm"] = norm
+    if arch in ("lowpass", "curve"):
+        structured = LowpassGenerator if arch == "lowpass" else CurveGenerator
+        return structured(latent_dim, hidden=hidden, **options)
     return ConvGenerator(latent_dim, hidden=hidden, base_channels=channels, **options)
 
 

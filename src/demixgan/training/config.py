@@ -76,7 +76,7 @@ class ComponentConfig:
 
     name: str = _field(pattern=_COMPONENT_NAME)
     kind: str = _field(choices=("learned", "known"))
-    arch: str = _field("dcgan", choices=("dcgan", "infogan"))
+    arch: str = _field("dcgan", choices=("dcgan", "infogan", "lowpass", "curve"))
     latent_dim: int = _field(100, ge=1)
     norm: str | None = _field(None, choices=("none", "batch"))
     hidden: int = _field(1024, ge=1)

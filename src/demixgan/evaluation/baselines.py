@@ -1,0 +1,102 @@
+"""Classical baselines: FastICA demixing of single mixtures and LASSO compressive recovery.
+
+Both only need the observations, like the GAN methods they are compared with; the setups, the
+figures they reach and the paper's numbers are in docs/baselines.md.
+
+>>> y = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+>>> parts = ica_demix(y)
+>>> tuple(parts.shape), bool(torch.allclose(parts.sum(1), y, atol=1e-5))
+((3, 2, 1, 28, 28), True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
+
+#: Side of the square patches that ``ica_demix`` takes as observations of one mixture.
+ICA_PATCH = 5
+
+
+def ica_contributions(observations: np.ndarray, n_components: int, seed: int = 0) -> np.ndarray:
+    """Each independent source's share of the centred observations [P, d]: [n_components, P, d].
+
+    FastICA finds sources only up to scale and sign; the product of a source with its column of
+    the mixing matrix (its back-projection onto the observations) is free of both, so it needs no
+    further fit, and sources are left at whatever variance FastICA gives them. The shares sum to
+    a rank-``n_components`` approximation of the centred observations. Where those have lower
+    rank (a blank image) there are not that many sources to find, and where FastICA collapses to
+    a zero unmixing matrix (seen with few observations) it found none: the shares are zero.
+    """
+    from sklearn.decomposition import FastICA
+
+    centred = observations - observations.mean(0)
+    if np.linalg.matrix_rank(centred.T @ centred) < n_components:
+        return np.zeros((n_components, *observations.shape))
+    ica = FastICA(n_components, whiten="arbitrary-variance", random_state=seed)
+    sources = ica.fit_transform(observations)
+    return np.einsum("pk,dk->kpd", sources, ica.mixing_)
+
+
+def ica_demix(
+    mixtures: torch.Tensor, n_components: int = 2, seed: int = 0, patch: int = ICA_PATCH
+) -> torch.Tensor:
+    """Split each mixture [N, C, H, W] into ``n_components`` images [N, n_components, C, H, W].
+
+    Single-channel ICA: one image is a single observation, so the observations of the sources
+    are its overlapping ``patch`` x ``patch`` patches (stride 1), each a linear mixture of
+    ``n_components`` independent sources. A source's image is its back-projected share of every
+    patch (``ica_contributions``), averaged where patches overlap. The rest of the mixture (the
+    mean patch and what the sources leave unexplained) is split equally, so the components sum
+    exactly to the mixture, as the true ones do; no clamping to [0, 1], which would break that.
+    Every mixture is separated on its own with the same ``seed``: a result does not depend on
+    the rest of the batch. The paper does not say how it applied ICA; docs/baselines.md
+    compares this setup with others.
+    """
+    if not 1 <= n_components <= mixtures.shape[1] * patch * patch:
+        raise ValueError(f"n_components must be in [1, C * patch^2], got {n_components}")
+    # Each fit is tiny (patch^2 columns): BLAS threads only cost time, much of it when busy.
+    with threadpool_limits(limits=1, user_api="blas"):
+        shares = [_image_shares(image, n_components, seed, patch) for image in mixtures]
+    shares = torch.stack(shares).to(mixtures)
+    remainder = mixtures - shares.sum(1)
+    return shares + (remainder / n_components).unsqueeze(1)
+
+
+def _image_shares(image: torch.Tensor, n_components: int, seed: int, patch: int) -> torch.Tensor:
+    """ICA shares of one image [C, H, W] as images [n_components, C, H, W] (float64)."""
+    size = tuple(image.shape[-2:])
+    patches = F.unfold(image[None].detach().cpu().double(), patch)[0].T  # [P, C * patch^2]
+    parts = ica_contributions(patches.numpy(), n_components, seed)
+    columns = torch.from_numpy(parts).transpose(1, 2)  # [n_components, C * patch^2, P]
+    overlaps = F.fold(torch.ones_like(columns[:1]), size, patch)
+    return F.fold(columns, size, patch) / overlaps
+
+
+def lasso_recover(
+    measurements: torch.Tensor, matrix: torch.Tensor, alpha: float = 0.1
+) -> torch.Tensor:
+    """LASSO in the pixel basis: x_hat = argmin_x 1/2 ||y - A x||^2 + alpha ||x||_1 per row y.
+
+    ``measurements`` [N, m], ``matrix`` A [m, p] (y = A x, no offset); returns [N, p], unclipped
+    (Bora et al. clip images to [0, 1] afterwards: ``.clamp(0, 1)``). scikit-learn minimises
+    1/(2m) ||y - A x||^2 + a ||x||_1, so it is given a = alpha / m. With A of N(0, 1/m) entries,
+    as in Bora et al.'s "Compressed sensing using generative models" and ``GaussianOperator``,
+    alpha = 0.1 is their lambda = 0.1: their code measures with the N(0, 1) matrix sqrt(m) A and
+    passes a = 0.1 to scikit-learn, which is the same objective. One fit solves all N rows (one
+    coordinate descent per row on a shared precomputed Gram matrix).
+    """
+    from sklearn.linear_model import Lasso
+
+    m = matrix.shape[0]
+    lasso = Lasso(alpha=alpha / m, fit_intercept=False, precompute=True)
+    lasso.fit(_numpy(matrix), _numpy(measurements).T)
+    coef = torch.from_numpy(lasso.coef_).reshape(len(measurements), matrix.shape[1])
+    return coef.to(measurements)
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    """float64 on the CPU: scikit-learn's precision, wherever the tensor lives."""
+    return tensor.detach().cpu().double().numpy()

@@ -1,0 +1,1 @@
+"""Experiments and demos: runs that train, separate and report in one command."""

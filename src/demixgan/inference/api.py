@@ -1,0 +1,232 @@
+"""The Python API over a trained checkpoint: ``load(path).demix(y)``, ``.denoise(u)``, ``.recover``.
+
+A loaded model is the same superposition model the run trained; each task only picks the
+operator and checks that the model has the components the task needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from demixgan.errors import DemixganError
+from demixgan.inference.loading import load_model, resolve_checkpoint
+from demixgan.inference.solver import UPDATES, LatentFit, fit_latents
+from demixgan.models.operators import GaussianOperator
+from demixgan.models.superposition_model import SuperpositionModel
+from demixgan.training.config import RunConfig
+
+#: File beside a checkpoint (or in a run directory) that names its generators for users.
+NAMES_FILE = "component-names.json"
+IMAGE_SIZE = 28
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Latent-fit budget; the defaults are the paper's (Adam lr 0.01, 10 restarts)."""
+
+    iterations: int = 500
+    restarts: int = 10
+    lr: float = 0.01
+    latent_weight: float = 0.0
+    update: str = "joint"
+    tolerance: float = 0.0
+    smoothing: float = 0.0
+    seed: int = 0
+    chunk: int = 4096
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.iterations < 0:
+            problems.append(f"iterations must be >= 0 (got {self.iterations})")
+        if self.restarts < 1:
+            problems.append(f"restarts must be >= 1 (got {self.restarts})")
+        if not self.lr > 0:
+            problems.append(f"the learning rate must be > 0 (got {self.lr})")
+        if not self.latent_weight >= 0:
+            problems.append(f"the latent weight lambda must be >= 0 (got {self.latent_weight})")
+        if self.update not in UPDATES:
+            problems.append(f"update must be one of {', '.join(UPDATES)} (got {self.update!r})")
+        if not self.smoothing >= 0:
+            problems.append(f"smoothing must be >= 0 pixels (got {self.smoothing})")
+        if self.chunk < 1:
+            problems.append(f"chunk must be >= 1 (got {self.chunk})")
+        if problems:
+            raise DemixganError("Invalid latent-fit options: " + "; ".join(problems) + ".")
+
+
+@dataclass
+class TrainedModel:
+    """A trained superposition model with the names users gave its generators."""
+
+    model: SuperpositionModel
+    config: RunConfig
+    checkpoint: Path
+    names: dict[str, str] = field(default_factory=dict)  # generator name -> user's name
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        """Names of the learned components, in output order (user's names where given)."""
+        return tuple(self.names.get(name, name) for name in self.model.learned)
+
+    def denoise(
+        self, observations: torch.Tensor, options: FitOptions | None = None
+    ) -> torch.Tensor:
+        """x_hat = G(z_hat) with z_hat fitted to u (paper eq. 3): [N, 1, 28, 28]."""
+        self._require_components(1, "denoise", "demix")
+        return self.fit(observations, options).components[:, 0]
+
+    def demix(
+        self,
+        observations: torch.Tensor,
+        options: FitOptions | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> torch.Tensor:
+        """Every learned component fitted to the mixtures (paper eq. 4): [N, K, 1, 28, 28]."""
+        self._require_components(2, "demix", "denoise")
+        return self._fit(as_images(observations), options, None, progress).components
+
+    def recover(
+        self,
+        measurements: torch.Tensor,
+        operator: GaussianOperator,
+        options: FitOptions | None = None,
+    ) -> torch.Tensor:
+        """Components from compressive measurements y = A(x + n) [N, m]: [N, K, 1, 28, 28]."""
+        measurements = _check_finite(_as_float(measurements), "measurements")
+        if measurements.ndim != 2 or measurements.shape[1] != operator.matrix.shape[0]:
+            raise DemixganError(
+                f"Compressive measurements must be an [N, m] array with m = "
+                f"{operator.matrix.shape[0]} (the matrix's rows), but got shape "
+                f"{tuple(measurements.shape)}."
+            )
+        return self._fit(measurements, options, operator).components
+
+    def fit(self, observations: torch.Tensor, options: FitOptions | None = None) -> LatentFit:
+        """The whole latent fit (latents, components, measurement error) for images [N, 1, H, W]."""
+        return self._fit(as_images(observations), options, None)
+
+    def _fit(self, observations, options, operator, progress=None) -> LatentFit:
+        options = options or FitOptions()
+        return fit_latents(
+            self.model,
+            observations,
+            operator=operator,
+            iterations=options.iterations,
+            lr=options.lr,
+            restarts=options.restarts,
+            latent_weight=options.latent_weight,
+            update=options.update,
+            tolerance=options.tolerance,
+            smoothing=options.smoothing,
+            seed=options.seed,
+            chunk=options.chunk,
+            progress=progress,
+        )
+
+    def _require_components(self, needed: int, task: str, instead: str) -> None:
+        count = len(self.model.learned)
+        if (needed == 1) != (count == 1):
+            kind = "one generator" if count == 1 else f"{count} generators"
+            raise DemixganError(
+                f"The checkpoint '{self.checkpoint}' holds {kind} "
+                f"({', '.join(self.component_names)}), so it cannot {task}: {task} needs "
+                f"{'exactly one' if needed == 1 else 'two or more'}. Use '{instead}' with this "
+                "checkpoint, or a checkpoint trained for the task."
+            )
+
+
+def load(path: str | os.PathLike) -> TrainedModel:
+    """Load a checkpoint (a run directory means its latest one) for inference, on CPU."""
+    checkpoint = resolve_checkpoint(path)
+    model, config = load_model(checkpoint)
+    return TrainedModel(model, config, checkpoint, read_names(checkpoint, model.learned))
+
+
+def names_path(checkpoint: str | os.PathLike) -> Path:
+    """Where a checkpoint's user names live: its run directory, so every snapshot shares them."""
+    checkpoint = Path(checkpoint)
+    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
+    return (run_dir or checkpoint.parent) / NAMES_FILE
+
+
+def read_names(checkpoint: str | os.PathLike, learned: Sequence[str]) -> dict[str, str]:
+    path = names_path(checkpoint)
+    if not path.is_file():
+        return {}
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DemixganError(
+            f"The component names in '{path}' cannot be read ({exc}). Fix or delete the file, or "
+            "name the components again with 'demixgan name'."
+        ) from None
+    if not isinstance(names, dict) or not all(
+        k in learned and isinstance(v, str) for k, v in names.items()
+    ):
+        raise DemixganError(
+            f"'{path}' must map the checkpoint's generators ({', '.join(learned)}) to names. "
+            "Name them again with 'demixgan name'."
+        )
+    return names
+
+
+def check_names(learned: Sequence[str], names: Mapping[str, str]) -> dict[str, str]:
+    """User names for generators: every key a generator, every name distinct and file-safe."""
+    unknown = sorted(set(names) - set(learned))
+    if unknown:
+        raise DemixganError(
+            f"The checkpoint has no generator named {', '.join(unknown)}; its generators are "
+            f"{', '.join(learned)}. Write GENERATOR=NAME, e.g. {learned[0]}=digit."
+        )
+    final = [names.get(name, name) for name in learned]
+    bad = [n for n in final if not n or not all(c.isalnum() or c in "-_" for c in n)]
+    if bad or len(set(final)) != len(final):
+        raise DemixganError(
+            f"Component names must be distinct and use letters, digits, '-' and '_' only (they "
+            f"name output files); got {', '.join(final)}."
+        )
+    return dict(names)
+
+
+def as_images(observations: torch.Tensor) -> torch.Tensor:
+    """Images as float [N, 1, 28, 28]; [N, 28, 28] and one [28, 28] image are accepted."""
+    images = _as_float(observations)
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim == 3:
+        images = images[:, None]
+    size = (IMAGE_SIZE, IMAGE_SIZE)
+    if images.ndim != 4 or images.shape[1] != 1 or tuple(images.shape[2:]) != size:
+        raise DemixganError(
+            f"Observations must be single-channel {IMAGE_SIZE}x{IMAGE_SIZE} images ([N, 28, 28] "
+            f"or [N, 1, 28, 28]), but got an array of shape {tuple(observations.shape)}. Convert "
+            "color images to grayscale and resize them to 28x28 first."
+        )
+    if images.shape[0] == 0:
+        raise DemixganError("No observations were given (an empty array): nothing to fit.")
+    return _check_finite(images, "observations")
+
+
+def _as_float(values) -> torch.Tensor:
+    tensor = torch.as_tensor(values)
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise DemixganError(f"Observations must be real numbers, not {tensor.dtype}.")
+    return tensor.float()
+
+
+def _check_finite(values: torch.Tensor, what: str) -> torch.Tensor:
+    bad = (~torch.isfinite(values)).flatten(1).any(1) if values.numel() else torch.zeros(0)
+    if bad.any():
+        rows = bad.nonzero().flatten().tolist()
+        shown = ", ".join(map(str, rows[:5])) + (" ..." if len(rows) > 5 else "")
+        raise DemixganError(
+            f"The {what} contain NaN or infinite values (entries {shown}). Remove or repair "
+            "them; a fit to non-finite data has no meaning."
+        )
+    return values

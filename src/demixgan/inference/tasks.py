@@ -1,0 +1,196 @@
+"""The inference tasks behind the CLI: read observations, run a task, evaluate on test mixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from demixgan.data.superposition import MixtureBatch
+from demixgan.errors import DemixganError
+from demixgan.evaluation.separation import (
+    MethodScore,
+    markdown_table,
+    reference_scores,
+    score_method,
+)
+from demixgan.inference.api import IMAGE_SIZE, FitOptions, TrainedModel, as_images
+from demixgan.io.images import read_npy, read_stack
+from demixgan.models.operators import GaussianOperator
+
+TASKS = ("denoise", "demix", "cs")
+
+
+def prepare_observations(
+    inputs: Sequence[str | os.PathLike],
+    task: str,
+    measurements: int | None = None,
+    matrix_seed: int = 0,
+) -> tuple[torch.Tensor, GaussianOperator | None]:
+    """Observations of a task from files, and the Gaussian operator of ``cs``.
+
+    For ``cs`` the inputs are measurement vectors [N, m] in a ``.npy``, or, with
+    ``measurements`` = m, images that are measured here with the seeded m x 784 matrix.
+    """
+    if task != "cs":
+        return as_images(torch.from_numpy(read_stack(list(inputs)))), None
+    pixels = IMAGE_SIZE * IMAGE_SIZE
+    if measurements is not None:
+        if not 1 <= measurements <= 10 * pixels:
+            raise DemixganError(
+                f"--measurements must be between 1 and {10 * pixels}, got {measurements}."
+            )
+        operator = GaussianOperator(measurements, pixels, seed=matrix_seed)
+        return operator(as_images(torch.from_numpy(read_stack(list(inputs))))), operator
+    is_one_array = len(inputs) == 1 and str(inputs[0]).lower().endswith(".npy")
+    stack = torch.from_numpy(read_stack(list(inputs)) if not is_one_array else read_npy(inputs[0]))
+    if stack.ndim != 2:
+        raise DemixganError(
+            f"Without --measurements the cs inputs must be a .npy of measurement vectors "
+            f"[N, m], but got shape {tuple(stack.shape)}. Pass --measurements M to measure "
+            "images instead."
+        )
+    return stack, GaussianOperator(stack.shape[1], pixels, seed=matrix_seed)
+
+
+def read_truth(
+    paths: Sequence[str | os.PathLike] | None, task: str, trained: TrainedModel, n: int
+) -> torch.Tensor | None:
+    """Ground truth as components [N, K, 1, 28, 28] (K = 1 for clean images)."""
+    if not paths:
+        return None
+    stack = torch.from_numpy(read_stack(list(paths)))
+    if stack.ndim == 5 and stack.shape[2] == 1:
+        stack = stack[:, :, 0]
+    truth = stack[:, :, None] if stack.ndim == 4 else as_images(stack)[:, None]
+    if tuple(truth.shape[2:]) != (1, IMAGE_SIZE, IMAGE_SIZE):
+        raise DemixganError(
+            f"--truth must hold 28x28 images or a .npy [N, K, 28, 28] of components, but got "
+            f"shape {tuple(stack.shape)}."
+        )
+    if truth.shape[0] != n:
+        raise DemixganError(
+            f"--truth holds {truth.shape[0]} items but the inputs hold {n}; give one truth per "
+            "input, in the same order."
+        )
+    learned = len(trained.model.learned)
+    if task == "demix" and truth.shape[1] != learned:
+        raise DemixganError(
+            f"--truth holds {truth.shape[1]} components per mixture; the checkpoint separates "
+            f"{learned}. Give a .npy [N, {learned}, 28, 28]."
+        )
+    as_images(truth.flatten(0, 1))  # finite values
+    return truth
+
+
+def run_inference(
+    trained: TrainedModel,
+    task: str,
+    observations: torch.Tensor,
+    operator: GaussianOperator | None,
+    options: FitOptions,
+) -> torch.Tensor:
+    """Estimated components [N, K, 1, 28, 28] of ``task``."""
+    if task == "denoise":
+        return trained.denoise(observations, options)[:, None]
+    if task == "demix":
+        return trained.demix(observations, options)
+    if task == "cs":
+        return trained.recover(observations, operator, options)
+    raise ValueError(f"unknown task {task!r}; known: {TASKS}")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores of every method on the same held-out mixtures, and where they came from."""
+
+    checkpoint: str
+    recipe: str
+    level: int | None
+    digits: str
+    n: int
+    options: dict
+    rows: list[MethodScore]
+    table: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
+
+
+@dataclass(frozen=True)
+class Separation:
+    """The test mixtures of an evaluation and every method's estimates [N, K, 1, H, W]."""
+
+    batch: MixtureBatch
+    estimates: torch.Tensor
+    ica: torch.Tensor | None
+
+
+def evaluate_checkpoint(
+    trained: TrainedModel,
+    options: FitOptions,
+    *,
+    n: int = 1000,
+    recipe: str | None = None,
+    level: int | None = None,
+    digit_source: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    with_ica: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Evaluation, Separation]:
+    """Separate ``n`` held-out test mixtures; score the model, ICA, the split and the input."""
+    from demixgan.data.superposition import build_sampler, make_mixtures
+
+    if n < 1:
+        raise DemixganError(f"--n must be at least 1 test mixture, got {n}.")
+    recipe = recipe or trained.config.data.recipe
+    level = level if level is not None else trained.config.data.level
+    digit_source = digit_source or _default_digit_source(data_dir)
+    sampler = build_sampler(
+        recipe, level=level, split="test", digit_source=digit_source, data_dir=data_dir
+    )
+    if len(sampler.names) != len(trained.model.learned):
+        raise DemixganError(
+            f"The recipe {recipe} has {len(sampler.names)} components but the checkpoint "
+            f"separates {len(trained.model.learned)}; pick a recipe with as many components."
+        )
+    batch = make_mixtures(sampler, n, options.seed + 1)
+    estimates = trained.demix(batch.mixtures, options, progress=progress)
+    ica = None
+    rows = [
+        score_method(
+            "demixing-GAN", estimates, batch.components, sampler.names, trained.component_names
+        )
+    ]
+    if with_ica:
+        from demixgan.evaluation.baselines import ica_demix
+
+        ica = ica_demix(batch.mixtures, n_components=len(sampler.names), seed=options.seed)
+        names = [f"ICA {k + 1}" for k in range(ica.shape[1])]
+        rows.append(score_method("ICA", ica, batch.components, sampler.names, names))
+    rows += reference_scores(batch.mixtures, batch.components, sampler.names)
+    evaluation = Evaluation(
+        checkpoint=str(trained.checkpoint),
+        recipe=recipe,
+        level=level,
+        digits=f"{digit_source} test split",
+        n=n,
+        options=asdict(options),
+        rows=rows,
+        table=markdown_table(rows, sampler.names, n),
+    )
+    return evaluation, Separation(batch, estimates, ica)
+
+
+def _default_digit_source(data_dir) -> str:
+    """The MNIST test set where it is on disk (no download), else the embedded test split."""
+    from demixgan.data.sources import load_images
+
+    try:
+        load_images("mnist", "test", data_dir=data_dir, download=False)
+    except DemixganError:
+        return "mnist-embedded"
+    return "mnist"

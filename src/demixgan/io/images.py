@@ -1,0 +1,86 @@
+"""Read and write the image files users hand to demixgan: grayscale PNGs and ``.npy`` arrays.
+
+Arrays are read with ``allow_pickle=False``: a ``.npy`` file never runs code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from demixgan.errors import DemixganError
+
+#: Grayscale PNG modes and the value of their white, which maps to 1.0.
+PNG_SCALES = {"L": 255.0, "I;16": 65535.0, "1": 1.0}
+
+
+def read_png(path: str | os.PathLike) -> np.ndarray:
+    """A grayscale PNG as float32 [1, H, W] in [0, 1]."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode, pixels = image.mode, np.asarray(image)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DemixganError(
+            f"Cannot read the image {path} ({exc}); it is corrupt or not a PNG. Replace or "
+            f"remove it."
+        ) from exc
+    if mode not in PNG_SCALES:
+        raise DemixganError(
+            f"The image {path} has mode {mode} ({len(image.getbands())} channels), but demixgan "
+            f"reads single-channel grayscale PNGs only (modes {', '.join(PNG_SCALES)}); convert "
+            f"it, e.g. with Pillow: Image.open(path).convert('L').save(path)."
+        )
+    return (pixels.astype(np.float32) / PNG_SCALES[mode])[None]
+
+
+def read_npy(path: str | os.PathLike) -> np.ndarray:
+    """A ``.npy`` array as stored (no pickles)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DemixganError(
+            f"Cannot read the array file {path} ({exc}); it is corrupt or not a .npy file "
+            f"written by numpy.save. Replace or remove it."
+        ) from exc
+
+
+def read_stack(paths: list[str | os.PathLike]) -> np.ndarray:
+    """PNG files and ``.npy`` stacks concatenated along the first axis as float32.
+
+    A PNG is one image; a ``.npy`` is [H, W] (one image) or a stack [N, ...]; uint8 arrays are
+    scaled by 1/255 like PNGs. Shapes are checked by the caller, which knows what it expects.
+    """
+    if not paths:
+        raise DemixganError("No input files were given: pass PNG images or .npy stacks.")
+    parts = []
+    for path in map(Path, paths):
+        suffix = path.suffix.lower()
+        if suffix not in (".png", ".npy"):
+            raise DemixganError(
+                f"'{path}' is neither a .png image nor a .npy array; demixgan reads those two."
+            )
+        if not path.is_file():
+            raise DemixganError(f"The input file '{path}' does not exist.")
+        array = read_png(path) if suffix == ".png" else read_npy(path)
+        if suffix == ".npy" and array.ndim == 2:
+            array = array[None]
+        if not (np.issubdtype(array.dtype, np.number) and not np.iscomplexobj(array)):
+            raise DemixganError(f"The array file {path} holds {array.dtype} values, not numbers.")
+        parts.append(array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array)
+    shapes = {a.shape[1:] for a in parts}
+    if len(shapes) > 1:
+        raise DemixganError(
+            f"The inputs hold images of different shapes ({', '.join(map(str, shapes))}); give "
+            "images of one size."
+        )
+    return np.concatenate(parts).astype(np.float32)
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """One image [H, W] as an 8-bit grayscale PNG; values are clipped to [0, 1] for display."""
+    pixels = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 255.0
+    Image.fromarray(np.round(pixels).astype(np.uint8), mode="L").save(path)

@@ -1,0 +1,169 @@
+"""`demixgan denoise|demix|cs|evaluate|name` as a user runs them: files in, files out, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from demixgan.cli.main import main
+
+FAST = ["--iterations", "30", "--restarts", "2"]
+
+
+def run(*args: str) -> int:
+    return main([str(a) for a in args])
+
+
+def _mixtures(tmp_path: Path, n: int = 3) -> tuple[Path, Path]:
+    from demixgan.data.superposition import build_sampler, make_mixtures
+
+    batch = make_mixtures(build_sampler("digit+sines", level=1, split="test"), n, seed=0)
+    mixtures, truth = tmp_path / "mixtures.npy", tmp_path / "truth.npy"
+    np.save(mixtures, batch.mixtures[:, 0].numpy())
+    np.save(truth, batch.components[:, :, 0].numpy())
+    return mixtures, truth
+
+
+def test_demix_writes_every_component_and_metrics(tiny_runs, tmp_path):
+    mixtures, truth = _mixtures(tmp_path)
+    png = tmp_path / "one.png"
+    Image.fromarray((np.load(mixtures)[0].clip(0, 1) * 255).astype(np.uint8)).save(png)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "demixgan",
+            "demix",
+            str(tiny_runs["demix"]),
+            str(mixtures),
+            "-o",
+            str(out),
+            "--truth",
+            str(truth),
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("digit", "sines"):
+        assert np.load(out / f"{name}.npy").shape == (3, 28, 28)
+        assert len(list((out / name).glob("*.png"))) == 3
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 3 and set(metrics["matching"]) == {"truth 1", "truth 2"}
+    assert "PSNR" in result.stdout
+    assert run("demix", tiny_runs["demix"], png, "-o", tmp_path / "png-out", *FAST) == 0
+    assert np.load(tmp_path / "png-out" / "digit.npy").shape == (1, 28, 28)
+
+
+def test_names_given_once_name_the_outputs(tiny_runs, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_runs["demix"], run_dir)
+    assert run("name", run_dir, "digit=left", "sines=right") == 0
+    mixtures, _ = _mixtures(tmp_path, 1)
+    assert run("demix", run_dir, mixtures, "-o", tmp_path / "out", *FAST) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "left",
+        "left.npy",
+        "right",
+        "right.npy",
+    ]
+    assert run("name", run_dir, "nope=x") == 2
+    assert "no generator named nope" in capsys.readouterr().err
+
+
+def test_cs_measures_images_and_reads_measurements(tiny_runs, tmp_path):
+    mixtures, _ = _mixtures(tmp_path, 2)
+    assert (
+        run(
+            "cs",
+            tiny_runs["denoise"],
+            mixtures,
+            "--measurements",
+            "50",
+            "-o",
+            tmp_path / "a",
+            *FAST,
+        )
+        == 0
+    )
+    assert np.load(tmp_path / "a" / "digit.npy").shape == (2, 28, 28)
+    y = np.random.default_rng(0).normal(size=(2, 40)).astype(np.float32)
+    np.save(tmp_path / "y.npy", y)
+    assert run("cs", tiny_runs["denoise"], tmp_path / "y.npy", "-o", tmp_path / "b", *FAST) == 0
+
+
+def test_evaluate_prints_the_table_with_baselines(tiny_runs, tmp_path, capsys):
+    out = tmp_path / "scores.json"
+    assert run("evaluate", tiny_runs["demix"], "--n", "8", "--json", out, *FAST) == 0
+    table = capsys.readouterr().out
+    for row in ("demixing-GAN", "ICA", "split y/2", "input (mixture)"):
+        assert row in table
+    assert json.loads(out.read_text())["n"] == 8
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    rgb, small = tmp_path / "rgb.png", tmp_path / "small.png"
+    Image.new("RGB", (28, 28)).save(rgb)
+    Image.new("L", (20, 20)).save(small)
+    nan, empty = tmp_path / "nan.npy", tmp_path / "empty.npy"
+    np.save(nan, np.full((2, 28, 28), np.nan, dtype=np.float32))
+    np.save(empty, np.zeros((0, 28, 28), dtype=np.float32))
+    broken = tmp_path / "broken.npy"
+    broken.write_bytes(b"not numpy")
+    return {
+        "channels": (rgb, "single-channel grayscale"),
+        "size": (small, "single-channel 28x28"),
+        "nan": (nan, "NaN or infinite"),
+        "empty": (empty, "empty"),
+        "corrupt": (broken, "corrupt or not a .npy"),
+        "missing": (tmp_path / "absent.npy", "does not exist"),
+    }
+
+
+@pytest.mark.parametrize("case", ["channels", "size", "nan", "empty", "corrupt", "missing"])
+def test_bad_inputs_are_clear_errors_and_write_nothing(tiny_runs, tmp_path, capsys, case):
+    path, message = _bad_inputs(tmp_path)[case]
+    out = tmp_path / "out"
+    assert run("demix", tiny_runs["demix"], path, "-o", out, *FAST) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_wrong_kind_damaged_checkpoints_and_unwritable_outputs(tiny_runs, tmp_path, capsys):
+    mixtures, _ = _mixtures(tmp_path, 1)
+    assert run("demix", tiny_runs["denoise"], mixtures, "-o", tmp_path / "o1", *FAST) == 2
+    assert "cannot demix" in capsys.readouterr().err
+    run_dir = tmp_path / "damaged"
+    shutil.copytree(tiny_runs["demix"], run_dir)
+    weights = sorted((run_dir / "checkpoints").glob("*.safetensors"))[-1]
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    assert run("demix", weights, mixtures, "-o", tmp_path / "o2", *FAST) == 2
+    assert "weights" in capsys.readouterr().err
+    weights.write_bytes(bytes(data[: len(data) // 3]))
+    assert run("demix", weights, mixtures, "-o", tmp_path / "o3", *FAST) == 2
+    capsys.readouterr()
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("earlier result")
+    assert run("demix", tiny_runs["demix"], mixtures, "-o", taken, *FAST) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (taken / "keep.txt").read_text() == "earlier result"
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert run("demix", tiny_runs["demix"], mixtures, "-o", blocked / "out", *FAST) == 2
+    assert "Cannot write" in capsys.readouterr().err
+    for out in ("o1", "o2", "o3"):
+        assert not (tmp_path / out).exists()
