@@ -167,3 +167,16 @@ def test_wrong_kind_damaged_checkpoints_and_unwritable_outputs(tiny_runs, tmp_pa
     assert "Cannot write" in capsys.readouterr().err
     for out in ("o1", "o2", "o3"):
         assert not (tmp_path / out).exists()
+
+
+def test_a_classifier_checkpoint_is_refused_by_name(tmp_path, capsys):
+    from torch import nn
+
+    from demixgan.training.checkpoints import save_checkpoint
+
+    saved = save_checkpoint(
+        tmp_path / "clf", 0, {"net": nn.Linear(2, 2)}, {"kind": "classifier"}, None
+    )
+    mixtures, _ = _mixtures(tmp_path, 1)
+    assert run("demix", saved.weights_path, mixtures, "-o", tmp_path / "out", *FAST) == 2
+    assert "is a classifier checkpoint, not a trained GAN run" in capsys.readouterr().err

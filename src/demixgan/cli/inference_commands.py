@@ -79,6 +79,12 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--update", choices=("joint", "alternating"), default="joint", help="latent updates"
     )
+    parser.add_argument(
+        "--smoothing",
+        type=float,
+        default=0.0,
+        help="coarse-to-fine fit: blur the residual by this many pixels at first (default 0)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent starts")
 
 
@@ -91,6 +97,7 @@ def _options(args: argparse.Namespace):
         lr=args.lr,
         latent_weight=args.latent_weight,
         update=args.update,
+        smoothing=args.smoothing,
         seed=args.seed,
     )
 

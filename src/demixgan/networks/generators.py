@@ -141,7 +141,8 @@ class CurveGenerator(nn.Module):
     but not a digit. What it learns from mixtures is the distribution of the curves (heights,
     frequencies, phases) and the stroke profile; it does not know the sampler of the data.
     The stroke follows the exact distance to the curve's polyline (two vertices per column), so
-    steep flanks stay as thin as flat ones.
+    steep flanks stay as thin as flat ones. ``bounded`` squashes the height into the image
+    (tanh), so every latent draws a visible curve.
     """
 
     #: Distances (pixels) where the stroke profile is learned; it is zero beyond the last.
@@ -159,10 +160,12 @@ class CurveGenerator(nn.Module):
         max_frequency: float = 4.0,
         spacing: float = 0.5,
         size: int = 28,
+        bounded: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.size = size
+        self.bounded = bounded
         reach = int(self.PROFILE_KNOTS * self.PROFILE_STEP)  # no stroke reaches farther
         step = 1 / self.VERTICES_PER_PIXEL
         xs = torch.arange(-reach, size - 1 + reach + step / 2, step, dtype=torch.float64)
@@ -189,7 +192,10 @@ class CurveGenerator(nn.Module):
         _init_normal(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        height = self.body(z) @ self.basis + (self.size - 1) / 2  # [B, V] pixels, mid-image
+        height = self.body(z) @ self.basis  # [B, V] pixels from mid-image
+        if self.bounded:  # squash into the image: no latent is wasted on an empty picture
+            height = (self.size / 2) * torch.tanh(height / (self.size / 2))
+        height = height + (self.size - 1) / 2
         # Vertices within reach of each column, relative to each pixel: [B, H, W, window].
         near = height.unfold(1, self.window, self.VERTICES_PER_PIXEL)[:, None]
         ay = near[..., :-1] - self.rows[:, None, None]

@@ -16,6 +16,7 @@ GENERATOR_ARCHS: dict[str, dict[str, Any]] = {
     "infogan": {"kernel": 4, "norm": "batch"},  # the paper's Fashion-MNIST generator, z in R^62
     "lowpass": {"norm": "batch"},  # research: band-limited images only (docs/networks.md)
     "curve": {"norm": "batch"},  # research: one smooth pen-stroke curve (docs/networks.md)
+    "curve-bounded": {"norm": "batch", "bounded": True},  # the curve kept inside the image
 }
 DISCRIMINATOR_ARCHS = ("dcgan",)
 
@@ -34,9 +35,10 @@ def build_generator(
     options = dict(GENERATOR_ARCHS[arch])
     if norm is not None:
         options["norm"] = norm
-    if arch in ("lowpass", "curve"):
-        structured = LowpassGenerator if arch == "lowpass" else CurveGenerator
-        return structured(latent_dim, hidden=hidden, **options)
+    if arch == "lowpass":
+        return LowpassGenerator(latent_dim, hidden=hidden, **options)
+    if arch.startswith("curve"):
+        return CurveGenerator(latent_dim, hidden=hidden, **options)
     return ConvGenerator(latent_dim, hidden=hidden, base_channels=channels, **options)
 
 

@@ -37,6 +37,7 @@ from demixgan.data.families import FAMILIES, MAX_LEVEL, MIN_LEVEL
 from demixgan.data.superposition import DIGIT_SOURCES, RECIPES
 from demixgan.errors import DemixganError
 from demixgan.io.atomic import atomic_path
+from demixgan.networks.registry import GENERATOR_ARCHS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -76,7 +77,7 @@ class ComponentConfig:
 
     name: str = _field(pattern=_COMPONENT_NAME)
     kind: str = _field(choices=("learned", "known"))
-    arch: str = _field("dcgan", choices=("dcgan", "infogan", "lowpass", "curve"))
+    arch: str = _field("dcgan", choices=tuple(GENERATOR_ARCHS))
     latent_dim: int = _field(100, ge=1)
     norm: str | None = _field(None, choices=("none", "batch"))
     hidden: int = _field(1024, ge=1)
