@@ -109,13 +109,6 @@ def main() -> None:
     matmul = max(matmul_before, matmul_after)
     achieved = flops * iters / batched / 1e9
 
-    wall_batch = make_mixtures(sampler, args.n, seed=1).mixtures
-    wall = timed(
-        lambda: fit_latents(
-            model, wall_batch, iterations=args.wall_iterations, restarts=args.restarts
-        )
-    )
-
     rows = [
         ("machine", f"{cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}"),
         ("load average at the end", load_average()),
@@ -138,15 +131,21 @@ def main() -> None:
             f"**{achieved:.1f} = {achieved / matmul:.1%} of the matmul rate** "
             f"(target >= {TARGET_MATMUL:.0%})",
         ),
-        (
-            f"demix {args.n} test mixtures, {args.restarts} restarts, "
-            f"{args.wall_iterations} iterations",
-            f"{wall:.1f} s ({'MNIST test' if use_shared else 'embedded'} digits)",
-        ),
     ]
     print("| quantity | value |\n|---|---|")
     for name, value in rows:
-        print(f"| {name} | {value} |")
+        print(f"| {name} | {value} |", flush=True)
+    wall_batch = make_mixtures(sampler, args.n, seed=1).mixtures
+    wall = timed(
+        lambda: fit_latents(
+            model, wall_batch, iterations=args.wall_iterations, restarts=args.restarts
+        )
+    )
+    digits = "MNIST test" if use_shared else "embedded"
+    print(
+        f"| demix {args.n} test mixtures, {args.restarts} restarts, {args.wall_iterations} "
+        f"iterations | {wall:.1f} s ({digits} digits; load average {load_average()}) |"
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from demixgan.reports.html import Figure, Section, Table, Text, write_report
 from demixgan.training import checkpoints
 
 #: The demo's latent-fit budget: fits 200 mixtures in a few minutes on 2 CPU cores.
-DEMO_FIT = FitOptions(iterations=300, restarts=6, lr=0.05, seed=0, chunk=240)
+DEMO_FIT = FitOptions(iterations=300, restarts=6, lr=0.05, smoothing=2.0, seed=0, chunk=240)
 EXAMPLES = 16
 
 

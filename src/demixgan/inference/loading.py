@@ -22,7 +22,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         latest = checkpoints.latest_checkpoint(folder)
         if latest is None:
             raise DemixganError(
-                f"'{path}' holds no complete checkpoint (looked in {path / CHECKPOINT_DIR}). "
+                f"'{path}' holds no complete checkpoint (looked in {folder}). "
                 "Pass a run directory of 'demixgan train' or a .safetensors checkpoint file."
             )
         return latest.weights_path

@@ -1,0 +1,69 @@
+"""`demixgan demo` with the shipped checkpoint on a tiny budget, and the pieces it rests on."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import torch
+
+from demixgan.cli.main import main
+from demixgan.experiments.demo import asset, run_demo, shipped_checkpoint
+from demixgan.inference.api import FitOptions
+from demixgan.inference.loading import export_generators, load_model
+from demixgan.training.config import load_config
+
+TINY = FitOptions(iterations=5, restarts=1, seed=0)
+
+
+def test_demo_writes_a_self_contained_report(tmp_path):
+    result = run_demo(tmp_path / "demo", n=4, options=TINY, progress=False)
+    html = result.report.read_text(encoding="utf-8")
+    for row in ("demixing-GAN", "ICA", "split y/2", "input (mixture)"):
+        assert f"<td>{row}</td>" in html
+    # Every figure is inlined: the report opens without its directory.
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 2
+    assert not re.search(r'(src|href)="(?!data:)', html)
+    scores = json.loads((result.run_dir / "metrics.json").read_text())
+    assert scores["n"] == 4 and scores["digits"] == "mnist-embedded test split"
+    assert {p.name for p in result.run_dir.iterdir()} >= {
+        "report.html",
+        "separation.png",
+        "evolution.png",
+        "metrics.json",
+        "table.md",
+    }
+
+
+def test_demo_refuses_an_existing_run_directory(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "x").write_text("keep")
+    assert main(["demo", "-o", str(taken), "--n", "2", "--no-progress"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["demo", "-o", str(tmp_path / "new"), "--n", "0"]) == 2
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_shipped_checkpoint_is_small_and_trained_from_the_shipped_config():
+    path = shipped_checkpoint()
+    assert path.stat().st_size < 20e6
+    model, config = load_model(path)
+    assert model.learned == ("digit", "sines")
+    shipped = load_config(asset("demo-digit-sines.toml"))
+    assert dataclasses.replace(config, name=shipped.name) == shipped
+
+
+def test_float16_export_keeps_the_generators(tiny_runs, tmp_path):
+    path = export_generators(tiny_runs["demix"], tmp_path / "exported", half=True)
+    original, _ = load_model(tiny_runs["demix"])
+    exported, _ = load_model(path)
+    z = original.sample_latents(4, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(original.eval()(z), exported.eval()(z), atol=2e-3)
+    assert (
+        path.stat().st_size
+        < 0.6
+        * sorted((tiny_runs["demix"] / "checkpoints").glob("*.safetensors"))[-1].stat().st_size
+    )
