@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -113,20 +113,9 @@ class TrainedModel:
 
     def _fit(self, observations, options, operator, progress=None) -> LatentFit:
         options = options or FitOptions()
+        # FitOptions' fields are fit_latents' keyword arguments, one for one.
         return fit_latents(
-            self.model,
-            observations,
-            operator=operator,
-            iterations=options.iterations,
-            lr=options.lr,
-            restarts=options.restarts,
-            latent_weight=options.latent_weight,
-            update=options.update,
-            tolerance=options.tolerance,
-            smoothing=options.smoothing,
-            seed=options.seed,
-            chunk=options.chunk,
-            progress=progress,
+            self.model, observations, operator=operator, progress=progress, **asdict(options)
         )
 
     def _require_components(self, needed: int, task: str, instead: str) -> None:

@@ -69,6 +69,19 @@ class ConvGenerator(nn.Module):
         return self.body(z)
 
 
+def _coefficient_mlp(latent_dim: int, hidden: int, outputs: int, norm: str) -> nn.Sequential:
+    """FC + norm + ReLU, FC + norm + ReLU, FC: latent -> coefficients of a fixed basis."""
+    return nn.Sequential(
+        nn.Linear(latent_dim, hidden),
+        _norm(norm, hidden, spatial=False),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        _norm(norm, hidden, spatial=False),
+        nn.ReLU(),
+        nn.Linear(hidden, outputs),
+    )
+
+
 def _plane_wave_basis(size: int, max_frequency: float, spacing: float) -> torch.Tensor:
     """Real plane waves cos/sin(2 pi (u x + v y)) with |(u, v)| <= max_frequency cycles per image.
 
@@ -117,15 +130,7 @@ class LowpassGenerator(nn.Module):
         self.register_buffer(
             "basis", _plane_wave_basis(size, max_frequency, spacing), persistent=False
         )
-        self.body = nn.Sequential(
-            nn.Linear(latent_dim, hidden),
-            _norm(norm, hidden, spatial=False),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            _norm(norm, hidden, spatial=False),
-            nn.ReLU(),
-            nn.Linear(hidden, self.basis.shape[0]),
-        )
+        self.body = _coefficient_mlp(latent_dim, hidden, self.basis.shape[0], norm)
         _init_normal(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -180,15 +185,7 @@ class CurveGenerator(nn.Module):
         self.register_buffer("rows", torch.arange(size, dtype=torch.float32), persistent=False)
         # Starts as a thin fading stroke: 0.5 on the curve, ~0 four knots out.
         self.profile_logits = nn.Parameter(torch.linspace(0.0, -12.0, self.PROFILE_KNOTS))
-        self.body = nn.Sequential(
-            nn.Linear(latent_dim, hidden),
-            _norm(norm, hidden, spatial=False),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            _norm(norm, hidden, spatial=False),
-            nn.ReLU(),
-            nn.Linear(hidden, basis.shape[0]),
-        )
+        self.body = _coefficient_mlp(latent_dim, hidden, basis.shape[0], norm)
         _init_normal(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
