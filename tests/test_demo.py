@@ -67,3 +67,22 @@ def test_float16_export_keeps_the_generators(tiny_runs, tmp_path):
         < 0.6
         * sorted((tiny_runs["demix"] / "checkpoints").glob("*.safetensors"))[-1].stat().st_size
     )
+
+
+def test_demo_train_trains_the_demo_config_and_separates_with_it(tmp_path):
+    steps = ["train.max_steps=3", "train.checkpoint_every=3", "train.batch_size=16"]
+    result = run_demo(
+        tmp_path / "demo", train_first=True, overrides=steps, n=3, options=TINY, progress=False
+    )
+    checkpoint = json.loads((result.run_dir / "metrics.json").read_text())["checkpoint"]
+    assert checkpoint.startswith(str(tmp_path / "demo" / "training"))
+    assert checkpoint.endswith("step-000000003.safetensors")
+    assert "trained in this run from the demo config" in result.report.read_text()
+
+
+def test_demo_rejects_a_bad_override_before_writing_anything(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--train", "--set", "train.max_stepz=3", "-o", str(out)]) == 2
+    assert "max_stepz" in capsys.readouterr().err and not out.exists()
+    assert main(["demo", "--set", "train.max_steps=3", "-o", str(out)]) == 2
+    assert "needs --train" in capsys.readouterr().err and not out.exists()

@@ -20,6 +20,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--train", action="store_true", help="train the demo config from scratch first (slow)"
     )
+    demo.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --train: override a value of the demo config, e.g. --set train.max_steps=2000",
+    )
     demo.add_argument("--n", type=int, default=200, help="test mixtures (default 200)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(run=run_demo)
@@ -36,8 +44,19 @@ def run_demo(args: argparse.Namespace) -> int:
         raise DemixganError(
             f"--n must be between 1 and 1000 (the embedded MNIST test split), got {args.n}."
         )
+    if args.overrides and not args.train:
+        raise DemixganError(
+            "--set changes the training config, so it needs --train; without --train the demo "
+            "uses the shipped checkpoint as it is."
+        )
     run_dir = Path(args.output or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
-    result = demo(run_dir, train_first=args.train, n=args.n, progress=not args.no_progress)
+    result = demo(
+        run_dir,
+        train_first=args.train,
+        overrides=args.overrides,
+        n=args.n,
+        progress=not args.no_progress,
+    )
     print(result.evaluation.table)
     print(f"\nreport: {result.report}")
     return 0

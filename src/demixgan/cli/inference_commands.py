@@ -36,6 +36,13 @@ def register(commands: argparse._SubParsersAction) -> None:
             parser.add_argument(
                 "--matrix-seed", type=int, default=0, help="seed of the Gaussian matrix A"
             )
+        if task == "demix":
+            parser.add_argument(
+                "--raw",
+                action="store_true",
+                help="write the generators' outputs G_k(z_k) as they are, not projected onto "
+                "parts in [0, 1] that sum to the mixture (docs/inference.md)",
+            )
         parser.set_defaults(run=run_task, task=task)
 
     evaluate = commands.add_parser(
@@ -115,7 +122,9 @@ def run_task(args: argparse.Namespace) -> int:
         args.inputs, args.task, measurements, getattr(args, "matrix_seed", 0)
     )
     truth = read_truth(args.truth, args.task, trained, observations.shape[0])
-    estimates = run_inference(trained, args.task, observations, operator, options)
+    estimates = run_inference(
+        trained, args.task, observations, operator, options, not getattr(args, "raw", False)
+    )
     print(write_outputs(output, trained, args.task, estimates, truth))
     return 0
 

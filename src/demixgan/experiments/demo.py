@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -56,18 +57,25 @@ def run_demo(
     run_dir: str | Path,
     *,
     train_first: bool = False,
+    overrides: Sequence[str] = (),
     n: int = 200,
     options: FitOptions = DEMO_FIT,
     progress: bool = True,
 ) -> DemoResult:
-    """Run the whole demo into ``run_dir`` (a new directory) and return where things are."""
+    """Run the whole demo into ``run_dir`` (a new directory) and return where things are.
+
+    ``overrides`` (KEY=VALUE, as ``demixgan train --set``) change the demo config when
+    ``train_first`` trains it.
+    """
     from demixgan.inference.outputs import check_new_output
+    from demixgan.training.config import load_config
 
     run_dir = check_new_output(run_dir)
+    config = load_config(asset("demo-digit-sines.toml"), list(overrides)) if train_first else None
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    if train_first:
-        checkpoint, evolution = _train(run_dir, progress)
+    if config is not None:
+        checkpoint, evolution = _train(config, run_dir, progress)
     else:
         checkpoint = shipped_checkpoint()
         evolution = run_dir / "evolution.png"
@@ -89,11 +97,9 @@ def run_demo(
     return DemoResult(run_dir, evaluation, report)
 
 
-def _train(run_dir: Path, progress: bool) -> tuple[Path, Path]:
-    from demixgan.training.config import load_config
+def _train(config, run_dir: Path, progress: bool) -> tuple[Path, Path]:
     from demixgan.training.loop import train
 
-    config = load_config(asset("demo-digit-sines.toml"))
     result = train(config, run_dir / "training", progress=progress)
     grids = sorted((result.run_dir / "evolution").glob("epoch-*.png"))
     return result.checkpoint, grids[-1]
@@ -108,15 +114,16 @@ def _evaluate(trained: TrainedModel, n: int, options: FitOptions, progress: bool
         evaluation, separation = evaluate_checkpoint(
             trained, options, n=n, digit_source="mnist-embedded", progress=bar.update
         )
-    batch, estimates, ica = separation.batch, separation.estimates, separation.ica
+    batch, ica = separation.batch, separation.ica
     names = [f"{name} (truth)" for name in ("digit", "sines")]
     shown = slice(0, EXAMPLES)
     panels = [(names[k], batch.components[shown, k]) for k in range(2)]
     panels.append(("mixture (shown clipped to [0, 1])", batch.mixtures[shown]))
     order = {row.method: row for row in evaluation.rows}["demixing-GAN"].matching
-    for truth_name, estimate_name in order.items():
-        k = trained.component_names.index(estimate_name)
-        panels.append((f"GAN: {truth_name}", estimates[shown, k]))
+    for label, parts in (("GAN", separation.estimates), ("G(z)", separation.generated)):
+        for truth_name, estimate_name in order.items():
+            k = trained.component_names.index(estimate_name)
+            panels.append((f"{label}: {truth_name}", parts[shown, k]))
     for k in range(ica.shape[1]):
         panels.append((f"ICA {k + 1}", ica[shown, k]))
     return evaluation, panels
@@ -148,12 +155,18 @@ def _sections(trained, evaluation, checkpoint, trained_here, evolution, grid, el
             [
                 Table(header, cells),
                 Text(
-                    "A separation is worth its gain over the trivial split x = n = y/2. ICA is "
-                    "scikit-learn's FastICA on the patches of each mixture (docs/baselines.md)."
+                    "A separation is worth its gain over the trivial split x = n = y/2. The "
+                    "demixing-GAN's parts are the fitted generator outputs G(z) projected onto "
+                    "the closest parts in [0, 1] that add up to the mixture; the G(z) row scores "
+                    "the generator outputs before that projection. ICA is scikit-learn's FastICA "
+                    "on the patches of each mixture (docs/baselines.md)."
                 ),
             ],
         ),
-        Section("Separations", [Figure(grid, "truth, mixture, GAN estimates, ICA estimates")]),
+        Section(
+            "Separations",
+            [Figure(grid, "truth, mixture, GAN parts, generator outputs G(z), ICA parts")],
+        ),
         Section("Training", [Figure(evolution, "generators for fixed latents (evolution)")]),
         Section(
             "Latent fit",

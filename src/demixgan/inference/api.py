@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from demixgan.errors import DemixganError
+from demixgan.inference.consistency import project_onto_mixture
 from demixgan.inference.loading import load_model, resolve_checkpoint
 from demixgan.inference.solver import UPDATES, LatentFit, fit_latents
 from demixgan.models.operators import GaussianOperator
@@ -86,10 +87,28 @@ class TrainedModel:
         observations: torch.Tensor,
         options: FitOptions | None = None,
         progress: Callable[[int], None] | None = None,
+        consistent: bool = True,
     ) -> torch.Tensor:
-        """Every learned component fitted to the mixtures (paper eq. 4): [N, K, 1, 28, 28]."""
+        """Every learned component fitted to the mixtures (paper eq. 4): [N, K, 1, 28, 28].
+
+        ``consistent`` projects the fitted parts G_k(z_k) onto parts in [0, 1] that sum to the
+        mixture (inference/consistency.py) where the model's mixtures are exactly that sum;
+        ``consistent=False`` returns the generators' outputs themselves.
+        """
         self._require_components(2, "demix", "denoise")
-        return self._fit(as_images(observations), options, None, progress).components
+        mixtures = as_images(observations)
+        parts = self._fit(mixtures, options, None, progress).components
+        return self.make_consistent(parts, mixtures) if consistent else parts
+
+    def make_consistent(self, parts: torch.Tensor, mixtures: torch.Tensor) -> torch.Tensor:
+        """``parts`` projected onto the mixtures where the model says y = sum of its parts.
+
+        Clipped training mixtures, or a known (sampled) component beside the generators, mean
+        the learned parts need not sum to y; then the parts are returned as they are.
+        """
+        if self.config.data.clip or self.model.known:
+            return parts
+        return project_onto_mixture(parts, mixtures)
 
     def recover(
         self,

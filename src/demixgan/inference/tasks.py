@@ -22,6 +22,8 @@ from demixgan.io.images import read_npy, read_stack
 from demixgan.models.operators import GaussianOperator
 
 TASKS = ("denoise", "demix", "cs")
+#: The row of the generators' own outputs, before the mixture-consistency projection.
+GENERATED_ROW = "demixing-GAN, G(z) only"
 
 
 def prepare_observations(
@@ -92,12 +94,13 @@ def run_inference(
     observations: torch.Tensor,
     operator: GaussianOperator | None,
     options: FitOptions,
+    consistent: bool = True,
 ) -> torch.Tensor:
-    """Estimated components [N, K, 1, 28, 28] of ``task``."""
+    """Estimated components [N, K, 1, 28, 28] of ``task`` (``consistent``: see ``demix``)."""
     if task == "denoise":
         return trained.denoise(observations, options)[:, None]
     if task == "demix":
-        return trained.demix(observations, options)
+        return trained.demix(observations, options, consistent=consistent)
     if task == "cs":
         return trained.recover(observations, operator, options)
     raise ValueError(f"unknown task {task!r}; known: {TASKS}")
@@ -122,10 +125,15 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Separation:
-    """The test mixtures of an evaluation and every method's estimates [N, K, 1, H, W]."""
+    """The test mixtures of an evaluation and every method's estimates [N, K, 1, H, W].
+
+    ``estimates`` are the model's separated parts, ``generated`` the generators' outputs
+    before the mixture-consistency projection.
+    """
 
     batch: MixtureBatch
     estimates: torch.Tensor
+    generated: torch.Tensor
     ica: torch.Tensor | None
 
 
@@ -158,13 +166,13 @@ def evaluate_checkpoint(
             f"separates {len(trained.model.learned)}; pick a recipe with as many components."
         )
     batch = make_mixtures(sampler, n, options.seed + 1)
-    estimates = trained.demix(batch.mixtures, options, progress=progress)
+    generated = trained.demix(batch.mixtures, options, progress=progress, consistent=False)
+    estimates = trained.make_consistent(generated, batch.mixtures)
+    names = trained.component_names
+    rows = [score_method("demixing-GAN", estimates, batch.components, sampler.names, names)]
+    if estimates is not generated:
+        rows.append(score_method(GENERATED_ROW, generated, batch.components, sampler.names, names))
     ica = None
-    rows = [
-        score_method(
-            "demixing-GAN", estimates, batch.components, sampler.names, trained.component_names
-        )
-    ]
     if with_ica:
         from demixgan.evaluation.baselines import ica_demix
 
@@ -182,7 +190,7 @@ def evaluate_checkpoint(
         rows=rows,
         table=markdown_table(rows, sampler.names, n),
     )
-    return evaluation, Separation(batch, estimates, ica)
+    return evaluation, Separation(batch, estimates, generated, ica)
 
 
 def _default_digit_source(data_dir) -> str:

@@ -381,12 +381,9 @@ def _run_steps(
                 stats.write(record)
                 board.write(done, {k: record[k] for k in values})
         end_of_epoch = schedule.ends_epoch(step)
-        if main and end_of_epoch and config.train.snapshot_every_epoch:
+        last = done == schedule.total_steps  # max_steps may end a run inside an epoch
+        if main and (end_of_epoch or last) and config.train.snapshot_every_epoch:
             trainer.save_evolution(schedule.epoch_of(step))
-        if main and (
-            done % config.train.checkpoint_every == 0
-            or end_of_epoch
-            or done == schedule.total_steps
-        ):
+        if main and (done % config.train.checkpoint_every == 0 or end_of_epoch or last):
             trainer.save_checkpoint()
     bar.close()
