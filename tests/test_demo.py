@@ -9,7 +9,7 @@ import re
 import torch
 
 from demixgan.cli.main import main
-from demixgan.experiments.demo import asset, run_demo, shipped_checkpoint
+from demixgan.experiments.demo import DEMO_CONFIG, asset, run_demo, shipped_checkpoint
 from demixgan.inference.api import FitOptions
 from demixgan.inference.loading import export_generators, load_model
 from demixgan.training.config import load_config
@@ -51,7 +51,7 @@ def test_the_shipped_checkpoint_is_small_and_trained_from_the_shipped_config():
     assert path.stat().st_size < 20e6
     model, config = load_model(path)
     assert model.learned == ("digit", "sines")
-    shipped = load_config(asset("demo-digit-sines.toml"))
+    shipped = load_config(asset(DEMO_CONFIG))
     assert dataclasses.replace(config, name=shipped.name) == shipped
 
 

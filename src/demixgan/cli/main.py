@@ -17,6 +17,7 @@ from demixgan.cli import (
     data_commands,
     demo_commands,
     inference_commands,
+    reproduce_commands,
     train_commands,
 )
 from demixgan.errors import DemixganError
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_commands.register(commands)
     classifier_commands.register(commands)
     inference_commands.register(commands)
+    reproduce_commands.register(commands)
     return parser
 
 

@@ -4,8 +4,9 @@ The demo separates test mixtures of real MNIST digits (the embedded test split, 
 training) and sine curves (level 1) with a demixing-GAN, scores it against ICA, the trivial
 split y/2 and the mixture itself, and writes a run directory with the evolution grid, the
 separation grid, the scores and a self-contained ``report.html``. It uses the checkpoint that
-ships with the package (trained by ``demixgan train`` from ``assets/demo-digit-sines.toml``),
-or, with ``train=True``, trains that config from scratch first.
+ships with the package (trained by ``demixgan train`` from the package's
+``assets/experiments/demix-digit-sines.toml``), or, with ``train=True``, trains that config
+from scratch first.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from demixgan.errors import DemixganError
+from demixgan.experiments.figures import separation_panels
 from demixgan.inference.api import FitOptions, TrainedModel, load
 from demixgan.inference.tasks import Evaluation, evaluate_checkpoint
 from demixgan.io.atomic import atomic_path
@@ -29,6 +31,8 @@ from demixgan.training import checkpoints
 #: The demo's latent-fit budget: fits 200 mixtures in a few minutes on 2 CPU cores.
 DEMO_FIT = FitOptions(iterations=300, restarts=6, lr=0.05, smoothing=2.0, seed=0, chunk=240)
 EXAMPLES = 16
+#: The demo's config, inside the package's assets; the shipped checkpoint was trained from it.
+DEMO_CONFIG = "experiments/demix-digit-sines.toml"
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def run_demo(
     from demixgan.training.config import load_config
 
     run_dir = check_new_output(run_dir)
-    config = load_config(asset("demo-digit-sines.toml"), list(overrides)) if train_first else None
+    config = load_config(asset(DEMO_CONFIG), list(overrides)) if train_first else None
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     if config is not None:
@@ -114,18 +118,7 @@ def _evaluate(trained: TrainedModel, n: int, options: FitOptions, progress: bool
         evaluation, separation = evaluate_checkpoint(
             trained, options, n=n, digit_source="mnist-embedded", progress=bar.update
         )
-    batch, ica = separation.batch, separation.ica
-    names = [f"{name} (truth)" for name in ("digit", "sines")]
-    shown = slice(0, EXAMPLES)
-    panels = [(names[k], batch.components[shown, k]) for k in range(2)]
-    panels.append(("mixture (shown clipped to [0, 1])", batch.mixtures[shown]))
-    order = {row.method: row for row in evaluation.rows}["demixing-GAN"].matching
-    for label, parts in (("GAN", separation.estimates), ("G(z)", separation.generated)):
-        for truth_name, estimate_name in order.items():
-            k = trained.component_names.index(estimate_name)
-            panels.append((f"{label}: {truth_name}", parts[shown, k]))
-    for k in range(ica.shape[1]):
-        panels.append((f"ICA {k + 1}", ica[shown, k]))
+    panels = separation_panels(trained, evaluation, separation, EXAMPLES)
     return evaluation, panels
 
 

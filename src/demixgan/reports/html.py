@@ -52,9 +52,16 @@ class Figure:
 
 
 @dataclass(frozen=True)
+class Links:
+    """A list of links (href, text): the one block that points outside the page."""
+
+    items: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
 class Section:
     heading: str
-    blocks: list[Text | Table | Figure] = field(default_factory=list)
+    blocks: list[Text | Table | Figure | Links] = field(default_factory=list)
 
 
 def render_report(title: str, sections: list[Section]) -> str:
@@ -79,7 +86,13 @@ def write_report(path: str | os.PathLike, title: str, sections: list[Section]) -
     return Path(path)
 
 
-def _render(block: Text | Table | Figure) -> str:
+def _render(block: Text | Table | Figure | Links) -> str:
+    if isinstance(block, Links):
+        items = "".join(
+            f'<li><a href="{html.escape(href)}">{html.escape(text)}</a></li>'
+            for href, text in block.items
+        )
+        return f"<ul>{items}</ul>"
     if isinstance(block, Text):
         escaped = html.escape(block.text)
         return f"<pre>{escaped}</pre>" if block.preformatted else f"<p>{escaped}</p>"

@@ -1,0 +1,70 @@
+"""Budgets of `demixgan reproduce`: the same experiments at CPU, paper and smoke-test sizes.
+
+A profile changes how much is trained and evaluated, never what: every experiment reads its
+model and data settings from its config, and the profile adds training overrides and the test
+and latent-fit budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from demixgan.errors import DemixganError
+from demixgan.inference.api import FitOptions
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    #: ``KEY=VALUE`` overrides added to every experiment config (as ``train --set``).
+    train_overrides: tuple[str, ...]
+    #: Held-out test mixtures per setting (capped by the test images there are).
+    test_mixtures: int
+    fit: FitOptions
+
+
+PROFILES: dict[str, Profile] = {
+    profile.name: profile
+    for profile in (
+        Profile(
+            "cpu",
+            "each experiment within 90 minutes on 2 CPU cores: the configs' own step budgets on "
+            "the embedded MNIST training digits (or Fashion-MNIST), 500 test mixtures",
+            (),
+            500,
+            FitOptions(iterations=300, restarts=10, lr=0.05, smoothing=2.0, seed=0, chunk=400),
+        ),
+        Profile(
+            "paper",
+            "the paper's sizes: 55,000 MNIST training digits (downloaded), 64 epochs, the paper's "
+            "latent fit (Adam lr 0.01, 500 iterations, 10 restarts), 1,000 test mixtures; "
+            "for a GPU",
+            (
+                "data.digit_source=mnist",
+                "data.limit=55000",
+                "train.epochs=64",
+                "train.max_steps=0",
+            ),
+            1000,
+            FitOptions(),
+        ),
+        Profile(
+            "smoke",
+            "seconds: checks that an experiment runs end to end; its numbers mean nothing",
+            ("train.max_steps=2", "train.checkpoint_every=2", "train.batch_size=8"),
+            4,
+            FitOptions(iterations=2, restarts=1, seed=0),
+        ),
+    )
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise DemixganError(
+            f"Unknown profile {name!r}; the profiles are {', '.join(PROFILES)}: "
+            + "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values())
+            + "."
+        )
+    return PROFILES[name]

@@ -1,0 +1,127 @@
+"""The paper's experiments by name, and running one (or all) into a report.
+
+An experiment is a function of a ``Context`` (profile, run directory, checkpoint store) that
+returns an ``Outcome``; ``reproduce`` gives it a staging directory, writes the outcome with the
+shared report writer and renames the directory into place, so a failed experiment leaves no
+half-written output (its trained checkpoints stay in the store and are reused by the rerun).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from demixgan.errors import DemixganError
+from demixgan.experiments.context import Context
+from demixgan.experiments.profiles import get_profile
+from demixgan.reports.experiment import Header, Outcome, write_outcome
+from demixgan.reports.html import Links, Section, Text, write_report
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    paper: str  # which figures and tables of the paper it reproduces
+    run: Callable[[Context], Outcome]
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register(name: str, title: str, paper: str):
+    """Decorator: add an experiment function to the registry under ``name``."""
+
+    def add(run: Callable[[Context], Outcome]) -> Callable[[Context], Outcome]:
+        if name in EXPERIMENTS:
+            raise ValueError(f"experiment {name!r} is registered twice")
+        EXPERIMENTS[name] = Experiment(name, title, paper, run)
+        return run
+
+    return add
+
+
+def get_experiment(name: str) -> Experiment:
+    _load_experiments()
+    if name not in EXPERIMENTS:
+        raise DemixganError(
+            f"Unknown experiment {name!r}. The experiments are: {', '.join(EXPERIMENTS)} "
+            "('demixgan reproduce list' describes them; 'all' runs every one)."
+        )
+    return EXPERIMENTS[name]
+
+
+def all_experiments() -> list[Experiment]:
+    _load_experiments()
+    return list(EXPERIMENTS.values())
+
+
+def reproduce(
+    name: str,
+    output: str | Path,
+    *,
+    profile: str = "cpu",
+    checkpoint_store: str | Path = "runs/checkpoints",
+    data_dir: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run experiment ``name`` into the new directory ``output``; return its report.html."""
+    from demixgan.inference.outputs import check_new_output
+
+    experiment = get_experiment(name)
+    chosen = get_profile(profile)
+    output = check_new_output(output)
+    staging = output.with_name(output.name + ".incomplete")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    context = Context(chosen, staging, Path(checkpoint_store), data_dir, progress)
+    started = time.perf_counter()
+    try:
+        outcome = experiment.run(context)
+        header = Header(
+            title=f"{experiment.name}: {experiment.title}",
+            paper=experiment.paper,
+            command=f"demixgan reproduce {name} --profile {profile}",
+            profile=f"{chosen.name} ({chosen.description})",
+            provenance=context.provenance,
+            minutes=(time.perf_counter() - started) / 60,
+        )
+        write_outcome(staging, header, outcome)
+        staging.rename(output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return output / "report.html"
+
+
+def reproduce_all(output: str | Path, **options) -> Path:
+    """Every experiment into ``output``/NAME, and an index page linking their reports."""
+    from demixgan.inference.outputs import check_new_output
+
+    output = check_new_output(output)
+    output.mkdir(parents=True)
+    links = []
+    for experiment in all_experiments():
+        reproduce(experiment.name, output / experiment.name, **options)
+        links.append((f"{experiment.name}/report.html", f"{experiment.name}: {experiment.title}"))
+    return write_report(
+        output / "index.html",
+        "demixgan: the paper's experiments",
+        [
+            Section(
+                "Reports",
+                [
+                    Text("One report per experiment of the paper, in the registry's order."),
+                    Links(links),
+                ],
+            )
+        ],
+    )
+
+
+def _load_experiments() -> None:
+    """Import the modules whose functions register themselves."""
+    from demixgan.experiments import demixing  # noqa: F401

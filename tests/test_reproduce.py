@@ -1,0 +1,105 @@
+"""`demixgan reproduce`: the experiment registry and the report writer, on the smoke budget."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from demixgan.cli.main import main
+from demixgan.errors import DemixganError
+from demixgan.experiments import registry
+from demixgan.experiments.registry import all_experiments, reproduce, reproduce_all
+from demixgan.reports.experiment import Header, Outcome, ResultTable, write_outcome
+
+
+def test_demix_test_writes_tables_figures_metrics_and_reports_and_reuses_its_models(tmp_path):
+    store = tmp_path / "store"
+    report = reproduce(
+        "demix-test", tmp_path / "a", profile="smoke", checkpoint_store=store, progress=False
+    )
+    run = report.parent
+    assert {p.name for p in run.iterdir()} == {
+        "tables",
+        "figures",
+        "metrics.json",
+        "report.md",
+        "report.html",
+    }
+    with open(run / "tables" / "table-1.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    methods = {(row["setting"], row["method"]) for row in rows}
+    assert ("digit+sines", "demixing-GAN") in methods and ("digit+sines", "split y/2") in methods
+    paper = [
+        row
+        for row in rows
+        if row["method"] == "demixing-GAN (paper)" and row["setting"] == "digit+sines"
+    ]
+    assert paper[0]["1st PSNR"] == "13.3" and paper[0]["2nd PSNR"] == "14.6"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["profile"].startswith("smoke") and metrics["digit+sines"]["n"] == 4
+    assert all("trained now" in line for line in metrics["provenance"])
+    html = report.read_text()
+    assert "Table 1" in html and html.count('src="data:image/png;base64,') == 2
+    assert "](figures/separation-demix-digit-sines.png)" in (run / "report.md").read_text()
+
+    again = reproduce(
+        "demix-test", tmp_path / "b", profile="smoke", checkpoint_store=store, progress=False
+    )
+    provenance = json.loads((again.parent / "metrics.json").read_text())["provenance"]
+    assert all("reused" in line for line in provenance)
+
+
+def test_a_failing_experiment_leaves_no_output(tmp_path, monkeypatch):
+    def broken(context):
+        (context.run_dir / "half.txt").write_text("half")
+        raise DemixganError("the data ran out")
+
+    monkeypatch.setitem(
+        registry.EXPERIMENTS, "broken", registry.Experiment("broken", "t", "p", broken)
+    )
+    with pytest.raises(DemixganError, match="ran out"):
+        reproduce("broken", tmp_path / "out", profile="smoke", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reproduce_all_writes_an_index_linking_every_report(tmp_path, monkeypatch):
+    def tiny(context):
+        return Outcome("a tiny experiment", [ResultTable("t", "T", ["a"], [["1"]])])
+
+    monkeypatch.setattr(
+        registry, "EXPERIMENTS", {"one": registry.Experiment("one", "first", "Fig. 1", tiny)}
+    )
+    monkeypatch.setattr(registry, "_load_experiments", lambda: None)
+    index = reproduce_all(tmp_path / "all", profile="smoke", progress=False)
+    assert '<a href="one/report.html">one: first</a>' in index.read_text()
+    assert (tmp_path / "all" / "one" / "tables" / "t.csv").read_text() == "a\n1\n"
+
+
+def test_every_registered_experiment_names_its_paper_figure():
+    experiments = all_experiments()
+    assert "demix-test" in [e.name for e in experiments]
+    assert all(e.paper and e.title for e in experiments)
+
+
+def test_tables_keep_commas_and_quotes_in_csv(tmp_path):
+    table = ResultTable("t", "T", ["method", "value"], [['ICA, "patches"', "1.5"]])
+    header = Header("x", "Fig. 1", "demixgan reproduce x", "smoke", ["m: trained now"], 0.1)
+    write_outcome(tmp_path, header, Outcome("s", [table]))
+    with open(tmp_path / "tables" / "t.csv", newline="") as file:
+        assert list(csv.reader(file)) == [["method", "value"], ['ICA, "patches"', "1.5"]]
+    assert '| ICA, "patches" | 1.5 |' in (tmp_path / "tables" / "t.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["reproduce", "demix-tset"], "Unknown experiment 'demix-tset'"),
+        (["reproduce", "demix-test", "--profile", "gpu"], "Unknown profile 'gpu'"),
+    ],
+)
+def test_bad_names_are_clear_errors(argv, message, capsys, tmp_path):
+    assert main([*argv, "-o", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
