@@ -51,6 +51,27 @@ def test_demix_test_writes_tables_figures_metrics_and_reports_and_reuses_its_mod
     assert all("reused" in line for line in provenance)
 
 
+def test_denoise_experiments_share_their_denoisers_and_classifier(tmp_path):
+    store, options = tmp_path / "store", {"profile": "smoke", "progress": False}
+    test = reproduce("denoise-test", tmp_path / "test", checkpoint_store=store, **options).parent
+    with open(test / "tables" / "denoising.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(r["corruption"], r["level"]) for r in rows] == [
+        (family, str(level)) for family in ("lines", "sines") for level in range(1, 6)
+    ]
+    metrics = json.loads((test / "metrics.json").read_text())
+    assert metrics["digits"] == 3 and len(metrics["sines"]["accuracy, denoised"]) == 5
+    assert {p.name for p in (test / "figures").iterdir()} >= {
+        "accuracy-lines.png",
+        "error-sines.png",
+    }
+
+    train = reproduce("denoise-train", tmp_path / "train", checkpoint_store=store, **options).parent
+    provenance = json.loads((train / "metrics.json").read_text())["provenance"]
+    assert len(provenance) == 3 and all("reused" in line for line in provenance)
+    assert (train / "figures" / "evolution-lines-epoch-0001.png").is_file()
+
+
 def test_a_failing_experiment_leaves_no_output(tmp_path, monkeypatch):
     def broken(context):
         (context.run_dir / "half.txt").write_text("half")
@@ -103,3 +124,17 @@ def test_bad_names_are_clear_errors(argv, message, capsys, tmp_path):
     assert main([*argv, "-o", str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_every_experiment_config_loads_under_every_profile():
+    from pathlib import Path
+
+    from demixgan.experiments.demo import asset
+    from demixgan.experiments.profiles import PROFILES
+    from demixgan.training.config import load_config
+
+    configs = sorted(Path(asset("experiments")).glob("*.toml"))
+    assert len(configs) >= 4
+    for config in configs:
+        for profile in PROFILES.values():
+            assert load_config(config, list(profile.train_overrides)).name == config.stem

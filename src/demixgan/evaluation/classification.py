@@ -114,9 +114,17 @@ def train_classifier(
 @torch.no_grad()
 def classify(model: MnistClassifier, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Predicted digit [N] (int64) of each image [N, 1, 28, 28] in [0, 1]; sets eval mode."""
+    return probabilities(model, images, batch_size).argmax(1)
+
+
+@torch.no_grad()
+def probabilities(
+    model: MnistClassifier, images: torch.Tensor, batch_size: int = 1000
+) -> torch.Tensor:
+    """The classifier's class probabilities [N, 10] of each image; sets eval mode."""
     _check_images(images)
     model.eval()
-    return torch.cat([model(x).argmax(1) for x in images.split(batch_size)])
+    return torch.cat([model(x).softmax(1) for x in images.split(batch_size)])
 
 
 def accuracy(model: MnistClassifier, images: torch.Tensor, labels: torch.Tensor) -> float:

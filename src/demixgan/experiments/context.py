@@ -13,13 +13,17 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import torch
+
+from demixgan.data.sources import ImageSet
 from demixgan.experiments.demo import DEMO_CONFIG, asset, shipped_checkpoint
 from demixgan.experiments.profiles import Profile
 from demixgan.inference.api import TrainedModel, load
 from demixgan.io.atomic import atomic_path
+from demixgan.networks.classifier import MnistClassifier
 from demixgan.training import checkpoints
 from demixgan.training.config import RunConfig, load_config
 
@@ -36,6 +40,12 @@ class Context:
     progress: bool = True
     #: Where each model came from, in the words the report prints.
     provenance: list[str] = field(default_factory=list)
+
+    def bar(self, total: int, description: str):
+        """A progress bar (tqdm) that stays quiet when progress is off."""
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=description, unit="image", disable=not self.progress)
 
     def config(self, name: str, *overrides: str) -> RunConfig:
         """An experiment config shipped with demixgan, with the profile's overrides applied."""
@@ -64,6 +74,42 @@ class Context:
         self.provenance.append(f"{config.name}: trained now into {run} ({minutes:.1f} min)")
         return load(run)
 
+    def classifier(self) -> MnistClassifier:
+        """The paper's MNIST classifier on the embedded training digits: stored, or trained now."""
+        from demixgan.data.sources import load_images
+        from demixgan.evaluation.classification import (
+            load_classifier,
+            save_classifier,
+            train_classifier,
+        )
+
+        epochs, count = self.profile.classifier_epochs, self.profile.classifier_digits
+        where = self.checkpoint_store / f"classifier-embedded-{count or 'all'}-{epochs}-epochs"
+        if (where / COMPLETE_FILE).is_file():
+            self.provenance.append(f"classifier: reused {where} (trained earlier, same settings)")
+            return load_classifier(where)[0]
+        digits = _subset(load_images("mnist-embedded", "train"), count or None)
+        started = time.perf_counter()
+        model = train_classifier(digits.images, digits.labels, epochs=epochs, seed=0)
+        minutes = (time.perf_counter() - started) / 60
+        save_classifier(model, where, {"training": {"digits": len(digits), "epochs": epochs}})
+        _mark_complete(where, epochs, minutes)
+        self.provenance.append(f"classifier: trained now into {where} ({minutes:.1f} min)")
+        return model
+
+    def test_digits(self, count: int) -> ImageSet:
+        """Held-out digits with labels: the MNIST test set where it is on disk, else embedded."""
+        from demixgan.data.sources import load_images
+        from demixgan.errors import DemixganError
+
+        try:
+            digits = load_images("mnist", "test", data_dir=self.data_dir, download=False)
+        except DemixganError:
+            digits = load_images("mnist-embedded", "test")
+        digits = _subset(digits, count)
+        binary = (digits.images >= 0.5).float()  # the paper's binary MNIST
+        return replace(digits, images=binary)
+
     def _train(self, config: RunConfig, run: Path) -> float:
         from demixgan.training.loop import train
 
@@ -73,9 +119,19 @@ class Context:
         started = time.perf_counter()
         result = train(config, run, resume=resume, progress=self.progress)
         minutes = (time.perf_counter() - started) / 60
-        with atomic_path(run / COMPLETE_FILE) as tmp:
-            tmp.write_text(json.dumps({"steps": result.step, "minutes": minutes}), "utf-8")
+        _mark_complete(run, result.step, minutes)
         return minutes
+
+
+def _subset(digits: ImageSet, count: int | None) -> ImageSet:
+    """``count`` images drawn without replacement (seeded): splits may be sorted by class."""
+    order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(0))[:count]
+    return replace(digits, images=digits.images[order], labels=digits.labels[order])
+
+
+def _mark_complete(run: Path, steps: int, minutes: float) -> None:
+    with atomic_path(run / COMPLETE_FILE) as tmp:
+        tmp.write_text(json.dumps({"steps": steps, "minutes": minutes}), "utf-8")
 
 
 def config_key(config: RunConfig) -> str:

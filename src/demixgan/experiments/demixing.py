@@ -12,7 +12,7 @@ from demixgan.inference.tasks import evaluate_checkpoint
 from demixgan.reports.experiment import Outcome, ResultFigure, ResultTable
 from demixgan.reports.grids import save_panels
 
-EXAMPLES = 12
+EXAMPLES = 8
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,11 @@ def demix_test(context: Context) -> Outcome:
     rows, metrics, figures = [], {}, []
     for setting in TEST_SETTINGS:
         trained = context.trained(context.config(setting.config))
-        evaluation, separation = evaluate_checkpoint(
-            trained,
-            context.profile.fit,
-            n=context.profile.test_mixtures,
-            data_dir=context.data_dir,
-        )
+        n = context.profile.test_mixtures
+        with context.bar(n, f"separating {setting.label}") as bar:
+            evaluation, separation = evaluate_checkpoint(
+                trained, context.profile.fit, n=n, data_dir=context.data_dir, progress=bar.update
+            )
         metrics[setting.label] = {
             "n": evaluation.n,
             "digits": evaluation.digits,
@@ -64,11 +63,12 @@ def demix_test(context: Context) -> Outcome:
                 ]
             )
         figure = context.run_dir / "figures" / f"separation-{setting.config}.png"
+        shown = min(EXAMPLES, evaluation.n)
         save_panels(
-            separation_panels(trained, evaluation, separation, EXAMPLES),
+            separation_panels(trained, evaluation, separation, shown),
             figure,
-            ncol=3,
-            title=f"{setting.label}: {EXAMPLES} of the {evaluation.n} test mixtures",
+            ncol=1,
+            title=f"{setting.label}: {shown} of the {evaluation.n} test mixtures",
         )
         figures.append(
             ResultFigure(figure, f"Separations of {setting.label} ({evaluation.digits})")

@@ -30,7 +30,7 @@ from demixgan.training import checkpoints
 
 #: The demo's latent-fit budget: fits 200 mixtures in a few minutes on 2 CPU cores.
 DEMO_FIT = FitOptions(iterations=300, restarts=6, lr=0.05, smoothing=2.0, seed=0, chunk=240)
-EXAMPLES = 16
+EXAMPLES = 8
 #: The demo's config, inside the package's assets; the shipped checkpoint was trained from it.
 DEMO_CONFIG = "experiments/demix-digit-sines.toml"
 
@@ -87,7 +87,9 @@ def run_demo(
     trained = load(checkpoint)
     evaluation, examples = _evaluate(trained, n, options, progress)
     grid = run_dir / "separation.png"
-    save_panels(examples, grid, ncol=4, title=f"{EXAMPLES} of the {n} held-out test mixtures")
+    save_panels(
+        examples, grid, ncol=1, title=f"{min(EXAMPLES, n)} of the {n} held-out test mixtures"
+    )
     with atomic_path(run_dir / "metrics.json") as tmp:
         tmp.write_text(evaluation.to_json(), encoding="utf-8")
     with atomic_path(run_dir / "table.md") as tmp:

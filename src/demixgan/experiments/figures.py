@@ -15,7 +15,7 @@ def separation_panels(
     batch, shown = separation.batch, slice(0, count)
     order = {row.method: row for row in evaluation.rows}["demixing-GAN"].matching
     panels = [(f"{name} (truth)", batch.components[shown, k]) for k, name in enumerate(order)]
-    panels.append(("mixture (shown clipped to [0, 1])", batch.mixtures[shown]))
+    panels.append(("mixture", batch.mixtures[shown]))  # shown clipped to [0, 1]
     for label, parts in (("GAN", separation.estimates), ("G(z)", separation.generated)):
         for truth_name, estimate_name in order.items():
             k = trained.component_names.index(estimate_name)

@@ -22,6 +22,12 @@ class Profile:
     #: Held-out test mixtures per setting (capped by the test images there are).
     test_mixtures: int
     fit: FitOptions
+    #: Held-out digits per corruption family and level in denoise-test, and their fit.
+    denoise_digits: int
+    denoise_fit: FitOptions
+    #: Epochs and training digits (0: all 4,000) of the MNIST classifier that reads digits.
+    classifier_epochs: int
+    classifier_digits: int = 0
 
 
 PROFILES: dict[str, Profile] = {
@@ -34,6 +40,9 @@ PROFILES: dict[str, Profile] = {
             (),
             500,
             FitOptions(iterations=300, restarts=10, lr=0.05, smoothing=2.0, seed=0, chunk=400),
+            200,
+            FitOptions(iterations=200, restarts=4, lr=0.05, smoothing=2.0, seed=0, chunk=400),
+            30,
         ),
         Profile(
             "paper",
@@ -48,6 +57,9 @@ PROFILES: dict[str, Profile] = {
             ),
             1000,
             FitOptions(),
+            1000,
+            FitOptions(),
+            30,
         ),
         Profile(
             "smoke",
@@ -55,6 +67,10 @@ PROFILES: dict[str, Profile] = {
             ("train.max_steps=2", "train.checkpoint_every=2", "train.batch_size=8"),
             4,
             FitOptions(iterations=2, restarts=1, seed=0),
+            3,
+            FitOptions(iterations=2, restarts=1, seed=0),
+            1,
+            200,
         ),
     )
 }

@@ -30,6 +30,17 @@ class Experiment:
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
+#: The paper's order, in which `list` and `all` go.
+PAPER_ORDER = (
+    "denoise-train",
+    "denoise-test",
+    "demix-train",
+    "demix-test",
+    "cs",
+    "fashion",
+    "mnist-fashion",
+    "z-coupling",
+)
 
 
 def register(name: str, title: str, paper: str):
@@ -56,7 +67,8 @@ def get_experiment(name: str) -> Experiment:
 
 def all_experiments() -> list[Experiment]:
     _load_experiments()
-    return list(EXPERIMENTS.values())
+    rank = {name: index for index, name in enumerate(PAPER_ORDER)}
+    return sorted(EXPERIMENTS.values(), key=lambda e: rank.get(e.name, len(rank)))
 
 
 def reproduce(
@@ -124,4 +136,4 @@ def reproduce_all(output: str | Path, **options) -> Path:
 
 def _load_experiments() -> None:
     """Import the modules whose functions register themselves."""
-    from demixgan.experiments import demixing  # noqa: F401
+    from demixgan.experiments import demixing, denoising  # noqa: F401
