@@ -82,3 +82,17 @@ def test_tasks_check_the_checkpoint_kind_and_the_input(tiny_runs):
         demixer.demix(torch.zeros(0, 28, 28))
     with pytest.raises(DemixganError, match="restarts must be >= 1"):
         FitOptions(restarts=0)
+
+
+def test_l1_residual_resists_sparse_corruption_that_pulls_the_l2_fit(tiny_runs):
+    trained = demixgan.load(tiny_runs["denoise"])
+    clean = _draw(trained, 8, seed=6)[:, 0]
+    g = torch.Generator().manual_seed(7)
+    spikes = torch.zeros_like(clean).flatten(1)
+    spikes.scatter_(1, torch.randint(0, 784, (8, 40), generator=g), 3.0)
+    corrupted = clean + spikes.view_as(clean)
+    scores = {}
+    for residual in ("l2", "l1"):
+        options = FitOptions(**{**FAST.__dict__, "residual": residual})
+        scores[residual] = psnr(trained.denoise(corrupted, options), clean).mean().item()
+    assert scores["l1"] > scores["l2"] + 2, scores

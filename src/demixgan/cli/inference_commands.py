@@ -92,6 +92,13 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="coarse-to-fine fit: blur the residual by this many pixels at first (default 0)",
     )
+    parser.add_argument(
+        "--residual",
+        choices=("l2", "l1"),
+        default="l2",
+        help="penalty of the residual: l2 (the paper) or l1 (robust to corruption the "
+        "generators do not draw)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent starts")
 
 
@@ -105,6 +112,7 @@ def _options(args: argparse.Namespace):
         latent_weight=args.latent_weight,
         update=args.update,
         smoothing=args.smoothing,
+        residual=args.residual,
         seed=args.seed,
     )
 

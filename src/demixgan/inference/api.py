@@ -17,7 +17,7 @@ import torch
 from demixgan.errors import DemixganError
 from demixgan.inference.consistency import project_onto_mixture
 from demixgan.inference.loading import load_model, resolve_checkpoint
-from demixgan.inference.solver import UPDATES, LatentFit, fit_latents
+from demixgan.inference.solver import RESIDUALS, UPDATES, LatentFit, fit_latents
 from demixgan.models.operators import GaussianOperator
 from demixgan.models.superposition_model import SuperpositionModel
 from demixgan.training.config import RunConfig
@@ -38,6 +38,7 @@ class FitOptions:
     update: str = "joint"
     tolerance: float = 0.0
     smoothing: float = 0.0
+    residual: str = "l2"
     seed: int = 0
     chunk: int = 4096
 
@@ -53,6 +54,10 @@ class FitOptions:
             problems.append(f"the latent weight lambda must be >= 0 (got {self.latent_weight})")
         if self.update not in UPDATES:
             problems.append(f"update must be one of {', '.join(UPDATES)} (got {self.update!r})")
+        if self.residual not in RESIDUALS:
+            problems.append(
+                f"residual must be one of {', '.join(RESIDUALS)} (got {self.residual!r})"
+            )
         if not self.smoothing >= 0:
             problems.append(f"smoothing must be >= 0 pixels (got {self.smoothing})")
         if self.chunk < 1:
