@@ -72,6 +72,25 @@ def test_denoise_experiments_share_their_denoisers_and_classifier(tmp_path):
     assert (train / "figures" / "evolution-lines-epoch-0001.png").is_file()
 
 
+def test_cs_scores_lasso_and_every_prior_at_every_measurement_count(tmp_path):
+    run = reproduce(
+        "cs", tmp_path / "cs", profile="smoke", checkpoint_store=tmp_path / "s", progress=False
+    )
+    with open(run.parent / "tables" / "cs.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(r["waves"], r["m"]) for r in rows] == [
+        ("2", "10"),
+        ("2", "20"),
+        ("4", "10"),
+        ("4", "20"),
+    ]
+    for row in rows:
+        errors = [float(row[k]) for k in ("LASSO", "vanilla GAN", "denoising-GAN", "demixing-GAN")]
+        assert all(0 < e < 1 for e in errors)
+    provenance = json.loads((run.parent / "metrics.json").read_text())["provenance"]
+    assert len(provenance) == 6 and sum("reused" in line for line in provenance) == 1  # vanilla
+
+
 def test_a_failing_experiment_leaves_no_output(tmp_path, monkeypatch):
     def broken(context):
         (context.run_dir / "half.txt").write_text("half")

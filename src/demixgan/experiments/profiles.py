@@ -27,6 +27,10 @@ class Profile:
     denoise_fit: FitOptions
     #: Epochs and training digits (0: all 4,000) of the MNIST classifier that reads digits.
     classifier_epochs: int
+    #: Compressive sensing: test images, numbers of measurements m, and the latent fit.
+    cs_images: int
+    cs_measurements: tuple[int, ...]
+    cs_fit: FitOptions
     classifier_digits: int = 0
 
 
@@ -43,6 +47,9 @@ PROFILES: dict[str, Profile] = {
             200,
             FitOptions(iterations=200, restarts=4, lr=0.05, smoothing=2.0, seed=0, chunk=400),
             30,
+            100,
+            (25, 50, 100, 200, 400),
+            FitOptions(iterations=300, restarts=4, lr=0.05, seed=0, chunk=400),
         ),
         Profile(
             "paper",
@@ -60,6 +67,9 @@ PROFILES: dict[str, Profile] = {
             1000,
             FitOptions(),
             30,
+            1000,
+            (25, 50, 100, 200, 300, 400, 500, 750),
+            FitOptions(),
         ),
         Profile(
             "smoke",
@@ -70,6 +80,9 @@ PROFILES: dict[str, Profile] = {
             3,
             FitOptions(iterations=2, restarts=1, seed=0),
             1,
+            2,
+            (10, 20),
+            FitOptions(iterations=2, restarts=1, seed=0),
             200,
         ),
     )

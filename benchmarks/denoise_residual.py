@@ -1,0 +1,53 @@
+"""Does an l1 residual help the denoising-GAN on heavier corruption than it was trained on?
+
+Run: ``.venv/bin/python benchmarks/denoise_residual.py STORE [--n 200] [--levels 1 3 5]`` with
+STORE the checkpoint store of ``demixgan reproduce denoise-test`` (its denoisers and MNIST
+classifier). Denoises the same seeded MNIST test digits as denoise-test (``--data-dir`` for the
+MNIST test set) with the l2 residual (the paper) and the l1 residual, and prints the classifier
+accuracy and the per-pixel error of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from demixgan.data.families import get_family
+from demixgan.evaluation.classification import accuracy, load_classifier
+from demixgan.experiments.context import Context
+from demixgan.experiments.denoising import DENOISERS
+from demixgan.experiments.profiles import get_profile
+from demixgan.inference.api import load
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("store", type=Path)
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 3, 5])
+    parser.add_argument("--data-dir")
+    args = parser.parse_args()
+    profile = get_profile("cpu")
+    context = Context(profile, Path("."), args.store, args.data_dir, progress=False)
+    digits = context.test_digits(args.n)
+    classifier, _ = load_classifier(next(args.store.glob("classifier-embedded-all-*")))
+    for index, denoiser in enumerate(DENOISERS):
+        trained = load(next(args.store.glob(f"{denoiser.config}-*")))
+        for level in args.levels:
+            g = torch.Generator().manual_seed(100 * index + level)  # as denoise-test
+            corrupted = digits.images + get_family(denoiser.family).sample(len(digits), level, g)
+            cells = []
+            for residual in ("l2", "l1"):
+                options = dataclasses.replace(profile.denoise_fit, residual=residual)
+                denoised = trained.denoise(corrupted, options)
+                score = accuracy(classifier, denoised, digits.labels)
+                error = (denoised - digits.images).pow(2).mean().item()
+                cells.append(f"{residual}: accuracy {score:.1%}, pixel error {error:.4f}")
+            print(f"{denoiser.family} level {level}: " + "; ".join(cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()
