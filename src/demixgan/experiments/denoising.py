@@ -64,7 +64,10 @@ def denoise_train(context: Context) -> Outcome:
         path = context.run_dir / "figures" / f"samples-{denoiser.family}.png"
         shown = slice(0, SAMPLES)
         save_panels(
-            [("observed (training data)", observed[shown]), ("generated G(z)", samples[shown])],
+            [
+                ("corrupted test digits (as in training)", observed[shown]),
+                ("generated G(z)", samples[shown]),
+            ],
             path,
             ncol=8,
             title=f"denoising-GAN, digit + {denoiser.family}",
