@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from demixgan.cli.train_commands import add_overrides
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser(
@@ -20,13 +22,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--train", action="store_true", help="train the demo config from scratch first (slow)"
     )
-    demo.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="with --train: override a value of the demo config, e.g. --set train.max_steps=2000",
+    add_overrides(
+        demo, "with --train: override a value of the demo config, e.g. --set train.max_steps=2000"
     )
     demo.add_argument("--n", type=int, default=200, help="test mixtures (default 200)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")

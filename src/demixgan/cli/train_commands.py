@@ -22,18 +22,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     source.add_argument(
         "--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint"
     )
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.epochs=2 (repeatable)",
-    )
+    add_overrides(train, "override a config value, e.g. --set train.epochs=2 (repeatable)")
     train.add_argument("--run-dir", help="directory of the new run (default runs/<name>-<time>)")
     train.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(run=run_train)
+
+
+def add_overrides(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--set KEY=VALUE`` (repeatable) into ``args.overrides``, as config.load_config takes."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text
+    )
 
 
 def run_train(args: argparse.Namespace) -> int:
