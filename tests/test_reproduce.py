@@ -130,6 +130,8 @@ def test_tables_keep_commas_and_quotes_in_csv(tmp_path):
     with open(tmp_path / "tables" / "t.csv", newline="") as file:
         assert list(csv.reader(file)) == [["method", "value"], ['ICA, "patches"', "1.5"]]
     assert '| ICA, "patches" | 1.5 |' in (tmp_path / "tables" / "t.md").read_text()
+    html = (tmp_path / "report.html").read_text()  # words align left, numbers right
+    assert "<td>ICA, &quot;patches&quot;</td>" in html and '<td class="n">1.5</td>' in html
 
 
 @pytest.mark.parametrize(

@@ -13,19 +13,21 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from demixgan.io.atomic import atomic_path
 
+_NUMBER = re.compile(r"[-+−–]?[\d.,]*\d[\d.,]*%?( ± [\d.,]+%?)?|[–-]")
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 68rem; margin: 2rem auto;
        padding: 0 1rem; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6rem; }
 h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.92rem; }
-th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
+th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: left; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #f3f3f3; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; image-rendering: pixelated; }
 figcaption { color: #555; font-size: 0.9rem; }
@@ -86,6 +88,12 @@ def write_report(path: str | os.PathLike, title: str, sections: list[Section]) -
     return Path(path)
 
 
+def _cell(text: str) -> str:
+    """A table cell; numbers ("18.85 ± 2.81", "92.5%", "–") align right, words left."""
+    numeric = _NUMBER.fullmatch(text.strip()) is not None
+    return f'<td class="n">{html.escape(text)}</td>' if numeric else f"<td>{html.escape(text)}</td>"
+
+
 def _render(block: Text | Table | Figure | Links) -> str:
     if isinstance(block, Links):
         items = "".join(
@@ -98,10 +106,7 @@ def _render(block: Text | Table | Figure | Links) -> str:
         return f"<pre>{escaped}</pre>" if block.preformatted else f"<p>{escaped}</p>"
     if isinstance(block, Table):
         head = "".join(f"<th>{html.escape(h)}</th>" for h in block.header)
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-            for row in block.rows
-        )
+        rows = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in block.rows)
         return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
     data = base64.b64encode(Path(block.path).read_bytes()).decode("ascii")
     caption = f"<figcaption>{html.escape(block.caption)}</figcaption>" if block.caption else ""
