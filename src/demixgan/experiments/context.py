@@ -62,9 +62,8 @@ class Context:
             )
             return load(shipped_checkpoint())
         run = self.checkpoint_store / f"{config.name}-{config_key(config)}"
-        done = run / COMPLETE_FILE
-        if done.is_file():
-            record = json.loads(done.read_text(encoding="utf-8"))
+        record = _completed(run)
+        if record is not None:
             self.provenance.append(
                 f"{config.name}: reused {run} (trained earlier from the same config: "
                 f"{record['steps']} steps in {record['minutes']:.1f} min)"
@@ -85,8 +84,12 @@ class Context:
 
         epochs, count = self.profile.classifier_epochs, self.profile.classifier_digits
         where = self.checkpoint_store / f"classifier-embedded-{count or 'all'}-{epochs}-epochs"
-        if (where / COMPLETE_FILE).is_file():
-            self.provenance.append(f"classifier: reused {where} (trained earlier, same settings)")
+        record = _completed(where)
+        if record is not None:
+            self.provenance.append(
+                f"classifier: reused {where} (trained earlier with the same settings: "
+                f"{record['steps']} epochs in {record['minutes']:.1f} min)"
+            )
             return load_classifier(where)[0]
         digits = _subset(load_images("mnist-embedded", "train"), count or None)
         started = time.perf_counter()
@@ -100,13 +103,10 @@ class Context:
     def test_digits(self, count: int) -> ImageSet:
         """Held-out digits with labels: the MNIST test set where it is on disk, else embedded."""
         from demixgan.data.sources import load_images
-        from demixgan.errors import DemixganError
+        from demixgan.inference.tasks import default_digit_source
 
-        try:
-            digits = load_images("mnist", "test", data_dir=self.data_dir, download=False)
-        except DemixganError:
-            digits = load_images("mnist-embedded", "test")
-        digits = _subset(digits, count)
+        source = default_digit_source(self.data_dir)
+        digits = _subset(load_images(source, "test", data_dir=self.data_dir), count)
         binary = (digits.images >= 0.5).float()  # the paper's binary MNIST
         return replace(digits, images=binary)
 
@@ -127,6 +127,12 @@ def _subset(digits: ImageSet, count: int | None) -> ImageSet:
     """``count`` images drawn without replacement (seeded): splits may be sorted by class."""
     order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(0))[:count]
     return replace(digits, images=digits.images[order], labels=digits.labels[order])
+
+
+def _completed(run: Path) -> dict | None:
+    """The record of a finished stored run (steps, minutes), or None if it never finished."""
+    done = run / COMPLETE_FILE
+    return json.loads(done.read_text(encoding="utf-8")) if done.is_file() else None
 
 
 def _mark_complete(run: Path, steps: int, minutes: float) -> None:

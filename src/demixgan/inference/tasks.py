@@ -156,7 +156,7 @@ def evaluate_checkpoint(
         raise DemixganError(f"--n must be at least 1 test mixture, got {n}.")
     recipe = recipe or trained.config.data.recipe
     level = level if level is not None else trained.config.data.level
-    digit_source = digit_source or _default_digit_source(data_dir)
+    digit_source = digit_source or default_digit_source(data_dir)
     sampler = build_sampler(
         recipe, level=level, split="test", digit_source=digit_source, data_dir=data_dir
     )
@@ -193,7 +193,7 @@ def evaluate_checkpoint(
     return evaluation, Separation(batch, estimates, generated, ica)
 
 
-def _default_digit_source(data_dir) -> str:
+def default_digit_source(data_dir: str | os.PathLike | None) -> str:
     """The MNIST test set where it is on disk (no download), else the embedded test split."""
     from demixgan.data.sources import load_images
 
