@@ -260,9 +260,9 @@ def test_bad_overrides_are_reported_like_file_errors(override, expected):
 
 _LEARNED = {"name": "digit", "kind": "learned"}
 _KNOWN = {"name": "noise", "kind": "known", "family": "sines", "level": 1}
-_UNEQUAL_LATENTS = {
+_LARGER_COUPLED_LATENT = {
     "model": {"coupling": "scaled"},
-    "components": [_LEARNED, {**_LEARNED, "name": "s", "latent_dim": 8}],
+    "components": [{**_LEARNED, "latent_dim": 8}, {**_LEARNED, "name": "s", "latent_dim": 9}],
 }
 
 
@@ -331,7 +331,7 @@ _UNEQUAL_LATENTS = {
         (_with(data={"observe": "digt"}), "data.observe", "did you mean 'digit'"),
         (_with(data={"recipe": "dress+bag", "observe": "digit"}), "data.observe", "'bag'"),
         (_with(model={"coupling": "identical"}), "model.coupling", "two learned components"),
-        (_UNEQUAL_LATENTS, "model.coupling", "same latent_dim"),
+        (_LARGER_COUPLED_LATENT, "model.coupling", "larger latent_dim than the first"),
     ],
 )
 def test_validation_errors_name_the_key_path_and_value(data, path, detail):

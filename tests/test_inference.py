@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from demixgan.evaluation.metrics import match_components, psnr
+from demixgan.evaluation.separation import score_method
 from demixgan.inference.loading import load_model
 from demixgan.inference.solver import fit_latents
 from demixgan.models.superposition_model import LearnedComponent, SuperpositionModel
@@ -63,6 +64,18 @@ def test_matching_finds_the_permutation():
     assert match_components(estimates, truths) == [1, 2, 0]
 
 
+def test_exchangeable_parts_are_matched_per_mixture():
+    truths = torch.rand(20, 2, 1, 28, 28)
+    swapped = truths.clone()
+    swapped[::2] = truths[::2].flip(1)  # half the mixtures come out in the other order
+    names = ["digit-a", "digit-b"]
+    whole_set = score_method("m", swapped, truths, names)
+    each = score_method("m", swapped, truths, names, per_mixture=True)
+    assert whole_set.scores["digit-a"]["mse"][0] > 0.05  # half the images scored on the wrong part
+    assert each.scores["digit-a"]["mse"] == (0.0, 0.0)
+    assert each.matching == {"digit-a": "best per mixture", "digit-b": "best per mixture"}
+
+
 def test_a_trained_run_loads_without_pickles(tmp_path):
     config = load_config("configs/tiny-demix.toml", ["train.max_steps=4"])
     result = train(config, tmp_path / "run", progress=False)
@@ -72,3 +85,18 @@ def test_a_trained_run_loads_without_pickles(tmp_path):
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         assert model(model.sample_latents(2, g)).shape == (2, 1, 28, 28)
+
+
+def test_coupled_latents_derive_from_the_first_even_when_smaller():
+    torch.manual_seed(0)
+    components = [
+        LearnedComponent("digit", build_generator("dcgan", 6, hidden=32, channels=8)),
+        LearnedComponent("curve", build_generator("dcgan", 2, hidden=32, channels=8)),
+    ]
+    g = torch.Generator().manual_seed(0)
+    scaled = SuperpositionModel(components, coupling="scaled", coupling_scale=0.1)
+    z = scaled.sample_latents(5, g)
+    assert z["curve"].shape == (5, 2)
+    torch.testing.assert_close(z["curve"], 0.1 * z["digit"][:, :2])
+    same = SuperpositionModel(components, coupling="identical").sample_latents(5, g)
+    torch.testing.assert_close(same["curve"], same["digit"][:, :2])

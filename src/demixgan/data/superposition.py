@@ -69,6 +69,16 @@ class Recipe:
     def has_family(self) -> bool:
         return any(isinstance(c, FamilyComponent) for c in self.components)
 
+    @property
+    def exchangeable(self) -> bool:
+        """Every part drawn from the same images (two digits of any class): none has a role.
+
+        >>> get_recipe("digit+digit").exchangeable, get_recipe("digit1+digit2").exchangeable
+        (True, False)
+        """
+        kinds = {(getattr(c, "source", None), getattr(c, "classes", None)) for c in self.components}
+        return not self.has_family and len(kinds) == 1
+
 
 def _digit(name: str = "digit", classes: tuple[int, ...] | None = None) -> ImageComponent:
     return ImageComponent(name, "mnist-embedded", classes)

@@ -67,3 +67,26 @@ def match_components(estimates: torch.Tensor, truths: torch.Tensor) -> list[int]
     rows, cols = linear_sum_assignment(cost.numpy())
     assignment = dict(zip(rows.tolist(), cols.tolist(), strict=True))
     return [assignment[t] for t in range(truths.shape[1])]
+
+
+def align_each(estimates: torch.Tensor, truths: torch.Tensor) -> torch.Tensor:
+    """Each mixture's estimates in the order of its truths, by that mixture's best permutation.
+
+    For exchangeable parts (two digits from the same classes) no generator owns one part, so
+    matching over the whole set, as ``match_components`` does, would score an arbitrary order;
+    asteroid's permutation-invariant losses decide per example in the same way. Returns
+    [N, K_true, ...] (lowest summed MSE per mixture; K! orders, so for a handful of parts).
+    """
+    from itertools import permutations
+
+    k = truths.shape[1]
+    orders = torch.tensor(list(permutations(range(estimates.shape[1]), k)))
+    costs = torch.stack(
+        [
+            sum(mse(estimates[:, e], truths[:, t]) for t, e in enumerate(order.tolist()))
+            for order in orders
+        ],
+        dim=1,
+    )
+    best = orders[costs.argmin(1)]  # [N, K_true]
+    return torch.stack([estimates[torch.arange(len(best)), best[:, t]] for t in range(k)], dim=1)

@@ -3,7 +3,8 @@
 A separation is only worth its gain over the trivial split x_hat = n_hat = y / 2, so every
 table carries that row and the input (the mixture itself taken as each component) beside the
 methods. Estimated components are matched to the true ones by the best permutation over the
-whole test set (Hungarian assignment), and the matching is reported.
+whole test set (Hungarian assignment), and the matching is reported; exchangeable parts (two
+digits of the same classes) are matched per mixture instead.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from demixgan.evaluation.metrics import match_components, mse, psnr, ssim
+from demixgan.evaluation.metrics import align_each, match_components, mse, psnr, ssim
 
 #: Per-image metrics in table order (PSNR and SSIM: higher is better; MSE: lower).
 METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
@@ -21,6 +22,10 @@ METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "mse": mse,
     "ssim": ssim,
 }
+
+
+#: The matching reported for exchangeable parts, matched mixture by mixture.
+PER_MIXTURE = "best per mixture"
 
 
 @dataclass(frozen=True)
@@ -38,17 +43,26 @@ def score_method(
     truths: torch.Tensor,
     names: Sequence[str],
     estimate_names: Sequence[str] | None = None,
+    *,
+    per_mixture: bool = False,
 ) -> MethodScore:
-    """Match ``estimates`` [N, K_est, 1, H, W] to ``truths`` [N, K, 1, H, W] and score them."""
-    order = match_components(estimates, truths)
-    estimate_names = estimate_names or [f"estimate {k + 1}" for k in range(estimates.shape[1])]
-    scores = {}
-    for t, name in enumerate(names):
-        chosen = estimates[:, order[t]]
-        scores[name] = {
-            metric: _mean_std(fn(chosen, truths[:, t])) for metric, fn in METRICS.items()
-        }
-    matching = {name: estimate_names[order[t]] for t, name in enumerate(names)}
+    """Match ``estimates`` [N, K_est, 1, H, W] to ``truths`` [N, K, 1, H, W] and score them.
+
+    ``per_mixture``: match each mixture's estimates by its own best permutation (for
+    exchangeable parts); the reported matching then reads "best per mixture".
+    """
+    if per_mixture:
+        chosen = align_each(estimates, truths)
+        matching = dict.fromkeys(names, PER_MIXTURE)
+    else:
+        order = match_components(estimates, truths)
+        chosen = estimates[:, order]
+        estimate_names = estimate_names or [f"estimate {k + 1}" for k in range(estimates.shape[1])]
+        matching = {name: estimate_names[order[t]] for t, name in enumerate(names)}
+    scores = {
+        name: {metric: _mean_std(fn(chosen[:, t], truths[:, t])) for metric, fn in METRICS.items()}
+        for t, name in enumerate(names)
+    }
     return MethodScore(method, scores, matching)
 
 

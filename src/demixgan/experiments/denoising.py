@@ -7,15 +7,14 @@ unseen digits at corruption levels 1..5 and lets the paper's MNIST classifier re
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from demixgan.data.families import get_family
 from demixgan.evaluation.classification import accuracy, probabilities
 from demixgan.experiments.context import Context
+from demixgan.experiments.figures import evolution_figures
 from demixgan.experiments.registry import register
 from demixgan.reports.experiment import Outcome, ResultFigure, ResultTable
 from demixgan.reports.grids import save_panels
@@ -60,7 +59,7 @@ def denoise_train(context: Context) -> Outcome:
         rows.append(
             [f"{denoiser.family} (level {denoiser.level})", *(f"{v:.1%}" for v in shares.values())]
         )
-        figures += _evolution_figures(context, trained.checkpoint, denoiser)
+        figures += evolution_figures(context.run_dir, trained, denoiser.family)
         path = context.run_dir / "figures" / f"samples-{denoiser.family}.png"
         shown = slice(0, SAMPLES)
         save_panels(
@@ -169,24 +168,6 @@ def _confident_share(classifier, images: torch.Tensor) -> float:
 
 def _pixel_error(estimate: torch.Tensor, truth: torch.Tensor) -> float:
     return (estimate - truth).pow(2).mean().item()
-
-
-def _evolution_figures(
-    context: Context, checkpoint: Path, denoiser: Denoiser
-) -> list[ResultFigure]:
-    """Four of the run's per-epoch grids (first, two between, last): the paper's Fig. 2."""
-    grids = sorted((checkpoint.parent.parent / "evolution").glob("epoch-*.png"))
-    picked = sorted({grids[round(i * (len(grids) - 1) / 3)] for i in range(4)}) if grids else []
-    figures = []
-    for grid in picked:
-        target = context.run_dir / "figures" / f"evolution-{denoiser.family}-{grid.name}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(grid, target)
-        epoch = int(grid.stem.split("-")[1])
-        figures.append(
-            ResultFigure(target, f"{denoiser.family}: G for fixed latents, epoch {epoch}")
-        )
-    return figures
 
 
 def _test_figures(context, denoiser, curves, clean_accuracy, clean, examples) -> list[ResultFigure]:

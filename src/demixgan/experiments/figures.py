@@ -1,11 +1,18 @@
-"""Figures that several experiments draw: the separation grid of an evaluation."""
+"""Figures that several experiments draw: separation grids and a run's evolution grids."""
 
 from __future__ import annotations
 
+import re
+import shutil
+from pathlib import Path
+
 import torch
 
+from demixgan.evaluation.metrics import align_each
+from demixgan.evaluation.separation import PER_MIXTURE
 from demixgan.inference.api import TrainedModel
 from demixgan.inference.tasks import Evaluation, Separation
+from demixgan.reports.experiment import ResultFigure
 
 
 def separation_panels(
@@ -14,13 +21,48 @@ def separation_panels(
     """Truth, mixture, the GAN's parts, the generator outputs G(z) and ICA's parts."""
     batch, shown = separation.batch, slice(0, count)
     order = {row.method: row for row in evaluation.rows}["demixing-GAN"].matching
-    panels = [(f"{name} (truth)", batch.components[shown, k]) for k, name in enumerate(order)]
+    truths = batch.components[shown]
+    panels = [(f"{name} (truth)", truths[:, k]) for k, name in enumerate(order)]
     panels.append(("mixture", batch.mixtures[shown]))  # shown clipped to [0, 1]
     for label, parts in (("GAN", separation.estimates), ("G(z)", separation.generated)):
-        for truth_name, estimate_name in order.items():
-            k = trained.component_names.index(estimate_name)
-            panels.append((f"{label}: {truth_name}", parts[shown, k]))
+        if set(order.values()) == {PER_MIXTURE}:
+            aligned = align_each(parts[shown], truths)
+        else:
+            aligned = parts[shown][:, [trained.component_names.index(e) for e in order.values()]]
+        panels += [(f"{label}: {name}", aligned[:, k]) for k, name in enumerate(order)]
     if separation.ica is not None:
         for k in range(separation.ica.shape[1]):
             panels.append((f"ICA {k + 1}", separation.ica[shown, k]))
     return panels
+
+
+def evolution_figures(run_dir: Path, trained: TrainedModel, label: str) -> list[ResultFigure]:
+    """Four of a run's per-epoch grids (first, two between, last): the paper's evolution figures.
+
+    Every component and their sum for the same fixed latents, as training wrote them. The
+    checkpoint that ships with demixgan keeps only its last grid, which stands alone then.
+    """
+    from demixgan.experiments.demo import asset, shipped_checkpoint
+
+    grids = sorted((trained.checkpoint.parent.parent / "evolution").glob("epoch-*.png"))
+    picked = sorted({grids[round(i * (len(grids) - 1) / 3)] for i in range(4)}) if grids else []
+    captions = [f"{label}: every component for fixed latents, epoch {_epoch(g)}" for g in picked]
+    if not picked and trained.checkpoint == shipped_checkpoint():
+        picked = [asset("demo-evolution.png")]
+        captions = [f"{label}: every component for fixed latents after training (shipped model)"]
+    figures = []
+    for grid, caption in zip(picked, captions, strict=True):
+        target = run_dir / "figures" / f"evolution-{_slug(label)}-{grid.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(grid, target)
+        figures.append(ResultFigure(target, caption))
+    return figures
+
+
+def _epoch(grid: Path) -> int:
+    return int(grid.stem.split("-")[1])
+
+
+def _slug(label: str) -> str:
+    """A file-name part: "digit8+dress (DCGAN)" -> "digit8-dress-DCGAN"."""
+    return re.sub(r"[^A-Za-z0-9.]+", "-", label).strip("-")

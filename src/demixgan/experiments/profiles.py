@@ -31,6 +31,9 @@ class Profile:
     cs_images: int
     cs_measurements: tuple[int, ...]
     cs_fit: FitOptions
+    #: The latent fit of experiments that compare several trainings (demix-train, fashion,
+    #: mnist-fashion, z-coupling) on ``test_mixtures`` each.
+    survey_fit: FitOptions
     classifier_digits: int = 0
 
 
@@ -50,6 +53,7 @@ PROFILES: dict[str, Profile] = {
             100,
             (25, 50, 100, 200, 400),
             FitOptions(iterations=300, restarts=4, lr=0.05, seed=0, chunk=400),
+            FitOptions(iterations=300, restarts=4, lr=0.05, smoothing=2.0, seed=0, chunk=400),
         ),
         Profile(
             "paper",
@@ -70,6 +74,7 @@ PROFILES: dict[str, Profile] = {
             1000,
             (25, 50, 100, 200, 300, 400, 500, 750),
             FitOptions(),
+            FitOptions(),
         ),
         Profile(
             "smoke",
@@ -82,6 +87,7 @@ PROFILES: dict[str, Profile] = {
             1,
             2,
             (10, 20),
+            FitOptions(iterations=2, restarts=1, seed=0),
             FitOptions(iterations=2, restarts=1, seed=0),
             200,
         ),

@@ -136,4 +136,10 @@ def reproduce_all(output: str | Path, **options) -> Path:
 
 def _load_experiments() -> None:
     """Import the modules whose functions register themselves."""
-    from demixgan.experiments import compressive, demixing, denoising  # noqa: F401
+    from demixgan.experiments import (  # noqa: F401
+        compressive,
+        coupling,
+        demixing,
+        denoising,
+        fashion,
+    )

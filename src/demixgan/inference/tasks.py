@@ -168,29 +168,50 @@ def evaluate_checkpoint(
     batch = make_mixtures(sampler, n, options.seed + 1)
     generated = trained.demix(batch.mixtures, options, progress=progress, consistent=False)
     estimates = trained.make_consistent(generated, batch.mixtures)
-    names = trained.component_names
-    rows = [score_method("demixing-GAN", estimates, batch.components, sampler.names, names)]
+
+    def score(method: str, estimates: torch.Tensor, names: Sequence[str]) -> MethodScore:
+        return score_method(
+            method,
+            estimates,
+            batch.components,
+            sampler.names,
+            names,
+            per_mixture=sampler.recipe.exchangeable,
+        )
+
+    rows = [score("demixing-GAN", estimates, trained.component_names)]
     if estimates is not generated:
-        rows.append(score_method(GENERATED_ROW, generated, batch.components, sampler.names, names))
+        rows.append(score(GENERATED_ROW, generated, trained.component_names))
     ica = None
     if with_ica:
         from demixgan.evaluation.baselines import ica_demix
 
         ica = ica_demix(batch.mixtures, n_components=len(sampler.names), seed=options.seed)
-        names = [f"ICA {k + 1}" for k in range(ica.shape[1])]
-        rows.append(score_method("ICA", ica, batch.components, sampler.names, names))
+        rows.append(score("ICA", ica, [f"ICA {k + 1}" for k in range(ica.shape[1])]))
     rows += reference_scores(batch.mixtures, batch.components, sampler.names)
     evaluation = Evaluation(
         checkpoint=str(trained.checkpoint),
         recipe=recipe,
         level=level,
-        digits=f"{digit_source} test split",
+        digits=_test_images(sampler.recipe.components, digit_source),
         n=n,
         options=asdict(options),
         rows=rows,
         table=markdown_table(rows, sampler.names, n),
     )
     return evaluation, Separation(batch, estimates, generated, ica)
+
+
+def _test_images(components, digit_source: str) -> str:
+    """Which held-out images the mixtures used ("mnist test split, fashion-mnist test split")."""
+    from demixgan.data.superposition import DIGIT_SOURCES
+
+    sources = {
+        digit_source if c.source in DIGIT_SOURCES else c.source
+        for c in components
+        if hasattr(c, "source")
+    }
+    return ", ".join(f"{source} test split" for source in sorted(sources))
 
 
 def default_digit_source(data_dir: str | os.PathLike | None) -> str:

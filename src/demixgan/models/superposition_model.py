@@ -55,6 +55,8 @@ class SuperpositionModel(nn.Module):
 
     ``coupling`` ties the latents of the learned components for the paper's failure study:
     ``independent`` (default), ``identical`` (z_k = z_1) or ``scaled`` (z_k = scale * z_1).
+    A component with a smaller latent takes the leading coordinates of z_1, so the study also
+    runs on recipes whose generators differ in latent size (a 100-d digit, an 8-d curve).
     """
 
     def __init__(
@@ -88,7 +90,10 @@ class SuperpositionModel(nn.Module):
             return {name: uniform_latents(n, dims[name], generator) for name in self.learned}
         first = uniform_latents(n, dims[self.learned[0]], generator)
         scale = 1.0 if self.coupling == "identical" else self.coupling_scale
-        return {name: first if k == 0 else scale * first for k, name in enumerate(self.learned)}
+        return {
+            name: first if k == 0 else scale * first[:, : dims[name]]
+            for k, name in enumerate(self.learned)
+        }
 
     def sample_known(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Fresh draws of every known component (CPU): AmbientGAN-style corruption."""

@@ -209,3 +209,26 @@ class CurveGenerator(nn.Module):
         left = position.floor().long().clamp(max=self.PROFILE_KNOTS - 1)
         frac = position - left
         return values[left] * (1 - frac) + values[left + 1] * frac
+
+
+class AxisLinesGenerator(nn.Module):
+    """FC -> FC -> a row profile r and a column profile c; the image is max(r_i, c_j).
+
+    A research architecture for the demixing split, not the paper's: its images are unions of
+    full-length horizontal and vertical strokes (any number, any intensity, learned from the
+    mixtures), so it can draw ruled lines but never a digit, whose pixels do not factor into
+    rows and columns. The ``curve`` generator's analogue for the ``lines`` family.
+    """
+
+    def __init__(
+        self, latent_dim: int, *, hidden: int = 256, norm: str = "batch", size: int = 28
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.size = size
+        self.body = _coefficient_mlp(latent_dim, hidden, 2 * size, norm)
+        _init_normal(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        rows, columns = torch.sigmoid(self.body(z)).split(self.size, dim=1)
+        return torch.maximum(rows[:, :, None], columns[:, None, :]).unsqueeze(1)

@@ -8,7 +8,12 @@ from torch import nn
 
 from demixgan.errors import DemixganError
 from demixgan.networks.discriminators import ConvDiscriminator
-from demixgan.networks.generators import ConvGenerator, CurveGenerator, LowpassGenerator
+from demixgan.networks.generators import (
+    AxisLinesGenerator,
+    ConvGenerator,
+    CurveGenerator,
+    LowpassGenerator,
+)
 
 #: Generator architectures and their fixed options; ``norm`` may be overridden per component.
 GENERATOR_ARCHS: dict[str, dict[str, Any]] = {
@@ -17,6 +22,7 @@ GENERATOR_ARCHS: dict[str, dict[str, Any]] = {
     "lowpass": {"norm": "batch"},  # research: band-limited images only (docs/networks.md)
     "curve": {"norm": "batch"},  # research: one smooth pen-stroke curve (docs/networks.md)
     "curve-bounded": {"norm": "batch", "bounded": True},  # the curve kept inside the image
+    "axis-lines": {"norm": "batch"},  # research: full-length horizontal/vertical strokes
 }
 DISCRIMINATOR_ARCHS = ("dcgan",)
 
@@ -37,6 +43,8 @@ def build_generator(
         options["norm"] = norm
     if arch == "lowpass":
         return LowpassGenerator(latent_dim, hidden=hidden, **options)
+    if arch == "axis-lines":
+        return AxisLinesGenerator(latent_dim, hidden=hidden, **options)
     if arch.startswith("curve"):
         return CurveGenerator(latent_dim, hidden=hidden, **options)
     return ConvGenerator(latent_dim, hidden=hidden, base_channels=channels, **options)

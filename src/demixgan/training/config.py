@@ -278,12 +278,13 @@ def _check_run(config: RunConfig) -> None:
     if not learned:
         raise _Problem("components", "must include a learned component: nothing would be trained")
     if config.model.coupling != "independent" and (
-        len(learned) < 2 or len({c.latent_dim for c in learned}) > 1
+        len(learned) < 2 or any(c.latent_dim > learned[0].latent_dim for c in learned[1:])
     ):
         raise _Problem(
             "model.coupling",
-            f"= '{config.model.coupling}' ties the latents of the learned components, so it "
-            "needs at least two learned components with the same latent_dim, but got "
+            f"= '{config.model.coupling}' derives every learned component's latent from the "
+            "first one's (its leading coordinates), so it needs at least two learned components "
+            "and none with a larger latent_dim than the first, but got "
             f"{[(c.name, c.latent_dim) for c in learned]}",
         )
 
