@@ -159,3 +159,84 @@ def test_every_experiment_config_loads_under_every_profile():
     for config in configs:
         for profile in PROFILES.values():
             assert load_config(config, list(profile.train_overrides)).name == config.stem
+
+
+def test_every_experiment_of_the_paper_is_registered():
+    assert [e.name for e in all_experiments()] == list(registry.PAPER_ORDER)
+
+
+def test_demix_train_shows_evolution_and_scores_gains_over_the_split(tmp_path):
+    run = reproduce(
+        "demix-train",
+        tmp_path / "t",
+        profile="smoke",
+        checkpoint_store=tmp_path / "s",
+        progress=False,
+    ).parent
+    figures = {p.name for p in (run / "figures").iterdir()}
+    for label in ("digit-sines", "digit-lines", "digit-digit", "digits-1-2"):
+        assert f"evolution-{label}-epoch-0001.png" in figures
+    with open(run / "tables" / "gain-over-split.csv", newline="") as file:
+        gains = {row["setting"]: row for row in csv.DictReader(file)}
+    assert set(gains) == {"digit+lines", "digit+digit", "digits-1-2"}
+    metrics = json.loads((run / "metrics.json").read_text())
+    digits = metrics["digit+digit"]
+    assert digits["matching"]["demixing-GAN"] == {"digit-a": "best per mixture"} | {
+        "digit-b": "best per mixture"
+    }
+    psnr = digits["scores"]["demixing-GAN"]["digit-a"]["psnr"][0]
+    split = digits["scores"]["split y/2"]["digit-a"]["psnr"][0]
+    assert float(gains["digit+digit"]["1st"]) == pytest.approx(psnr - split, abs=0.006)
+    with open(run / "tables" / "separation.csv", newline="") as file:
+        paper = [row for row in csv.DictReader(file) if row["method"].endswith("(paper)")]
+    assert [(r["setting"], r["1st PSNR"], r["2nd PSNR"]) for r in paper] == [
+        ("digits-1-2", "12.5", "12.9")
+    ]
+
+
+def test_z_coupling_scores_each_latent_coupling(tmp_path):
+    run = reproduce(
+        "z-coupling",
+        tmp_path / "z",
+        profile="smoke",
+        checkpoint_store=tmp_path / "s",
+        progress=False,
+    ).parent
+    with open(run / "tables" / "separation-score.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["latents"] for row in rows] == ["independent z1, z2", "z2 = z1", "z2 = 0.1 z1"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    for row in rows:
+        gains = metrics[row["latents"]]["gain_over_split"]
+        assert float(row["separation score"]) == pytest.approx(min(gains.values()), abs=0.006)
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "table"),
+    [
+        ("fashion", ["fashion+fashion", "dress+bag"], "table-2"),
+        ("mnist-fashion", ["digit8+dress (InfoGAN)", "digit8+dress (DCGAN)"], "figure-12"),
+    ],
+)
+def test_fashion_experiments_separate_fashion_mnist_test_images(
+    name, settings, table, fashion_dir, tmp_path
+):
+    run = reproduce(
+        name, tmp_path / name, profile="smoke", checkpoint_store=tmp_path / "s", progress=False
+    ).parent
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [key for key in metrics if key in settings] == settings
+    assert all("fashion-mnist test split" in metrics[s]["test images"] for s in settings)
+    with open(run / "tables" / f"{table}.csv", newline="") as file:
+        methods = {(row["setting"], row["method"]) for row in csv.DictReader(file)}
+    assert {(s, "ICA") for s in settings} <= methods
+
+
+def test_the_shipped_model_shows_its_last_evolution_grid(tmp_path):
+    from demixgan.experiments.demo import shipped_checkpoint
+    from demixgan.experiments.figures import evolution_figures
+    from demixgan.inference.api import load
+
+    figures = evolution_figures(tmp_path, load(shipped_checkpoint()), "digit+sines")
+    assert [f.path.name for f in figures] == ["evolution-digit-sines-demo-evolution.png"]
+    assert figures[0].path.is_file() and "shipped model" in figures[0].caption
