@@ -1,10 +1,10 @@
-"""Does an l1 residual help the denoising-GAN on heavier corruption than it was trained on?
+"""Which residual penalty denoises best on heavier corruption than the denoiser was trained on?
 
 Run: ``.venv/bin/python benchmarks/denoise_residual.py STORE [--n 200] [--levels 1 3 5]`` with
 STORE the checkpoint store of ``demixgan reproduce denoise-test`` (its denoisers and MNIST
 classifier). Denoises the same seeded MNIST test digits as denoise-test (``--data-dir`` for the
-MNIST test set) with the l2 residual (the paper) and the l1 residual, and prints the classifier
-accuracy and the per-pixel error of each.
+MNIST test set) with each residual penalty (``--residuals``; l2 is the paper's) and prints the
+classifier accuracy and the per-pixel error of each.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from demixgan.experiments.context import Context
 from demixgan.experiments.denoising import DENOISERS
 from demixgan.experiments.profiles import get_profile
 from demixgan.inference.api import load
+from demixgan.inference.solver import RESIDUALS
 
 
 def main() -> None:
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("store", type=Path)
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 3, 5])
+    parser.add_argument("--residuals", nargs="+", default=list(RESIDUALS))
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     profile = get_profile("cpu")
@@ -40,7 +42,7 @@ def main() -> None:
             g = torch.Generator().manual_seed(100 * index + level)  # as denoise-test
             corrupted = digits.images + get_family(denoiser.family).sample(len(digits), level, g)
             cells = []
-            for residual in ("l2", "l1"):
+            for residual in args.residuals:
                 options = dataclasses.replace(profile.denoise_fit, residual=residual)
                 denoised = trained.denoise(corrupted, options)
                 score = accuracy(classifier, denoised, digits.labels)

@@ -100,3 +100,32 @@ def test_coupled_latents_derive_from_the_first_even_when_smaller():
     torch.testing.assert_close(z["curve"], 0.1 * z["digit"][:, :2])
     same = SuperpositionModel(components, coupling="identical").sample_latents(5, g)
     torch.testing.assert_close(same["curve"], same["digit"][:, :2])
+
+
+class _LinearImages(torch.nn.Module):
+    """G(z) = B z on 28 x 28: a generator whose l2 fit is the projection onto B's span."""
+
+    def __init__(self, latent_dim: int) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.basis = torch.nn.Parameter(
+            torch.randn(784, latent_dim, generator=torch.Generator().manual_seed(0)) / 28
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (z @ self.basis.T).view(-1, 1, 28, 28)
+
+
+def test_nonnegative_residual_lets_bright_corruption_go_unexplained():
+    model = SuperpositionModel([LearnedComponent("x", _LinearImages(16))])
+    g = torch.Generator().manual_seed(1)
+    truth = model.sample_latents(6, g)
+    with torch.no_grad():
+        clean = model(truth)
+    lines = torch.zeros_like(clean)
+    lines[:, :, :, 9] = lines[:, :, 20, :] = 1.0  # light added by a vertical and a horizontal line
+    errors = {}
+    for residual in ("l2", "nonnegative"):
+        fit = fit_latents(model, clean + lines, iterations=300, lr=0.05, residual=residual, seed=2)
+        errors[residual] = (fit.components[:, 0] - clean).pow(2).mean().item()
+    assert errors["nonnegative"] < 0.1 * errors["l2"], errors

@@ -94,10 +94,10 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--residual",
-        choices=("l2", "l1"),
         default="l2",
-        help="penalty of the residual: l2 (the paper) or l1 (robust to corruption the "
-        "generators do not draw)",
+        help="penalty of the residual: l2 (the paper), l1 (robust to corruption the "
+        "generators do not draw) or nonnegative (l2 with shortfalls discounted: for corruption "
+        "that only adds light, on unclipped observations)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent starts")
 

@@ -18,8 +18,11 @@ from torch import nn
 from demixgan.models.superposition_model import SuperpositionModel, uniform_latents
 
 UPDATES = ("joint", "alternating")
-#: Penalties of the residual y - A(sum G): squared (the paper), or absolute (robust).
-RESIDUALS = ("l2", "l1")
+#: Penalties of the residual A(sum G) - y: squared (the paper), absolute (robust), or squared
+#: with shortfalls discounted (what the fit leaves unexplained is non-negative corruption).
+RESIDUALS = ("l2", "l1", "nonnegative")
+#: Weight of a shortfall (observation brighter than the fit) under the ``nonnegative`` residual.
+SHORTFALL_WEIGHT = 0.1
 #: Width below which the absolute penalty is rounded off (keeps its gradient defined at 0).
 L1_ROUNDING = 1e-3
 
@@ -60,7 +63,11 @@ def fit_latents(
     which widens the basins of thin structures (a curve two pixels off has no overlap with the
     truth, blurred it has). ``residual`` = ``l1`` penalises |residual| instead of its square:
     sparse structure the generators do not draw (the lines of a denoising problem at a level
-    above the training one) then pulls the fit less than the pixels they do draw. Generators
+    above the training one) then pulls the fit less than the pixels they do draw.
+    ``nonnegative`` keeps the square where the fit is brighter than the observation and
+    discounts the other side by ``SHORTFALL_WEIGHT``: when the corruption only adds light
+    (lines, curves on unclipped observations), a dark observed pixel is dark in the signal, but
+    a bright one may be corruption the generator should not chase. Generators
     stay frozen; latents start from the prior, all drawn up front from ``seed`` so the result
     does not depend on ``chunk``. ``progress(k)`` is called as k more observations are
     done (e.g. a tqdm bar's ``update``).
@@ -155,6 +162,8 @@ class _Problem:
     def penalty(self, residual: torch.Tensor) -> torch.Tensor:
         if self.residual == "l1":
             return (residual.pow(2) + L1_ROUNDING**2).sqrt() - L1_ROUNDING
+        if self.residual == "nonnegative":
+            return torch.where(residual < 0, SHORTFALL_WEIGHT, 1.0) * residual.pow(2)
         return residual.pow(2)
 
     def solve(self, y, starts, iterations, restarts) -> LatentFit:
