@@ -8,7 +8,13 @@ import torch
 
 from demixgan.data.sources import load_images
 from demixgan.data.superposition import build_sampler, make_mixtures
-from demixgan.evaluation.baselines import ica_contributions, ica_demix, lasso_recover
+from demixgan.evaluation.baselines import (
+    ica_contributions,
+    ica_demix,
+    ica_shares,
+    lasso_recover,
+    with_rest_split,
+)
 from demixgan.evaluation.metrics import mse
 
 
@@ -44,6 +50,13 @@ def test_ica_demix_components_sum_to_each_mixture(digit_sines):
     assert torch.allclose(parts.sum(1), digit_sines, atol=1e-5)
     assert not torch.allclose(parts[:, 0], parts[:, 1])  # ICA did split, not just halve
     assert torch.equal(ica_demix(digit_sines[:2], seed=0), parts[:2])  # batch-independent
+
+
+def test_ica_shares_leave_the_mean_out_and_the_rest_split_restores_the_sum(digit_sines):
+    shares = ica_shares(digit_sines, n_components=2, seed=0)
+    gap = (digit_sines - shares.sum(1)).flatten(1).mean(1)
+    assert (gap > 0.05).all()  # the mean patch, which ICA removes, is not in any source
+    assert torch.equal(with_rest_split(shares, digit_sines), ica_demix(digit_sines, seed=0))
 
 
 def test_ica_demix_halves_a_blank_mixture(digit_sines):

@@ -48,21 +48,36 @@ def ica_demix(
     Single-channel ICA: one image is a single observation, so the observations of the sources
     are its overlapping ``patch`` x ``patch`` patches (stride 1), each a linear mixture of
     ``n_components`` independent sources. A source's image is its back-projected share of every
-    patch (``ica_contributions``), averaged where patches overlap. The rest of the mixture (the
+    patch (``ica_shares``), averaged where patches overlap. The rest of the mixture (the
     mean patch and what the sources leave unexplained) is split equally, so the components sum
     exactly to the mixture, as the true ones do; no clamping to [0, 1], which would break that.
     Every mixture is separated on its own with the same ``seed``: a result does not depend on
     the rest of the batch. The paper does not say how it applied ICA; docs/baselines.md
     compares this setup with others.
     """
+    return with_rest_split(ica_shares(mixtures, n_components, seed, patch), mixtures)
+
+
+def with_rest_split(shares: torch.Tensor, mixtures: torch.Tensor) -> torch.Tensor:
+    """Shares [N, K, ...] plus an equal part of what they leave of each mixture [N, ...]."""
+    remainder = mixtures - shares.sum(1)
+    return shares + (remainder / shares.shape[1]).unsqueeze(1)
+
+
+def ica_shares(
+    mixtures: torch.Tensor, n_components: int = 2, seed: int = 0, patch: int = ICA_PATCH
+) -> torch.Tensor:
+    """The ICA sources' own shares of each mixture, without the rest: [N, K, C, H, W].
+
+    They do not sum to the mixture (the mean patch is left out), which is the reading of the
+    paper's ICA rows that comes closest to its numbers (docs/baselines.md).
+    """
     if not 1 <= n_components <= mixtures.shape[1] * patch * patch:
         raise ValueError(f"n_components must be in [1, C * patch^2], got {n_components}")
     # Each fit is tiny (patch^2 columns): BLAS threads only cost time, much of it when busy.
     with threadpool_limits(limits=1, user_api="blas"):
         shares = [_image_shares(image, n_components, seed, patch) for image in mixtures]
-    shares = torch.stack(shares).to(mixtures)
-    remainder = mixtures - shares.sum(1)
-    return shares + (remainder / n_components).unsqueeze(1)
+    return torch.stack(shares).to(mixtures)
 
 
 def _image_shares(image: torch.Tensor, n_components: int, seed: int, patch: int) -> torch.Tensor:

@@ -218,6 +218,12 @@ class AxisLinesGenerator(nn.Module):
     full-length horizontal and vertical strokes (any number, any intensity, learned from the
     mixtures), so it can draw ruled lines but never a digit, whose pixels do not factor into
     rows and columns. The ``curve`` generator's analogue for the ``lines`` family.
+
+    The image is transposed where the first latent coordinate is positive, so whatever the
+    generator learns to draw in one orientation it draws in the other for half the latents.
+    Without that, it learned vertical lines only and left the horizontal ones to the digit
+    generator (docs/training.md, E12-E14). Ruled-lines images stay ruled-lines images when
+    transposed, so the range is the same.
     """
 
     def __init__(
@@ -231,4 +237,6 @@ class AxisLinesGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         rows, columns = torch.sigmoid(self.body(z)).split(self.size, dim=1)
-        return torch.maximum(rows[:, :, None], columns[:, None, :]).unsqueeze(1)
+        image = torch.maximum(rows[:, :, None], columns[:, None, :])
+        transposed = (z[:, 0] > 0)[:, None, None]
+        return torch.where(transposed, image.transpose(1, 2), image).unsqueeze(1)
