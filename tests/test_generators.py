@@ -68,8 +68,10 @@ def test_axis_lines_draw_the_lines_family_but_not_a_digit():
 def test_axis_lines_draw_each_learned_line_in_both_orientations():
     g = build_generator("axis-lines", 3, hidden=8, norm="none")
     column_5 = torch.full((1, 56), -20.0)
-    column_5[0, 28 + 5] = 20.0  # what the body learned: one vertical line at column 5
-    g.body = lambda z: column_5.expand(len(z), -1)
+    column_5[0, 28 + 5] = 20.0  # one vertical line at column 5
+    g.body = torch.nn.Linear(3, 56)  # what the body learned: that line, for every latent
+    torch.nn.init.zeros_(g.body.weight)
+    g.body.bias.data = column_5[0]
     z = torch.tensor([[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
     images = g(z)[:, 0]
     assert images[0, :, 5].min() > 0.99 and images[0].sum() < 28.1  # vertical
