@@ -240,3 +240,15 @@ def test_the_shipped_model_shows_its_last_evolution_grid(tmp_path):
     figures = evolution_figures(tmp_path, load(shipped_checkpoint()), "digit+sines")
     assert [f.path.name for f in figures] == ["evolution-digit-sines-demo-evolution.png"]
     assert figures[0].path.is_file() and "shipped model" in figures[0].caption
+
+
+def test_train_only_prepares_every_model_that_the_run_then_reuses(tmp_path, capsys):
+    store = tmp_path / "store"
+    common = ["--profile", "smoke", "--checkpoints", str(store), "--no-progress"]
+    assert main(["reproduce", "denoise-test", "--train-only", *common]) == 0
+    trained = capsys.readouterr().out.splitlines()
+    assert len(trained) == 3 and all("trained now" in line for line in trained)
+    assert not any(tmp_path.glob("runs"))  # no run directory
+    run = reproduce("denoise-test", tmp_path / "t", profile="smoke", checkpoint_store=store)
+    provenance = json.loads((run.parent / "metrics.json").read_text())["provenance"]
+    assert len(provenance) == 3 and all("reused" in line for line in provenance)

@@ -31,18 +31,26 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     reproduce.add_argument("--data-dir", help="directory holding the MNIST IDX files")
     reproduce.add_argument("--no-progress", action="store_true", help="no progress bars")
+    reproduce.add_argument(
+        "--train-only",
+        action="store_true",
+        help="only train (or find) the models the experiment needs, into --checkpoints; a "
+        "later run reuses them. Writes no run directory",
+    )
     reproduce.set_defaults(run=run_reproduce)
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
     import time
 
+    from demixgan.errors import DemixganError
     from demixgan.experiments.profiles import get_profile
     from demixgan.experiments.registry import (
         all_experiments,
         get_experiment,
         reproduce,
         reproduce_all,
+        train_models,
     )
 
     if args.name == "list":
@@ -50,16 +58,24 @@ def run_reproduce(args: argparse.Namespace) -> int:
             print(f"{experiment.name:14s} {experiment.title} (paper: {experiment.paper})")
         return 0
     get_profile(args.profile)
-    if args.name != "all":
-        get_experiment(args.name)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    output = args.output or f"runs/reproduce/{args.name}-{args.profile}-{stamp}"
+    names = [e.name for e in all_experiments()] if args.name == "all" else [args.name]
+    for name in names:
+        get_experiment(name)
     options = dict(
         profile=args.profile,
         checkpoint_store=args.checkpoints,
         data_dir=args.data_dir,
         progress=not args.no_progress,
     )
+    if args.train_only:
+        if args.output:
+            raise DemixganError("--train-only writes no run directory; drop -o/--output.")
+        for name in names:
+            for line in train_models(name, **options):
+                print(f"{name}: {line}")
+        return 0
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    output = args.output or f"runs/reproduce/{args.name}-{args.profile}-{stamp}"
     if args.name == "all":
         report = reproduce_all(output, **options)
     else:

@@ -32,7 +32,12 @@ def _priors(level: int) -> dict[str, str]:
     }
 
 
-@register("cs", "compressive sensing y = A(x + n): LASSO vs. GAN priors", "Fig. 7")
+@register(
+    "cs",
+    "compressive sensing y = A(x + n): LASSO vs. GAN priors",
+    "Fig. 7",
+    configs=dict.fromkeys(config for level in WAVES for config in _priors(level).values()),
+)
 def compressive_sensing(context: Context) -> Outcome:
     profile = context.profile
     digits = context.test_digits(profile.cs_images).images

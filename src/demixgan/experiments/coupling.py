@@ -25,6 +25,7 @@ COUPLINGS = (
     "z-coupling",
     "demixing fails when the generators' latents are aligned",
     "Fig. 13, 14",
+    configs=[setting.config for setting in COUPLINGS],
 )
 def z_coupling(context: Context) -> Outcome:
     survey = separation_survey(context, COUPLINGS, context.profile.survey_fit, {}, evolution=True)

@@ -142,7 +142,12 @@ TRAIN_SETTINGS = (
 )
 
 
-@register("demix-test", "separating unseen test mixtures vs. ICA", "Fig. 6 and Table 1")
+@register(
+    "demix-test",
+    "separating unseen test mixtures vs. ICA",
+    "Fig. 6 and Table 1",
+    configs=[setting.config for setting in TEST_SETTINGS],
+)
 def demix_test(context: Context) -> Outcome:
     survey = separation_survey(context, TEST_SETTINGS, context.profile.fit, paper.TABLE_1)
     table = survey.table(
@@ -160,6 +165,7 @@ def demix_test(context: Context) -> Outcome:
     "demix-train",
     "demixing-GANs learn both parts from mixtures: digit + sines, digit + lines, two digits",
     "Fig. 4, 5 and Table 1 (digits 1 + 2)",
+    configs=[setting.config for setting in TRAIN_SETTINGS],
 )
 def demix_train(context: Context) -> Outcome:
     learned = TRAIN_SETTINGS[1:]  # digit + sines is demix-test's: shown here, scored there

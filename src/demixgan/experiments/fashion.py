@@ -24,7 +24,12 @@ MNIST_FASHION_SETTINGS = (
 )
 
 
-@register("fashion", "demixing two Fashion-MNIST objects vs. ICA", "Fig. 8-10 and Table 2")
+@register(
+    "fashion",
+    "demixing two Fashion-MNIST objects vs. ICA",
+    "Fig. 8-10 and Table 2",
+    configs=[setting.config for setting in FASHION_SETTINGS],
+)
 def fashion(context: Context) -> Outcome:
     survey = separation_survey(
         context, FASHION_SETTINGS, context.profile.survey_fit, paper.TABLE_2, evolution=True
@@ -47,6 +52,7 @@ def fashion(context: Context) -> Outcome:
     "mnist-fashion",
     "demixing an MNIST 8 from a Fashion-MNIST dress, InfoGAN and DCGAN generators",
     "Fig. 11, 12",
+    configs=[setting.config for setting in MNIST_FASHION_SETTINGS],
 )
 def mnist_fashion(context: Context) -> Outcome:
     numbers = {setting.label: paper.FIGURE_12["digit8+dress"] for setting in MNIST_FASHION_SETTINGS}

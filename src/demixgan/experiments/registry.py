@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,10 @@ class Experiment:
     title: str
     paper: str  # which figures and tables of the paper it reproduces
     run: Callable[[Context], Outcome]
+    #: The experiment configs whose models it trains (or reuses), and whether it reads digits
+    #: with the MNIST classifier: what ``train_models`` prepares.
+    configs: tuple[str, ...] = ()
+    classifier: bool = False
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
@@ -43,13 +47,15 @@ PAPER_ORDER = (
 )
 
 
-def register(name: str, title: str, paper: str):
+def register(
+    name: str, title: str, paper: str, *, configs: Iterable[str] = (), classifier: bool = False
+):
     """Decorator: add an experiment function to the registry under ``name``."""
 
     def add(run: Callable[[Context], Outcome]) -> Callable[[Context], Outcome]:
         if name in EXPERIMENTS:
             raise ValueError(f"experiment {name!r} is registered twice")
-        EXPERIMENTS[name] = Experiment(name, title, paper, run)
+        EXPERIMENTS[name] = Experiment(name, title, paper, run, tuple(configs), classifier)
         return run
 
     return add
@@ -107,6 +113,29 @@ def reproduce(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return output / "report.html"
+
+
+def train_models(
+    name: str,
+    *,
+    profile: str = "cpu",
+    checkpoint_store: str | Path = "runs/checkpoints",
+    data_dir: str | None = None,
+    progress: bool = True,
+) -> list[str]:
+    """Train (or find) every model experiment ``name`` needs, without evaluating anything.
+
+    Training is most of an experiment's time and the store keeps what it trains, so the models
+    can be trained first (several experiments side by side, or on another machine sharing the
+    store) and the experiment run later reuses them. Returns where each model came from.
+    """
+    experiment = get_experiment(name)
+    context = Context(get_profile(profile), Path("."), Path(checkpoint_store), data_dir, progress)
+    for config in experiment.configs:
+        context.trained(context.config(config))
+    if experiment.classifier:
+        context.classifier()
+    return context.provenance
 
 
 def reproduce_all(output: str | Path, **options) -> Path:
