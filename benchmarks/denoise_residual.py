@@ -1,11 +1,11 @@
 """Which residual penalty denoises best on heavier corruption than the denoiser was trained on?
 
-Run: ``.venv/bin/python benchmarks/denoise_residual.py STORE [--n 200] [--levels 1 3 5]`` with
-STORE the checkpoint store of ``demixgan reproduce denoise-test`` (its denoisers and MNIST
-classifier). Denoises the same seeded MNIST test digits as denoise-test (``--data-dir`` for the
-MNIST test set) with each residual penalty (``--residuals``; l2 is the paper's) and prints the
-classifier accuracy and the per-pixel error of each. Level 0 fits the clean digits: the ceiling
-that the generators' coverage sets.
+Run: ``.venv/bin/python benchmarks/denoise_residual.py STORE [--n 200] [--levels 1 3 5]
+[--restarts 4]`` with STORE the checkpoint store of ``demixgan reproduce denoise-test`` (its
+denoisers and MNIST classifier). Denoises the same seeded MNIST test digits as denoise-test
+(``--data-dir`` for the MNIST test set) with each residual penalty (``--residuals``; l2 is the
+paper's) and prints the classifier accuracy and the per-pixel error of each. Level 0 fits the
+clean digits: the ceiling that the generators' coverage sets.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 3, 5])
     parser.add_argument("--residuals", nargs="+", default=list(RESIDUALS))
+    parser.add_argument("--restarts", type=int, default=4)
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     profile = get_profile("cpu")
@@ -45,7 +46,9 @@ def main() -> None:
             corrupted = digits.images + noise  # level 0: the clean digits, the fit's ceiling
             cells = []
             for residual in args.residuals:
-                options = dataclasses.replace(profile.denoise_fit, residual=residual)
+                options = dataclasses.replace(
+                    profile.denoise_fit, residual=residual, restarts=args.restarts
+                )
                 denoised = trained.denoise(corrupted, options)
                 score = accuracy(classifier, denoised, digits.labels)
                 error = (denoised - digits.images).pow(2).mean().item()
