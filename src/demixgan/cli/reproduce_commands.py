@@ -59,8 +59,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
         return 0
     get_profile(args.profile)
     names = [e.name for e in all_experiments()] if args.name == "all" else [args.name]
-    for name in names:
-        get_experiment(name)
+    if args.name != "all":
+        get_experiment(args.name)
     options = dict(
         profile=args.profile,
         checkpoint_store=args.checkpoints,

@@ -14,7 +14,7 @@ from demixgan.experiments import paper
 from demixgan.experiments.context import Context
 from demixgan.experiments.figures import evolution_figures, separation_panels
 from demixgan.experiments.registry import register
-from demixgan.inference.api import FitOptions, TrainedModel
+from demixgan.inference.api import FitOptions
 from demixgan.inference.tasks import Evaluation, evaluate_checkpoint
 from demixgan.reports.experiment import Outcome, ResultFigure, ResultTable
 from demixgan.reports.grids import save_panels
@@ -31,13 +31,11 @@ class Setting:
 
 @dataclass
 class Survey:
-    """Separations of several settings: table rows, raw numbers, figures, models."""
+    """Separations of several settings: table rows, raw numbers and figures."""
 
     rows: list[list[str]] = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
     figures: list[ResultFigure] = field(default_factory=list)
-    evaluations: dict[str, Evaluation] = field(default_factory=dict)
-    models: dict[str, TrainedModel] = field(default_factory=dict)
 
     def table(self, name: str, title: str, note: str = "") -> ResultTable:
         return ResultTable(
@@ -77,7 +75,6 @@ def separation_survey(
     survey = Survey()
     for setting in settings:
         trained = context.trained(context.config(setting.config))
-        survey.models[setting.label] = trained
         if evolution:
             survey.figures += evolution_figures(context.run_dir, trained, setting.label)
         n = context.profile.test_mixtures
@@ -85,7 +82,6 @@ def separation_survey(
             evaluation, separation = evaluate_checkpoint(
                 trained, fit, n=n, data_dir=context.data_dir, progress=bar.update
             )
-        survey.evaluations[setting.label] = evaluation
         survey.metrics[setting.label] = {
             "config": setting.config,
             "n": evaluation.n,
