@@ -98,3 +98,19 @@ def test_lasso_recovers_digits_better_from_more_measurements():
         estimate = lasso_recover(digits @ matrix.T, matrix).clamp(0, 1)
         errors[m] = mse(estimate, digits).mean().item()
     assert errors[300] < 0.6 * errors[50]
+
+
+def test_lasso_reports_non_convergence_once_per_call_not_per_vector() -> None:
+    """A cs run solves hundreds of LASSO problems: a warning per vector flooded its log."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    generator = torch.Generator().manual_seed(0)
+    matrix = torch.randn(25, 784, generator=generator) / 5
+    measurements = torch.randn(20, 25, generator=generator)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lasso_recover(measurements, matrix, alpha=1e-4)  # too weak a penalty to converge
+    assert [w.category for w in caught] == [ConvergenceWarning]
+    assert "of 20 measurement vectors (m = 25)" in str(caught[0].message)

@@ -447,3 +447,18 @@ def test_train_error_exit_status_from_a_real_process(tmp_path):
     )
     assert code == 2 and "Traceback" not in err and "train.bogus" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_training_minutes_add_up_every_resumed_segment(tmp_path: Path) -> None:
+    """A run stopped after step 300 and resumed from its step-200 checkpoint took 100 s + 100 s
+    before the stop (step 300's window is redone) and 200 s after: 400 s, not the last 200 s."""
+    from demixgan.training.run_files import StatsLog, training_minutes
+
+    first = StatsLog(tmp_path / "stats.jsonl")
+    for step in (100, 200, 300):
+        first.write({"step": step, "observations_per_s": 64.0})  # 100 steps x 64 in 100 s
+    first.close()
+    resumed = StatsLog(tmp_path / "stats.jsonl", resume_step=200)
+    resumed.write({"step": 300, "observations_per_s": 32.0})  # slower machine: 200 s
+    resumed.close()
+    assert training_minutes(tmp_path, batch_size=64) == pytest.approx(400 / 60)

@@ -11,6 +11,8 @@ figures they reach and the paper's numbers are in docs/baselines.md.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -103,11 +105,24 @@ def lasso_recover(
     passes a = 0.1 to scikit-learn, which is the same objective. One fit solves all N rows (one
     coordinate descent per row on a shared precomputed Gram matrix).
     """
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import Lasso
 
     m = matrix.shape[0]
     lasso = Lasso(alpha=alpha / m, fit_intercept=False, precompute=True)
-    lasso.fit(_numpy(matrix), _numpy(measurements).T)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        lasso.fit(_numpy(matrix), _numpy(measurements).T)
+    unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    for other in (w for w in caught if not issubclass(w.category, ConvergenceWarning)):
+        warnings.warn(other.message, other.category, stacklevel=2)
+    if unconverged:  # one line per call, not one per measurement vector
+        warnings.warn(
+            f"LASSO reached its iteration limit on {unconverged} of {len(measurements)} "
+            f"measurement vectors (m = {m}); their estimates are the last iterate.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
     coef = torch.from_numpy(lasso.coef_).reshape(len(measurements), matrix.shape[1])
     return coef.to(measurements)
 

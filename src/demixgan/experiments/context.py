@@ -26,6 +26,7 @@ from demixgan.io.atomic import atomic_path
 from demixgan.networks.classifier import MnistClassifier
 from demixgan.training import checkpoints
 from demixgan.training.config import RunConfig, load_config
+from demixgan.training.run_files import training_minutes
 
 #: Written into a stored run once its training finished: what was trained, in how long.
 COMPLETE_FILE = "complete.json"
@@ -116,9 +117,8 @@ class Context:
         resume = checkpoints.latest_checkpoint(run / "checkpoints") is not None
         if run.exists() and not resume:
             shutil.rmtree(run)  # stopped before its first checkpoint: nothing worth keeping
-        started = time.perf_counter()
         result = train(config, run, resume=resume, progress=self.progress)
-        minutes = (time.perf_counter() - started) / 60
+        minutes = training_minutes(run, config.train.batch_size)
         _mark_complete(run, result.step, minutes)
         return minutes
 

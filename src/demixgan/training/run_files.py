@@ -33,6 +33,26 @@ def prepare_new_run(config: RunConfig, run_dir: Path) -> Path:
     return run_dir
 
 
+def training_minutes(run_dir: Path, batch_size: int) -> float:
+    """Minutes of training the stats log records, summed over every resumed segment.
+
+    Each line gives the throughput of the steps since the line before it, so a run that was
+    stopped and resumed (the lines past its checkpoint are dropped) still adds up to the time
+    its kept steps took, where a stopwatch around one segment would count only the last.
+    """
+    path = run_dir / STATS_FILE
+    if not path.is_file():
+        return 0.0
+    seconds, previous_step = 0.0, 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            steps = record["step"] - previous_step
+            seconds += steps * batch_size / record["observations_per_s"]
+            previous_step = record["step"]
+    return seconds / 60
+
+
 class StatsLog:
     """Append-only JSONL log; on resume, lines past the resumed step are dropped first."""
 
