@@ -10,16 +10,41 @@ import pytest
 from demixgan.cli.main import main
 from demixgan.errors import DemixganError
 from demixgan.experiments import registry
-from demixgan.experiments.registry import all_experiments, reproduce, reproduce_all
+from demixgan.experiments.registry import (
+    PAPER_ORDER,
+    all_experiments,
+    reproduce,
+    reproduce_all,
+    train_models,
+)
 from demixgan.reports.experiment import Header, Outcome, ResultTable, write_outcome
 
 
-def test_demix_test_writes_tables_figures_metrics_and_reports_and_reuses_its_models(tmp_path):
-    store = tmp_path / "store"
-    report = reproduce(
-        "demix-test", tmp_path / "a", profile="smoke", checkpoint_store=store, progress=False
-    )
-    run = report.parent
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """name -> the run directory of that experiment on the smoke budget, run once per module.
+
+    All experiments share one store, and each first trains what it declares (--train-only), as
+    side-by-side training would: the run itself must then reuse every model.
+    """
+    store, runs = tmp_path_factory.mktemp("store"), {}
+
+    def run(name: str):
+        if name not in runs:
+            options = {"profile": "smoke", "checkpoint_store": store, "progress": False}
+            train_models(name, **options)
+            runs[name] = reproduce(name, tmp_path_factory.mktemp(name) / "run", **options).parent
+        return runs[name]
+
+    return run
+
+
+def _provenance(run) -> list[str]:
+    return json.loads((run / "metrics.json").read_text())["provenance"]
+
+
+def test_demix_test_writes_tables_figures_metrics_and_reports(smoke_run):
+    run = smoke_run("demix-test")
     assert {p.name for p in run.iterdir()} == {
         "tables",
         "figures",
@@ -39,21 +64,13 @@ def test_demix_test_writes_tables_figures_metrics_and_reports_and_reuses_its_mod
     assert paper[0]["1st PSNR"] == "13.3" and paper[0]["2nd PSNR"] == "14.6"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["profile"].startswith("smoke") and metrics["digit+sines"]["n"] == 4
-    assert all("trained now" in line for line in metrics["provenance"])
-    html = report.read_text()
+    html = (run / "report.html").read_text()
     assert "Table 1" in html and html.count('src="data:image/png;base64,') == 2
     assert "](figures/separation-demix-digit-sines.png)" in (run / "report.md").read_text()
 
-    again = reproduce(
-        "demix-test", tmp_path / "b", profile="smoke", checkpoint_store=store, progress=False
-    )
-    provenance = json.loads((again.parent / "metrics.json").read_text())["provenance"]
-    assert all("reused" in line for line in provenance)
 
-
-def test_denoise_experiments_share_their_denoisers_and_classifier(tmp_path):
-    store, options = tmp_path / "store", {"profile": "smoke", "progress": False}
-    test = reproduce("denoise-test", tmp_path / "test", checkpoint_store=store, **options).parent
+def test_denoise_experiments_share_their_denoisers_and_classifier(smoke_run):
+    test = smoke_run("denoise-test")
     with open(test / "tables" / "denoising.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert [(r["corruption"], r["level"]) for r in rows] == [
@@ -66,17 +83,15 @@ def test_denoise_experiments_share_their_denoisers_and_classifier(tmp_path):
         "error-sines.png",
     }
 
-    train = reproduce("denoise-train", tmp_path / "train", checkpoint_store=store, **options).parent
-    provenance = json.loads((train / "metrics.json").read_text())["provenance"]
-    assert len(provenance) == 3 and all("reused" in line for line in provenance)
+    train = smoke_run("denoise-train")
+    stored = [line.split(" reused ")[1].split(" (")[0] for line in _provenance(train)]
+    assert len(stored) == 3 and all(path in " ".join(_provenance(test)) for path in stored)
     assert (train / "figures" / "evolution-lines-epoch-0001.png").is_file()
 
 
-def test_cs_scores_lasso_and_every_prior_at_every_measurement_count(tmp_path):
-    run = reproduce(
-        "cs", tmp_path / "cs", profile="smoke", checkpoint_store=tmp_path / "s", progress=False
-    )
-    with open(run.parent / "tables" / "cs.csv", newline="") as file:
+def test_cs_scores_lasso_and_every_prior_at_every_measurement_count(smoke_run):
+    run = smoke_run("cs")
+    with open(run / "tables" / "cs.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert [(r["waves"], r["m"]) for r in rows] == [
         ("2", "10"),
@@ -87,8 +102,7 @@ def test_cs_scores_lasso_and_every_prior_at_every_measurement_count(tmp_path):
     for row in rows:
         errors = [float(row[k]) for k in ("LASSO", "vanilla GAN", "denoising-GAN", "demixing-GAN")]
         assert all(0 < e < 1 for e in errors)
-    provenance = json.loads((run.parent / "metrics.json").read_text())["provenance"]
-    assert len(provenance) == 6 and sum("reused" in line for line in provenance) == 1  # vanilla
+    assert len(_provenance(run)) == 6  # vanilla, denoising and demixing GAN at 2 and 4 waves
 
 
 def test_a_failing_experiment_leaves_no_output(tmp_path, monkeypatch):
@@ -165,14 +179,8 @@ def test_every_experiment_of_the_paper_is_registered():
     assert [e.name for e in all_experiments()] == list(registry.PAPER_ORDER)
 
 
-def test_demix_train_shows_evolution_and_scores_gains_over_the_split(tmp_path):
-    run = reproduce(
-        "demix-train",
-        tmp_path / "t",
-        profile="smoke",
-        checkpoint_store=tmp_path / "s",
-        progress=False,
-    ).parent
+def test_demix_train_shows_evolution_and_scores_gains_over_the_split(smoke_run):
+    run = smoke_run("demix-train")
     figures = {p.name for p in (run / "figures").iterdir()}
     for label in ("digit-sines", "digit-lines", "digit-digit", "digits-1-2"):
         assert f"evolution-{label}-epoch-0001.png" in figures
@@ -194,14 +202,8 @@ def test_demix_train_shows_evolution_and_scores_gains_over_the_split(tmp_path):
     ]
 
 
-def test_z_coupling_scores_each_latent_coupling(tmp_path):
-    run = reproduce(
-        "z-coupling",
-        tmp_path / "z",
-        profile="smoke",
-        checkpoint_store=tmp_path / "s",
-        progress=False,
-    ).parent
+def test_z_coupling_scores_each_latent_coupling(smoke_run):
+    run = smoke_run("z-coupling")
     with open(run / "tables" / "separation-score.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert [row["latents"] for row in rows] == ["independent z1, z2", "z2 = z1", "z2 = 0.1 z1"]
@@ -219,11 +221,9 @@ def test_z_coupling_scores_each_latent_coupling(tmp_path):
     ],
 )
 def test_fashion_experiments_separate_fashion_mnist_test_images(
-    name, settings, table, fashion_dir, tmp_path
+    name, settings, table, fashion_dir, smoke_run
 ):
-    run = reproduce(
-        name, tmp_path / name, profile="smoke", checkpoint_store=tmp_path / "s", progress=False
-    ).parent
+    run = smoke_run(name)
     metrics = json.loads((run / "metrics.json").read_text())
     assert [key for key in metrics if key in settings] == settings
     assert all("fashion-mnist test split" in metrics[s]["test images"] for s in settings)
@@ -249,6 +249,11 @@ def test_train_only_prepares_every_model_that_the_run_then_reuses(tmp_path, caps
     trained = capsys.readouterr().out.splitlines()
     assert len(trained) == 3 and all("trained now" in line for line in trained)
     assert not any(tmp_path.glob("runs"))  # no run directory
-    run = reproduce("denoise-test", tmp_path / "t", profile="smoke", checkpoint_store=store)
-    provenance = json.loads((run.parent / "metrics.json").read_text())["provenance"]
-    assert len(provenance) == 3 and all("reused" in line for line in provenance)
+
+
+@pytest.mark.parametrize("name", PAPER_ORDER)
+def test_each_experiment_declares_every_model_it_uses(name, fashion_dir, smoke_run):
+    """--train-only trains what an experiment declares; its run must then train nothing more,
+    else side-by-side training would miss a model and the run would train it alone."""
+    provenance = _provenance(smoke_run(name))
+    assert provenance and not [line for line in provenance if "trained now" in line]
