@@ -146,10 +146,19 @@ class _Problem:
     CHECK_EVERY = 25
 
     def objective(
-        self, latents: dict[str, torch.Tensor], target: torch.Tensor, sigma: float = 0.0
+        self,
+        latents: dict[str, torch.Tensor],
+        target: torch.Tensor,
+        sigma: float = 0.0,
+        block: list[str] | None = None,
     ) -> torch.Tensor:
-        """Sum over observations (so no latent's gradient shrinks with the batch size)."""
-        sum_ = sum(self.model.generators[k](latents[k]) for k in self.model.learned)
+        """Sum over observations (so no latent's gradient shrinks with the batch size).
+
+        With a ``block``, only its generators are differentiated: the others' outputs are
+        constants of that update, so backpropagating through them would be wasted work.
+        """
+        learned = self.model.learned
+        sum_ = sum(self._draw(k, latents[k], block is None or k in block) for k in learned)
         residual = self.operator(sum_) - target
         if sigma > 0:
             residual = gaussian_blur(residual, sigma)
@@ -158,6 +167,10 @@ class _Problem:
             if weight:
                 loss = loss + weight * latents[name].pow(2).sum()
         return loss
+
+    def _draw(self, name: str, latent: torch.Tensor, differentiate: bool) -> torch.Tensor:
+        with torch.set_grad_enabled(differentiate):
+            return self.model.generators[name](latent)
 
     def penalty(self, residual: torch.Tensor) -> torch.Tensor:
         if self.residual == "l1":
@@ -176,9 +189,9 @@ class _Problem:
         coarse = max(1, iterations // 2)
         for done in range(1, iterations + 1):
             sigma = self.smoothing * max(0.0, 1.0 - (done - 1) / coarse)
-            for optimizer in optimizers:
+            for block, optimizer in zip(blocks, optimizers, strict=True):
                 optimizer.zero_grad(set_to_none=True)
-                loss = self.objective(latents, target, sigma)
+                loss = self.objective(latents, target, sigma, block)
                 loss.backward()
                 optimizer.step()
             if self.tolerance and sigma == 0 and done % self.CHECK_EVERY == 0:
