@@ -257,3 +257,18 @@ def test_each_experiment_declares_every_model_it_uses(name, fashion_dir, smoke_r
     else side-by-side training would miss a model and the run would train it alone."""
     provenance = _provenance(smoke_run(name))
     assert provenance and not [line for line in provenance if "trained now" in line]
+
+
+def test_panel_titles_fit_their_one_column_panels():
+    """Separation figures have one-column panels: long labels overlapped their neighbours."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from demixgan.reports.grids import panel_figure
+
+    labels = ["digit-8 (truth)", "dress (truth)", "GAN: digit-8", "G(z): dress", "ICA 1"]
+    figure = panel_figure([(label, torch.rand(8, 1, 28, 28)) for label in labels], ncol=1)
+    renderer = figure.canvas.get_renderer()
+    boxes = [axis.title.get_window_extent(renderer) for axis in figure.axes]
+    assert all(left.x1 <= right.x0 for left, right in zip(boxes, boxes[1:]))
+    plt.close(figure)

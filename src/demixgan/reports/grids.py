@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,6 +41,23 @@ def save_panels(
     title: str | None = None,
 ) -> None:
     """Save labelled tiles side by side as one PNG (written atomically)."""
+    import matplotlib.pyplot as plt
+
+    figure = panel_figure(panels, ncol=ncol, title=title)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)
+
+
+#: Title font size of a panel, and the width of one of its characters in font sizes (about).
+TITLE_POINTS, CHARACTER_WIDTH = 10, 0.6
+
+
+def panel_figure(
+    panels: Sequence[tuple[str, torch.Tensor]], *, ncol: int | None = None, title: str | None = None
+):
+    """The matplotlib figure of ``save_panels``; a label wider than its panel wraps at spaces
+    (one-column panels of a separation figure are narrower than "GAN: digit-8")."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -54,13 +72,12 @@ def save_panels(
         figsize=(len(panels) * width * scale + 0.4, height * scale + (0.9 if title else 0.6)),
         squeeze=False,
     )
+    characters = max(6, int(width * scale * 72 / (CHARACTER_WIDTH * TITLE_POINTS)))
     for axis, (label, _), image in zip(axes[0], panels, tiles, strict=True):
         axis.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        axis.set_title(label, fontsize=10)
+        axis.set_title(textwrap.fill(label, characters), fontsize=TITLE_POINTS)
         axis.axis("off")
     if title:
         figure.suptitle(title, fontsize=11)
     figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
+    return figure
