@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 
 import pytest
@@ -270,5 +271,5 @@ def test_panel_titles_fit_their_one_column_panels():
     figure = panel_figure([(label, torch.rand(8, 1, 28, 28)) for label in labels], ncol=1)
     renderer = figure.canvas.get_renderer()
     boxes = [axis.title.get_window_extent(renderer) for axis in figure.axes]
-    assert all(left.x1 <= right.x0 for left, right in zip(boxes, boxes[1:]))
+    assert all(left.x1 <= right.x0 for left, right in itertools.pairwise(boxes))
     plt.close(figure)
