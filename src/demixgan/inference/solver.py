@@ -149,16 +149,16 @@ class _Problem:
         self,
         latents: dict[str, torch.Tensor],
         target: torch.Tensor,
-        sigma: float = 0.0,
-        block: list[str] | None = None,
+        sigma: float,
+        block: list[str],
     ) -> torch.Tensor:
         """Sum over observations (so no latent's gradient shrinks with the batch size).
 
-        With a ``block``, only its generators are differentiated: the others' outputs are
-        constants of that update, so backpropagating through them would be wasted work.
+        Only the generators of ``block`` (the latents this step moves) are differentiated: the
+        others' outputs are constants of the step, so backpropagating through them is waste.
         """
         learned = self.model.learned
-        sum_ = sum(self._draw(k, latents[k], block is None or k in block) for k in learned)
+        sum_ = sum(self._draw(k, latents[k], k in block) for k in learned)
         residual = self.operator(sum_) - target
         if sigma > 0:
             residual = gaussian_blur(residual, sigma)

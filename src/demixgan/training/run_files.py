@@ -38,7 +38,9 @@ def training_minutes(run_dir: Path, batch_size: int) -> float:
 
     Each line gives the throughput of the steps since the line before it, so a run that was
     stopped and resumed (the lines past its checkpoint are dropped) still adds up to the time
-    its kept steps took, where a stopwatch around one segment would count only the last.
+    its kept steps took, where a stopwatch around one segment would count only the last. A
+    resume from a checkpoint between two log lines counts the steps from the last kept line
+    at the resumed window's rate: off by at most one logging window per resume.
     """
     path = run_dir / STATS_FILE
     if not path.is_file():
