@@ -260,6 +260,7 @@ def test_bad_overrides_are_reported_like_file_errors(override, expected):
 
 _LEARNED = {"name": "digit", "kind": "learned"}
 _KNOWN = {"name": "noise", "kind": "known", "family": "sines", "level": 1}
+_SHARING = {"name": "b", "kind": "learned", "shares": "digit"}
 _LARGER_COUPLED_LATENT = {
     "model": {"coupling": "scaled"},
     "components": [{**_LEARNED, "latent_dim": 8}, {**_LEARNED, "name": "s", "latent_dim": 9}],
@@ -332,6 +333,15 @@ _LARGER_COUPLED_LATENT = {
         (_with(data={"recipe": "dress+bag", "observe": "digit"}), "data.observe", "'bag'"),
         (_with(model={"coupling": "identical"}), "model.coupling", "two learned components"),
         (_LARGER_COUPLED_LATENT, "model.coupling", "larger latent_dim than the first"),
+        ({"components": [_LEARNED, {**_SHARING, "shares": "digt"}]}, "[1].shares", "'digit'"),
+        ({"components": [_SHARING, _LEARNED]}, "[0].shares", "none here"),
+        ({"components": [_LEARNED, {**_SHARING, "latent_dim": 8}]}, "[1].shares", "latent_dim 8"),
+        ({"components": [_KNOWN, {**_SHARING, "shares": "sines"}]}, "[1].shares", "none here"),
+        (
+            {"components": [_LEARNED, _SHARING, {**_SHARING, "name": "c", "shares": "b"}]},
+            "components[2].shares",
+            "own generator ('digit')",
+        ),
     ],
 )
 def test_validation_errors_name_the_key_path_and_value(data, path, detail):

@@ -78,7 +78,10 @@ def test_denoise_experiments_share_their_denoisers_and_classifier(smoke_run):
         (family, str(level)) for family in ("lines", "sines") for level in range(1, 6)
     ]
     metrics = json.loads((test / "metrics.json").read_text())
-    assert metrics["digits"] == 3 and len(metrics["sines"]["accuracy, denoised"]) == 5
+    assert metrics["digits"] == 3
+    for estimate in ("input", "G(z)", "u - n fitted"):
+        assert len(metrics["sines"][f"accuracy, {estimate}"]) == 5
+    assert rows[0]["accuracy, u - n fitted"].endswith("%")
     assert {p.name for p in (test / "figures").iterdir()} >= {
         "accuracy-lines.png",
         "error-sines.png",

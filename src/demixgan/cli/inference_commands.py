@@ -36,6 +36,20 @@ def register(commands: argparse._SubParsersAction) -> None:
             parser.add_argument(
                 "--matrix-seed", type=int, default=0, help="seed of the Gaussian matrix A"
             )
+        if task == "denoise":
+            parser.add_argument(
+                "--corruption-level",
+                type=int,
+                help="fit the checkpoint's known corruption too, as this many items of its "
+                "family (curves, waves; lines at any level): docs/inference.md",
+            )
+            parser.add_argument(
+                "--estimate",
+                choices=("generator", "subtract"),
+                default="generator",
+                help="generator: G(z) (the paper); subtract: the input minus the fitted "
+                "corruption, clipped to [0, 1] (needs --corruption-level)",
+            )
         if task == "demix":
             parser.add_argument(
                 "--raw",
@@ -131,7 +145,14 @@ def run_task(args: argparse.Namespace) -> int:
     )
     truth = read_truth(args.truth, args.task, trained, observations.shape[0])
     estimates = run_inference(
-        trained, args.task, observations, operator, options, not getattr(args, "raw", False)
+        trained,
+        args.task,
+        observations,
+        operator,
+        options,
+        consistent=not getattr(args, "raw", False),
+        corruption_level=getattr(args, "corruption_level", None),
+        estimate=getattr(args, "estimate", "generator"),
     )
     print(write_outputs(output, trained, args.task, estimates, truth))
     return 0

@@ -7,7 +7,9 @@ randomness from the ``torch.Generator`` it is given (never the global RNG), so a
 seed fully determines a batch, and is vectorised over the batch and the k
 components: there is no Python loop over images.
 
-The exact parameter ranges are in each ``_render_*`` docstring and in docs/families.md.
+The exact parameter ranges are in the renderers' docstrings and in docs/families.md. The
+continuous families are drawn by functions of their uniform parameters (``sines_image``,
+``waves_image``), which a latent fit can also move (models/family_generators.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ MAX_LEVEL = 10
 SINE_HALF_WIDTH = 1.25
 
 _TWO_PI = 2.0 * math.pi
+#: Uniform parameters per curve of ``sines`` and per wave of ``waves`` (see their ``*_image``).
+SINE_PARAMETERS = 4
+WAVE_PARAMETERS = 4
 
 Renderer = Callable[[int, int, torch.Generator, int, int], torch.Tensor]
 
@@ -79,10 +84,15 @@ def _grid(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _render_sines(
     n: int, k: int, generator: torch.Generator, height: int, width: int
 ) -> torch.Tensor:
-    """k thin anti-aliased sinusoidal curves per image, combined by max (union of strokes).
+    """k thin anti-aliased sinusoidal curves per image: ``sines_image`` of uniform parameters."""
+    return sines_image(torch.rand(n, k, SINE_PARAMETERS, generator=generator), height, width)
 
-    Curve i is ``y(x) = c + A sin(2π f x / W + φ)`` over columns x = 0..W-1 (rows are y), with
-    independent uniform draws per curve:
+
+def sines_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The curves of parameters ``p`` in [0, 1] ([n, k, 4]), combined by max (union of strokes).
+
+    Curve i is ``y(x) = c + A sin(2π f x / W + φ)`` over columns x = 0..W-1 (rows are y), each
+    parameter an affine map of one uniform draw (so the sampler's draws are independent):
 
     - periods across the width f ~ U[0.5, 3],
     - amplitude A ~ U[0.10, 0.25] · (H - 1) pixels,
@@ -92,10 +102,9 @@ def _render_sines(
     A pixel's intensity is ``clamp(1 - d / SINE_HALF_WIDTH, 0, 1)`` with d the first-order
     perpendicular distance ``|row - y(x)| / sqrt(1 + y'(x)^2)``; dividing by the slope term
     widens the vertical extent on steep parts so that the stroke stays connected and of
-    constant perpendicular width.
+    constant perpendicular width. Differentiable in ``p``, so a fit can move the curves.
     """
     rows, cols = _grid(height, width)
-    p = torch.rand(n, k, 4, generator=generator)
     span = float(height - 1)
     freq = 0.5 + 2.5 * p[..., 0:1]  # [n, k, 1]
     amp = span * (0.10 + 0.15 * p[..., 1:2])
@@ -106,9 +115,9 @@ def _render_sines(
     y = offset + amp * torch.sin(arg)
     slope = (amp * omega) * torch.cos(arg)
     inv_norm = torch.rsqrt(1.0 + slope * slope)
-    dist = (rows[:, None] - y[:, :, None, :]).abs_().mul_(inv_norm[:, :, None, :])  # [n,k,H,W]
+    dist = (rows[:, None] - y[:, :, None, :]).abs() * inv_norm[:, :, None, :]  # [n, k, H, W]
     nearest = dist.amin(dim=1, keepdim=True)  # max of tents == tent of the min distance
-    return nearest.mul_(-1.0 / SINE_HALF_WIDTH).add_(1.0).clamp_(0.0, 1.0)
+    return (1.0 - nearest / SINE_HALF_WIDTH).clamp(0.0, 1.0)
 
 
 def _render_lines(
@@ -138,10 +147,16 @@ def _render_lines(
 def _render_waves(
     n: int, k: int, generator: torch.Generator, height: int, width: int
 ) -> torch.Tensor:
-    """The sum of k random 2-D sinusoidal plane waves per image, min-max scaled to [0, 1].
+    """The sum of k random 2-D plane waves per image: ``waves_image`` of uniform parameters."""
+    return waves_image(torch.rand(n, k, WAVE_PARAMETERS, generator=generator), height, width)
+
+
+def waves_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The sum of the plane waves of parameters ``p`` in [0, 1] ([n, k, 4]), scaled to [0, 1].
 
     Wave i is ``a sin(2π (u x + v y) + φ)`` in normalised coordinates x = col / W and
-    y = row / H (so frequencies are in cycles per image), with independent uniform draws:
+    y = row / H (so frequencies are in cycles per image), each parameter an affine map of one
+    uniform draw:
 
     - amplitude a ~ U[0.5, 1],
     - spatial frequency ρ = |(u, v)| ~ U[1, 4] cycles per image,
@@ -150,10 +165,10 @@ def _render_waves(
 
     Each image is then min-max scaled to exactly [0, 1], so the contrast does not shrink as k
     grows (a sum of k waves concentrates near 0). The scaling is affine per image, so an image
-    is still a superposition of k plane waves plus a constant.
+    is still a superposition of k plane waves plus a constant. Differentiable in ``p``.
     """
+    n = p.shape[0]
     rows, cols = _grid(height, width)
-    p = torch.rand(n, k, 4, generator=generator)
     amp = 0.5 + 0.5 * p[..., 0:1]  # [n, k, 1]
     rho = 1.0 + 3.0 * p[..., 1:2]
     theta = math.pi * p[..., 2:3]
@@ -164,10 +179,10 @@ def _render_waves(
     # H x W sine evaluations.
     left = torch.cat((amp * torch.cos(by), amp * torch.sin(by)), dim=1)  # [n, 2k, H]
     right = torch.cat((torch.sin(ax), torch.cos(ax)), dim=1)  # [n, 2k, W]
-    flat = torch.bmm(left.transpose(1, 2), right).view(n, height * width)
+    flat = torch.bmm(left.transpose(1, 2), right).reshape(n, height * width)
     low = flat.amin(dim=1, keepdim=True)
-    scale = (flat.amax(dim=1, keepdim=True) - low).clamp_(min=1e-6)
-    return flat.sub_(low).div_(scale).clamp_(0.0, 1.0).view(n, 1, height, width)
+    scale = (flat.amax(dim=1, keepdim=True) - low).clamp(min=1e-6)
+    return ((flat - low) / scale).clamp(0.0, 1.0).view(n, 1, height, width)
 
 
 @dataclass(frozen=True)

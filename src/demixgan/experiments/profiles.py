@@ -48,7 +48,7 @@ PROFILES: dict[str, Profile] = {
             500,
             FitOptions(iterations=300, restarts=10, lr=0.05, smoothing=2.0, seed=0, chunk=400),
             200,
-            FitOptions(iterations=200, restarts=10, lr=0.05, smoothing=2.0, seed=0, chunk=400),
+            FitOptions(iterations=200, restarts=4, lr=0.05, smoothing=2.0, seed=0, chunk=400),
             30,
             50,
             (25, 50, 100, 200, 400),

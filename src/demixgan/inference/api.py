@@ -25,6 +25,8 @@ from demixgan.training.config import RunConfig
 #: File beside a checkpoint (or in a run directory) that names its generators for users.
 NAMES_FILE = "component-names.json"
 IMAGE_SIZE = 28
+#: What ``denoise`` returns: G(z_hat) (the paper), or u - n_hat with the corruption fitted.
+DENOISE_ESTIMATES = ("generator", "subtract")
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,55 @@ class TrainedModel:
         return tuple(self.names.get(name, name) for name in self.model.learned)
 
     def denoise(
-        self, observations: torch.Tensor, options: FitOptions | None = None
+        self,
+        observations: torch.Tensor,
+        options: FitOptions | None = None,
+        *,
+        corruption_level: int | None = None,
+        estimate: str = "generator",
     ) -> torch.Tensor:
-        """x_hat = G(z_hat) with z_hat fitted to u (paper eq. 3): [N, 1, 28, 28]."""
+        """x_hat = G(z_hat) with z_hat fitted to u (paper eq. 3): [N, 1, 28, 28].
+
+        With ``corruption_level`` k the known corruption is fitted beside G, as k items of its
+        family (``fit_with_corruption``); ``estimate = "subtract"`` then returns u - n_hat
+        clipped to [0, 1] instead of G(z_hat): exact wherever the corruption was found, and
+        not limited by what G can draw.
+        """
         self._require_components(1, "denoise", "demix")
-        return self.fit(observations, options).components[:, 0]
+        if estimate not in DENOISE_ESTIMATES:
+            raise DemixganError(
+                f"The denoising estimate must be one of {', '.join(DENOISE_ESTIMATES)}, but got "
+                f"{estimate!r}."
+            )
+        if corruption_level is None:
+            if estimate == "subtract":
+                raise DemixganError(
+                    "Subtracting the corruption needs it fitted: give the corruption level."
+                )
+            return self.fit(observations, options).components[:, 0]
+        images = as_images(observations)
+        parts = self.fit_with_corruption(images, corruption_level, options).components
+        signal = parts[:, self.model.names.index(self.model.learned[0])]
+        if estimate == "generator":
+            return signal
+        return (images - (parts.sum(1) - signal)).clamp(0.0, 1.0)
+
+    def fit_with_corruption(
+        self, observations: torch.Tensor, level: int, options: FitOptions | None = None
+    ) -> LatentFit:
+        """The latent fit of G and of the known corruption as ``level`` items of its family.
+
+        The fit's components are [N, K, 1, H, W] in the model's component order (``names``).
+        """
+        if not self.model.known:
+            raise DemixganError(
+                f"The checkpoint '{self.checkpoint}' has no known corruption to fit (it was "
+                "trained without a signal-family component), so denoising with a corruption "
+                "level needs a denoising-GAN checkpoint. Leave out the corruption level."
+            )
+        model = self.model.with_known_fitted(level)
+        options = options or FitOptions()
+        return fit_latents(model, as_images(observations), **asdict(options))
 
     def demix(
         self,

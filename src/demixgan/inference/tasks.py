@@ -96,11 +96,17 @@ def run_inference(
     observations: torch.Tensor,
     operator: GaussianOperator | None,
     options: FitOptions,
+    *,
     consistent: bool = True,
+    corruption_level: int | None = None,
+    estimate: str = "generator",
 ) -> torch.Tensor:
-    """Estimated components [N, K, 1, 28, 28] of ``task`` (``consistent``: see ``demix``)."""
+    """Estimated components [N, K, 1, 28, 28] of ``task`` (``consistent``: see ``demix``;
+    ``corruption_level`` and ``estimate``: see ``denoise``)."""
     if task == "denoise":
-        return trained.denoise(observations, options)[:, None]
+        return trained.denoise(
+            observations, options, corruption_level=corruption_level, estimate=estimate
+        )[:, None]
     if task == "demix":
         return trained.demix(observations, options, consistent=consistent)
     if task == "cs":

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from demixgan.data.families import get_family
+from demixgan.models.family_generators import family_generator
 from demixgan.models.operators import IdentityOperator
 
 COUPLINGS = ("independent", "identical", "scaled")
@@ -94,6 +95,29 @@ class SuperpositionModel(nn.Module):
             name: first if k == 0 else scale * first[:, : dims[name]]
             for k, name in enumerate(self.learned)
         }
+
+    def with_known_fitted(self, level: int | None = None) -> SuperpositionModel:
+        """This model with every known component turned into its family's generator form.
+
+        The latent solver then fits the corruption too, instead of leaving it in the residual.
+        ``level`` is the number of items to fit (curves, waves); None keeps each component's.
+        """
+        known = {c.name: c for c in self.known}
+        components = [
+            LearnedComponent(name, self.generators[name])
+            if name in self.generators
+            else LearnedComponent(
+                name,
+                family_generator(known[name].family, known[name].level if level is None else level),
+            )
+            for name in self.names
+        ]
+        return SuperpositionModel(
+            components,
+            operator=self.operator,
+            coupling=self.coupling,
+            coupling_scale=self.coupling_scale,
+        )
 
     def sample_known(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Fresh draws of every known component (CPU): AmbientGAN-style corruption."""

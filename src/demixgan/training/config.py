@@ -85,6 +85,11 @@ class ComponentConfig:
     mass_weight: float = _field(0.0, ge=0)
     family: str | None = _field(None, choices=tuple(FAMILIES))
     level: int | None = _field(None, ge=MIN_LEVEL, le=MAX_LEVEL)
+    shares: str | None = None
+
+
+#: Network fields that a component sharing another's generator must repeat unchanged.
+SHARED_NETWORK_FIELDS = ("arch", "latent_dim", "norm", "hidden", "channels")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,6 +269,8 @@ def _check_run(config: RunConfig) -> None:
         if component.name in seen:
             raise _Problem(f"{path}.name", f"'{component.name}' is used by another component")
         seen.add(component.name)
+        if component.shares is not None:
+            _check_shared(config, index)
         for key in ("family", "level"):
             value = getattr(component, key)
             if component.kind == "known" and value is None:
@@ -286,6 +293,32 @@ def _check_run(config: RunConfig) -> None:
             "first one's (its leading coordinates), so it needs at least two learned components "
             "and none with a larger latent_dim than the first, but got "
             f"{[(c.name, c.latent_dim) for c in learned]}",
+        )
+
+
+def _check_shared(config: RunConfig, index: int) -> None:
+    """A shared generator is an earlier learned component's own network, drawn again."""
+    component, path = config.components[index], f"components[{index}].shares"
+    owners = {c.name: c for c in config.components[:index] if c.kind == "learned"}
+    owner = owners.get(component.shares)
+    if component.kind != "learned" or owner is None or owner.shares is not None:
+        candidates = [name for name, c in owners.items() if c.shares is None]
+        raise _Problem(
+            path,
+            f"= {component.shares!r} must name an earlier learned component that has its own "
+            f"generator ({', '.join(map(repr, candidates)) or 'none here'}), and only a learned "
+            "component can share one",
+        )
+    differing = [
+        f"{key} {getattr(component, key)!r} vs. {getattr(owner, key)!r}"
+        for key in SHARED_NETWORK_FIELDS
+        if getattr(component, key) != getattr(owner, key)
+    ]
+    if differing:
+        raise _Problem(
+            path,
+            f"= {owner.name!r} draws with {owner.name!r}'s network, so the component must repeat "
+            f"its network settings, but {'; '.join(differing)}",
         )
 
 

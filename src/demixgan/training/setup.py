@@ -22,18 +22,22 @@ DATA_SEED_OFFSET = 1_000_003
 
 
 def build_model(config: RunConfig) -> SuperpositionModel:
-    """The superposition model of a config; parameters initialised from the global RNG."""
-    components = [
-        LearnedComponent(
-            c.name,
-            build_generator(
+    """The superposition model of a config; parameters initialised from the global RNG.
+
+    A component that ``shares`` another's generator gets that very module: one network drawn
+    with two independent latents, for parts that come from the same distribution.
+    """
+    networks: dict[str, nn.Module] = {}
+    components: list[LearnedComponent | KnownComponent] = []
+    for c in config.components:
+        if c.kind == "known":
+            components.append(KnownComponent(c.name, c.family, c.level))
+            continue
+        if c.shares is None:
+            networks[c.name] = build_generator(
                 c.arch, c.latent_dim, hidden=c.hidden, channels=c.channels, norm=c.norm
-            ),
-        )
-        if c.kind == "learned"
-        else KnownComponent(c.name, c.family, c.level)
-        for c in config.components
-    ]
+            )
+        components.append(LearnedComponent(c.name, networks[c.shares or c.name]))
     return SuperpositionModel(
         components,
         coupling=config.model.coupling,

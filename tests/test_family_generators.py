@@ -1,0 +1,110 @@
+"""Known families as generators: the same draws as their samplers, and a denoising fit that
+removes the corruption itself rather than redrawing the signal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from demixgan.data.families import get_family
+from demixgan.data.sources import load_images
+from demixgan.errors import DemixganError
+from demixgan.inference.api import FitOptions, TrainedModel
+from demixgan.models.family_generators import family_generator
+from demixgan.models.superposition_model import (
+    KnownComponent,
+    LearnedComponent,
+    SuperpositionModel,
+)
+from demixgan.training.config import load_config
+from demixgan.training.setup import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_DENOISER = (
+    "data.recipe=digit+lines",
+    "data.level=2",
+    "components.sines.kind=known",
+    "components.sines.family=lines",
+    "components.sines.level=2",
+)
+
+
+@pytest.mark.parametrize("name", ["sines", "waves"])
+def test_latents_of_the_samplers_draws_give_the_same_images(name):
+    """z = 2p - 1 for the sampler's uniform parameters p reproduces its images exactly."""
+    level, n = 3, 5
+    drawn = get_family(name).sample(n, level, torch.Generator().manual_seed(7))
+    p = torch.rand(n, level, 4, generator=torch.Generator().manual_seed(7))
+    generator = family_generator(name, level)
+    assert generator.latent_dim == 4 * level
+    assert torch.allclose(generator(2 * p.view(n, -1) - 1), drawn, atol=1e-5)
+
+
+def test_relaxed_lines_hold_every_lines_draw():
+    drawn = get_family("lines").sample(4, 5, torch.Generator().manual_seed(3))
+    rows = drawn[:, 0].amin(dim=2)  # 1 on a row-long line
+    columns = drawn[:, 0].amin(dim=1)
+    z = torch.cat((rows, columns), dim=1) * 2 - 1
+    assert torch.equal(family_generator("lines", 5)(z), drawn)
+
+
+class _PcaDigits(torch.nn.Module):
+    """G(z) = mean + z V: the span of 16 principal components of training digits, a generator
+    that draws every digit roughly and none exactly."""
+
+    latent_dim = 16
+
+    def __init__(self) -> None:
+        super().__init__()
+        digits = load_images("mnist-embedded", "train").images[:1000].flatten(1)
+        mean = digits.mean(0)
+        _, singular, v = torch.linalg.svd(digits - mean, full_matrices=False)
+        scale = 2 * singular[: self.latent_dim] / len(digits) ** 0.5  # +-2 std at z = +-1
+        self.mean = torch.nn.Parameter(mean)
+        self.basis = torch.nn.Parameter(v[: self.latent_dim] * scale[:, None])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (self.mean + z @ self.basis).view(-1, 1, 28, 28)
+
+
+def _denoiser() -> TrainedModel:
+    config = load_config(REPO / "configs" / "tiny-demix.toml", TINY_DENOISER)
+    model = SuperpositionModel(
+        [LearnedComponent("digit", _PcaDigits()), KnownComponent("lines", "lines", 2)]
+    )
+    return TrainedModel(model, config, REPO / "pca-denoiser")
+
+
+def test_fitting_the_corruption_removes_lines_the_generator_cannot_draw():
+    """The paper's estimate G(z_hat) is only as good as G; u - n_hat is the digit itself."""
+    digits = load_images("mnist-embedded", "test").images[:8]
+    noise = get_family("lines").sample(8, 5, torch.Generator().manual_seed(1))
+    corrupted = digits + noise
+    options = FitOptions(iterations=100, restarts=1, lr=0.1)
+    trained = _denoiser()
+    paper = trained.denoise(corrupted, options)
+    fitted = trained.denoise(corrupted, options, corruption_level=5, estimate="subtract")
+    error = {
+        name: (estimate - digits).pow(2).mean().item()
+        for name, estimate in (("corrupted", corrupted), ("paper", paper), ("fitted", fitted))
+    }
+    assert error["fitted"] < 0.05 * min(error["corrupted"], error["paper"]), error
+
+
+def test_a_checkpoint_without_known_corruption_cannot_fit_one():
+    config = load_config(REPO / "configs" / "vanilla-mnist.toml")
+    vanilla = TrainedModel(build_model(config), config, REPO / "vanilla")
+    with pytest.raises(DemixganError, match="no known corruption to fit"):
+        vanilla.denoise(torch.zeros(1, 28, 28), corruption_level=3)
+
+
+def test_a_corruption_level_out_of_range_is_a_clear_error():
+    with pytest.raises(DemixganError, match="signal level must be an integer from 1 to 10"):
+        _denoiser().denoise(torch.zeros(1, 28, 28), corruption_level=11)
+
+
+def test_subtracting_needs_the_corruption_fitted():
+    with pytest.raises(DemixganError, match="give the corruption level"):
+        _denoiser().denoise(torch.zeros(1, 28, 28), estimate="subtract")
