@@ -39,7 +39,11 @@ def test_latents_of_the_samplers_draws_give_the_same_images(name):
     p = torch.rand(n, level, 4, generator=torch.Generator().manual_seed(7))
     generator = family_generator(name, level)
     assert generator.latent_dim == 4 * level
-    assert torch.allclose(generator(2 * p.view(n, -1) - 1), drawn, atol=1e-5)
+    z = (2 * p.view(n, -1) - 1).requires_grad_(True)  # the differentiable path of a fit
+    image = generator(z)
+    assert torch.allclose(image, drawn, atol=1e-5)
+    image.sum().backward()
+    assert z.grad.abs().sum() > 0
 
 
 def test_relaxed_lines_hold_every_lines_draw():

@@ -102,7 +102,8 @@ def sines_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
     A pixel's intensity is ``clamp(1 - d / SINE_HALF_WIDTH, 0, 1)`` with d the first-order
     perpendicular distance ``|row - y(x)| / sqrt(1 + y'(x)^2)``; dividing by the slope term
     widens the vertical extent on steep parts so that the stroke stays connected and of
-    constant perpendicular width. Differentiable in ``p``, so a fit can move the curves.
+    constant perpendicular width; the max of the curves' tents is the tent of the nearest
+    curve. Differentiable in ``p``, so a fit can move the curves.
     """
     rows, cols = _grid(height, width)
     span = float(height - 1)
@@ -115,9 +116,13 @@ def sines_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
     y = offset + amp * torch.sin(arg)
     slope = (amp * omega) * torch.cos(arg)
     inv_norm = torch.rsqrt(1.0 + slope * slope)
-    dist = (rows[:, None] - y[:, :, None, :]).abs() * inv_norm[:, :, None, :]  # [n, k, H, W]
-    nearest = dist.amin(dim=1, keepdim=True)  # max of tents == tent of the min distance
-    return (1.0 - nearest / SINE_HALF_WIDTH).clamp(0.0, 1.0)
+    offsets = rows[:, None] - y[:, :, None, :]  # [n, k, H, W]
+    if torch.is_grad_enabled() and p.requires_grad:  # a fit differentiates through the image
+        nearest = (offsets.abs() * inv_norm[:, :, None, :]).amin(dim=1, keepdim=True)
+        return (1.0 - nearest / SINE_HALF_WIDTH).clamp(0.0, 1.0)
+    # Sampling: the same values in place, which halves the sampler's time.
+    nearest = offsets.abs_().mul_(inv_norm[:, :, None, :]).amin(dim=1, keepdim=True)
+    return nearest.mul_(-1.0 / SINE_HALF_WIDTH).add_(1.0).clamp_(0.0, 1.0)
 
 
 def _render_lines(
