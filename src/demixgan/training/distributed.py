@@ -52,6 +52,14 @@ def mean_across_processes(values: torch.Tensor, info: Distributed) -> torch.Tens
     return values
 
 
+def finish_together(info: Distributed) -> None:
+    """Wait until every process is done before any tears the group down (without it, a gloo
+    rank once aborted at exit in a loaded CI run: 'terminate called without an active
+    exception'; the cause was not pinned down)."""
+    if info.enabled:
+        dist.barrier()
+
+
 def shutdown(info: Distributed) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -24,6 +24,7 @@ from demixgan.reports.grids import save_panels
 from demixgan.training import checkpoints
 from demixgan.training.config import RunConfig, config_to_dict
 from demixgan.training.distributed import (
+    finish_together,
     init_distributed,
     mean_across_processes,
     shutdown,
@@ -326,6 +327,7 @@ def train(
     board = TensorBoardLog(run_dir, resume_step=trainer.step if resume else None) if main else None
     try:
         _run_steps(trainer, stats, board, progress and main)
+        finish_together(trainer.dist)
     finally:
         for log in (stats, board):
             if log is not None:
