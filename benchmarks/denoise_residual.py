@@ -73,10 +73,12 @@ def _estimates(trained, corrupted, options, level, args):
     the corruption modelled (at the test level)."""
     if not (args.fit_corruption and level):
         return [("", trained.denoise(corrupted, options))]
-    fit = trained.fit_with_corruption(corrupted, level, options).components
-    signal = fit[:, 0]  # the denoisers list the digit first
-    subtracted = (corrupted - fit[:, 1]).clamp(0, 1)
-    return [(" + corruption fit, G(z)", signal), (" + corruption fit, u - n", subtracted)]
+    fit = trained.fit_with_corruption(corrupted, level, options)
+    estimates = trained.denoise_estimates(corrupted, fit)
+    return [
+        (" + corruption fit, G(z)", estimates["generator"]),
+        (" + corruption fit, u - n", estimates["subtract"]),
+    ]
 
 
 if __name__ == "__main__":

@@ -110,11 +110,17 @@ class TrainedModel:
                 )
             return self.fit(observations, options).components[:, 0]
         images = as_images(observations)
-        parts = self.fit_with_corruption(images, corruption_level, options).components
+        fit = self.fit_with_corruption(images, corruption_level, options)
+        return self.denoise_estimates(images, fit)[estimate]
+
+    def denoise_estimates(
+        self, observations: torch.Tensor, fit: LatentFit
+    ) -> dict[str, torch.Tensor]:
+        """Both estimates of a ``fit_with_corruption``: G(z_hat) and u - n_hat in [0, 1]."""
+        parts = fit.components
         signal = parts[:, self.model.names.index(self.model.learned[0])]
-        if estimate == "generator":
-            return signal
-        return (images - (parts.sum(1) - signal)).clamp(0.0, 1.0)
+        subtracted = (as_images(observations) - (parts.sum(1) - signal)).clamp(0.0, 1.0)
+        return {"generator": signal, "subtract": subtracted}
 
     def fit_with_corruption(
         self, observations: torch.Tensor, level: int, options: FitOptions | None = None
