@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from demixgan.data.families import get_family
+from demixgan.data.families import get_family, sines_image
 from demixgan.data.sources import load_images
 from demixgan.errors import DemixganError
 from demixgan.inference.api import FitOptions, TrainedModel
+from demixgan.inference.solver import fit_latents
+from demixgan.inference.stroke_search import fit_with_stroke_search, search_strokes
 from demixgan.models.family_generators import family_generator
 from demixgan.models.superposition_model import (
     KnownComponent,
@@ -112,3 +114,65 @@ def test_a_corruption_level_out_of_range_is_a_clear_error():
 def test_subtracting_needs_the_corruption_fitted():
     with pytest.raises(DemixganError, match="give the corruption level"):
         _denoiser().denoise(torch.zeros(1, 28, 28), estimate="subtract")
+
+
+def _curves(n: int, level: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uniform parameters [n, level, 4] of sines curves and their images."""
+    p = torch.rand(n, level, 4, generator=torch.Generator().manual_seed(seed))
+    return p, sines_image(p, 28, 28)
+
+
+def _share_found(truth: torch.Tensor, latents: torch.Tensor) -> float:
+    """Share of true curves that a found curve overlaps by > 30% of the true one's energy."""
+    n, level, _ = truth.shape
+    true_images = sines_image(truth.reshape(-1, 1, 4), 28, 28).view(n, level, -1)
+    found = ((latents.view(-1, 1, 4) + 1) / 2).clamp(0, 1)
+    found_images = sines_image(found, 28, 28).view(n, level, -1)
+    overlap = torch.einsum("nid,njd->nij", true_images, found_images)
+    return (overlap / true_images.pow(2).sum(2, keepdim=True)).amax(2).gt(0.3).float().mean()
+
+
+def test_the_stroke_search_finds_crossing_curves():
+    truth, images = _curves(20, 5, seed=4)
+    found = search_strokes(family_generator("sines", 5), images)
+    assert found.shape == (20, 20)
+    assert _share_found(truth, found) >= 0.9
+
+
+def test_searching_the_curves_removes_what_a_fit_from_the_prior_leaves():
+    """Five curves over digits: a fit from the prior leaves curves in u - n_hat."""
+    digits = load_images("mnist-embedded", "test").images[:12]
+    truth, noise = _curves(12, 5, seed=5)
+    corrupted = digits + noise
+    model = SuperpositionModel(
+        [LearnedComponent("digit", _PcaDigits()), KnownComponent("sines", "sines", 1)]
+    ).with_known_fitted(5)
+    options = {"iterations": 100, "restarts": 2, "lr": 0.05, "smoothing": 2.0}
+    errors, found = {}, {}
+    for way, fit in (
+        ("prior", fit_latents(model, corrupted, **options)),
+        ("search", fit_with_stroke_search(model, corrupted, ["digit"], **options)),
+    ):
+        curves = fit.components[:, 1]
+        errors[way] = ((corrupted - curves).clamp(0, 1) - digits).pow(2).mean().item()
+        found[way] = _share_found(truth, fit.latents["sines"])
+    assert errors["search"] < 0.25 * errors["prior"], errors  # measured 0.0097 vs 0.063
+    assert found["search"] >= max(0.95, found["prior"] + 0.1), found  # 98% vs 82%
+
+
+def test_a_fit_starts_every_restart_from_the_given_latents():
+    model = SuperpositionModel([LearnedComponent("digit", _PcaDigits())])
+    start = torch.rand(3, 16) * 2 - 1
+    fit = fit_latents(
+        model, torch.zeros(3, 1, 28, 28), iterations=0, restarts=2, initial={"digit": start}
+    )
+    assert torch.equal(fit.latents["digit"], start)
+    per_restart = torch.stack((torch.rand(3, 16) * 2 - 1, start), dim=1)  # [3, 2, 16]
+    with torch.no_grad():
+        observed = model.generators["digit"](start)
+    fit = fit_latents(model, observed, iterations=0, restarts=2, initial={"digit": per_restart})
+    assert torch.equal(fit.latents["digit"], start)  # each restart had its own; the second won
+    with pytest.raises(ValueError, match=r"must be \[3, 16\] or \[3, 1, 16\]"):
+        fit_latents(model, torch.zeros(3, 1, 28, 28), iterations=0, initial={"digit": start[:2]})
+    with pytest.raises(ValueError, match="unknown component"):
+        fit_latents(model, torch.zeros(3, 1, 28, 28), iterations=0, initial={"lines": start})

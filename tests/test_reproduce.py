@@ -276,3 +276,20 @@ def test_panel_titles_fit_their_one_column_panels():
     boxes = [axis.title.get_window_extent(renderer) for axis in figure.axes]
     assert all(left.x1 <= right.x0 for left, right in itertools.pairwise(boxes))
     plt.close(figure)
+
+
+def test_panels_wrap_into_rows_that_keep_the_figure_readable():
+    """Twelve denoising panels in one row made a 4,840 px wide figure; per_row wraps them."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from demixgan.reports.grids import panel_figure
+
+    panels = [(f"panel {index}", torch.rand(8, 1, 28, 28)) for index in range(10)]
+    wide = panel_figure(panels, ncol=4)
+    wrapped = panel_figure(panels, ncol=4, per_row=4)
+    rows = {round(axis.get_position().y0, 3) for axis in wrapped.axes if axis.has_data()}
+    assert len(rows) == 3 and sum(axis.has_data() for axis in wrapped.axes) == 10
+    assert wrapped.get_figwidth() < 0.5 * wide.get_figwidth()
+    plt.close(wide)
+    plt.close(wrapped)

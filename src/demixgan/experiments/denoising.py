@@ -172,8 +172,9 @@ def denoise_test(context: Context) -> Outcome:
         "digit. Each denoiser was trained at one level (lines 2, sines 1) and is tested at all. "
         f"'{PAPER_ESTIMATE}': the latent of G alone fitted with the nonnegative residual "
         f"(docs/inference.md: the corruption only adds light). '{FITTED_ESTIMATE}': G and the "
-        "known corruption (as many curves or lines as the level) fitted together, and the "
-        "input minus the fitted corruption kept.",
+        "known corruption (as many curves or lines as the level) fitted together, the curves "
+        "started where a search of a curve dictionary puts them (three rounds, "
+        "inference/stroke_search.py), and the input minus the fitted corruption kept.",
     )
     summary = (
         "Unseen test digits corrupted by lines or sines at levels 1..5 are denoised with the "
@@ -234,7 +235,9 @@ def _test_figures(context, denoiser, curves, clean_accuracy, examples) -> list[R
         title=f"digit + {denoiser.family}: reconstruction error",
     )
     grid = figures_dir / f"examples-{denoiser.family}.png"
-    save_panels(examples, grid, ncol=1 + len(estimates), title=f"digit + {denoiser.family}")
+    save_panels(  # a row per level: clean, input and each estimate, 8 digits in 4 x 2
+        examples, grid, ncol=4, per_row=1 + len(estimates), title=f"digit + {denoiser.family}"
+    )
     return [
         ResultFigure(accuracy_plot, f"{denoiser.family}: accuracy vs. level"),
         ResultFigure(error_plot, f"{denoiser.family}: per-pixel error vs. level"),

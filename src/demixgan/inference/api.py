@@ -18,6 +18,7 @@ from demixgan.errors import DemixganError
 from demixgan.inference.consistency import project_onto_mixture
 from demixgan.inference.loading import load_model, resolve_checkpoint
 from demixgan.inference.solver import RESIDUALS, UPDATES, LatentFit, fit_latents
+from demixgan.inference.stroke_search import fit_with_stroke_search
 from demixgan.models.operators import GaussianOperator
 from demixgan.models.superposition_model import SuperpositionModel
 from demixgan.training.config import RunConfig
@@ -137,7 +138,9 @@ class TrainedModel:
             )
         model = self.model.with_known_fitted(level)
         options = options or FitOptions()
-        return fit_latents(model, as_images(observations), **asdict(options))
+        return fit_with_stroke_search(
+            model, as_images(observations), self.model.learned, **asdict(options)
+        )
 
     def demix(
         self,

@@ -51,6 +51,7 @@ def fit_latents(
     seed: int = 0,
     chunk: int = 4096,
     progress: Callable[[int], None] | None = None,
+    initial: Mapping[str, torch.Tensor] | None = None,
 ) -> LatentFit:
     """Fit latents to ``observations`` (images [N, 1, H, W], or [N, m] under a Gaussian A).
 
@@ -69,8 +70,10 @@ def fit_latents(
     (lines, curves on unclipped observations), a dark observed pixel is dark in the signal, but
     a bright one may be corruption the generator should not chase. Generators
     stay frozen; latents start from the prior, all drawn up front from ``seed`` so the result
-    does not depend on ``chunk``. ``progress(k)`` is called as k more observations are
-    done (e.g. a tqdm bar's ``update``).
+    does not depend on ``chunk``, except the components named in ``initial``: [N, d_k] starts
+    every restart of an observation there, [N, restarts, d_k] each restart at its own (a
+    search's guesses: inference/stroke_search.py).
+    ``progress(k)`` is called as k more observations are done (e.g. a tqdm bar's ``update``).
     """
     if update not in UPDATES:
         raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
@@ -89,6 +92,8 @@ def fit_latents(
         name: uniform_latents(observations.shape[0] * restarts, dim, generator)
         for name, dim in model.latent_dims().items()
     }
+    for name, z in (initial or {}).items():
+        starts[name] = _initial_starts(model, name, z, observations.shape[0], restarts)
     if smoothing and getattr(operator, "name", None) != "identity":
         raise ValueError("smoothing blurs image residuals; it needs the identity operator")
     problem = _Problem(model, operator, weights, update, lr, tolerance, smoothing, residual)
@@ -117,6 +122,24 @@ def fit_latents(
         torch.cat([f.components for f in fits]),
         torch.cat([f.measurement_error for f in fits]),
         max(f.iterations for f in fits),
+    )
+
+
+def _initial_starts(
+    model: SuperpositionModel, name: str, z: torch.Tensor, n: int, restarts: int
+) -> torch.Tensor:
+    """Given latents of one component as [N * restarts, d]: [N, d] serves every restart of
+    its observation, [N, restarts, d] gives each restart its own."""
+    if name not in model.learned:
+        raise ValueError(f"initial latents for unknown component {name!r}")
+    dim = model.latent_dims()[name]
+    if tuple(z.shape) == (n, dim):
+        return z.float().repeat_interleave(restarts, dim=0)
+    if tuple(z.shape) == (n, restarts, dim):
+        return z.float().reshape(n * restarts, dim)
+    raise ValueError(
+        f"initial latents of {name!r} must be [{n}, {dim}] or [{n}, {restarts}, {dim}], "
+        f"got {tuple(z.shape)}"
     )
 
 

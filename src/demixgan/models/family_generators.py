@@ -42,13 +42,22 @@ def _uniform_parameters(z: torch.Tensor) -> torch.Tensor:
 
 
 class ParametricFamilyGenerator(nn.Module):
-    """``level`` items (curves, waves) of a family, each drawn from its own latent coordinates."""
+    """``level`` items (curves, waves) of a family, each drawn from its own latent coordinates.
+
+    ``strokes`` marks thin items that a fit should start from a search (inference/stroke_search).
+    """
 
     def __init__(
-        self, image: ImageOfParameters, parameters: int, level: int, size: int = 28
+        self,
+        image: ImageOfParameters,
+        parameters: int,
+        level: int,
+        size: int = 28,
+        strokes: bool = False,
     ) -> None:
         super().__init__()
         self.image = image
+        self.strokes = strokes
         self.parameters_per_item = parameters
         self.level = check_level(level)
         self.latent_dim = parameters * self.level
@@ -84,5 +93,5 @@ def family_generator(family: str, level: int, size: int = 28) -> nn.Module:
     if name == "lines":
         return RelaxedLinesGenerator(size)
     if name == "sines":
-        return ParametricFamilyGenerator(sines_image, SINE_PARAMETERS, level, size)
+        return ParametricFamilyGenerator(sines_image, SINE_PARAMETERS, level, size, strokes=True)
     return ParametricFamilyGenerator(waves_image, WAVE_PARAMETERS, level, size)

@@ -39,11 +39,16 @@ def save_panels(
     *,
     ncol: int | None = None,
     title: str | None = None,
+    per_row: int | None = None,
 ) -> None:
-    """Save labelled tiles side by side as one PNG (written atomically)."""
+    """Save labelled tiles side by side as one PNG (written atomically).
+
+    ``ncol`` is the number of image columns inside each tile, ``per_row`` the number of tiles
+    in a row of the figure (default: all in one row).
+    """
     import matplotlib.pyplot as plt
 
-    figure = panel_figure(panels, ncol=ncol, title=title)
+    figure = panel_figure(panels, ncol=ncol, title=title, per_row=per_row)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
     plt.close(figure)
@@ -54,7 +59,11 @@ TITLE_POINTS, CHARACTER_WIDTH = 10, 0.6
 
 
 def panel_figure(
-    panels: Sequence[tuple[str, torch.Tensor]], *, ncol: int | None = None, title: str | None = None
+    panels: Sequence[tuple[str, torch.Tensor]],
+    *,
+    ncol: int | None = None,
+    title: str | None = None,
+    per_row: int | None = None,
 ):
     """The matplotlib figure of ``save_panels``; a label wider than its panel wraps at spaces
     (one-column panels of a separation figure are narrower than "GAN: digit-8")."""
@@ -66,17 +75,23 @@ def panel_figure(
     tiles = [tile(images, ncol) for _, images in panels]
     height, width = tiles[0].shape
     scale = 4.0 / max(height, width) * max(1.0, math.sqrt(max(height, width) / 120))
+    columns = min(per_row or len(panels), len(panels))
+    rows = math.ceil(len(panels) / columns)
     figure, axes = plt.subplots(
-        1,
-        len(panels),
-        figsize=(len(panels) * width * scale + 0.4, height * scale + (0.9 if title else 0.6)),
+        rows,
+        columns,
+        figsize=(
+            columns * width * scale + 0.4,
+            rows * (height * scale + 0.5) + (0.4 if title else 0.1),
+        ),
         squeeze=False,
     )
     characters = max(6, int(width * scale * 72 / (CHARACTER_WIDTH * TITLE_POINTS)))
-    for axis, (label, _), image in zip(axes[0], panels, tiles, strict=True):
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, (label, _), image in zip(axes.flat, panels, tiles, strict=False):
         axis.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         axis.set_title(textwrap.fill(label, characters), fontsize=TITLE_POINTS)
-        axis.axis("off")
     if title:
         figure.suptitle(title, fontsize=11)
     figure.tight_layout()
