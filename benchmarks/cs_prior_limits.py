@@ -7,6 +7,9 @@ same 50 seeded MNIST test digits plus 2 plane waves as cs (300 Adam iterations, 
 m Gaussian measurements (m = 784: the image itself) and prints the digit's per-pixel error.
 ``demixing``: the demixing-GAN's digit and wave generators; ``denoising+waves``: the
 denoising-GAN's digit generator beside the waves family fitted by its own formula.
+``--restart-means 4 10 30`` instead fits m = 100 with single-restart fits from seeds 0..R-1
+and prints, for each R, the error of the best of the R digits (lowest measurement error),
+of their mean, and of their mean weighted by softmax(-2 error / median error).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def main() -> None:
     parser.add_argument("--prior", choices=("demixing", "denoising+waves"), default="demixing")
     parser.add_argument("--fits", nargs="+", default=["100:4:0", "784:4:0", "100:10:0"])
     parser.add_argument("--data-dir")
+    parser.add_argument("--restart-means", type=int, nargs="+", metavar="R")
     args = parser.parse_args()
     profile = get_profile("cpu")
     context = Context(profile, Path("."), args.store, args.data_dir, progress=False)
@@ -43,6 +47,9 @@ def main() -> None:
     trained = load(next(args.store.glob(f"{config}-digit-waves{LEVEL}-*")))
     model = trained.model if args.prior == "demixing" else trained.model.with_known_fitted(LEVEL)
     digit = model.learned.index("digit")
+    if args.restart_means:
+        _restart_means(model, digit, digits, digits + waves, profile, args.restart_means)
+        return
     for spec in args.fits:
         m, restarts, weight = spec.split(":")
         options = dataclasses.replace(
@@ -58,6 +65,28 @@ def main() -> None:
         )
         error = (fit.components[:, digit] - digits).pow(2).mean().item()
         print(f"{args.prior} m {m}, {restarts} restarts, lambda {weight}: digit error {error:.4f}")
+
+
+def _restart_means(model, digit, digits, images, profile, counts, m=100) -> None:
+    """Best of R restarts against their (weighted) mean, from the same R single-restart fits."""
+    operator = GaussianOperator(m, PIXELS, seed=m)
+    options = dataclasses.asdict(profile.cs_fit) | {"restarts": 1}
+    fits = [
+        fit_latents(model, operator(images), operator=operator, **(options | {"seed": seed}))
+        for seed in range(max(counts))
+    ]
+    parts = torch.stack([fit.components[:, digit] for fit in fits], dim=1)
+    errors = torch.stack([fit.measurement_error for fit in fits], dim=1)
+    for count in sorted(counts):
+        x, e = parts[:, :count], errors[:, :count]
+        best = x[torch.arange(len(x)), e.argmin(dim=1)]
+        weights = torch.softmax(-2 * e / e.median(dim=1, keepdim=True).values, dim=1)
+        weighted = (x * weights[:, :, None, None, None]).sum(dim=1)
+        scores = {
+            name: (estimate - digits).pow(2).mean().item()
+            for name, estimate in (("best", best), ("mean", x.mean(1)), ("weighted", weighted))
+        }
+        print(f"m {m}, R {count}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
 
 
 if __name__ == "__main__":

@@ -184,7 +184,7 @@ def test_a_classifier_checkpoint_is_refused_by_name(tmp_path, capsys):
 
 def test_denoise_with_the_corruption_fitted_removes_it(tiny_runs, tmp_path, capsys):
     """--corruption-level fits the known sines too; --estimate subtract returns u - n_hat,
-    nearer the digit than the corrupted input even with a generator trained for 40 steps."""
+    at half the input's error or less even with a generator trained for 40 steps."""
     from demixgan.data.superposition import build_sampler, make_mixtures
 
     batch = make_mixtures(build_sampler("digit+sines", level=1, split="test"), 4, seed=0)
@@ -197,7 +197,8 @@ def test_denoise_with_the_corruption_fitted_removes_it(tiny_runs, tmp_path, caps
     assert run(*args, "--corruption-level", "1", "--estimate", "subtract") == 0
     denoised = np.load(next(out.glob("*.npy")))
     before = ((batch.mixtures[:, 0].numpy() - np.load(truth)) ** 2).mean()
-    assert ((denoised - np.load(truth)) ** 2).mean() < 0.75 * before
+    # measured 0.38 x with the stroke search, 0.58 x with the curve started from the prior
+    assert ((denoised - np.load(truth)) ** 2).mean() < 0.5 * before
     capsys.readouterr()
     for bad, message in (("0", "signal level must be"), (None, "give the corruption level")):
         level = ["--corruption-level", bad] if bad else []
