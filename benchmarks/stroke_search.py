@@ -7,7 +7,8 @@ and curves as denoise-test, fits G and the curves (the cpu profile's denoise fit
 curves from the prior, curves from one search (round 1 only), and ``fit_with_stroke_search``
 with two rounds and three (what ``denoise --corruption-level`` does); ``--ways`` picks. Prints
 per way the share of true curves that a fitted curve overlaps by more than 30% of the true
-curve's energy, the classifier accuracy of u - n_hat and of G(z_hat), and the seconds taken.
+curve's energy, the classifier accuracy of u - n_hat and of G(z_hat), and the seconds taken;
+first, the share that the search alone finds, on the curves alone and over the digits.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def main() -> None:
             model, observed, trained.model.learned, **options
         ),
     }
+    curves = model.generators[curves_name]
+    for name, images in (("curves alone", observed - digits.images), ("over the digits", observed)):
+        found = _found(
+            truth, ((search_strokes(curves, images).view(args.n, args.level, -1) + 1) / 2)
+        )
+        print(f"the search alone, {name}: curves found {found:.1%}", flush=True)
     for way, fit_it in ways.items():
         if args.ways and way not in args.ways:
             continue
