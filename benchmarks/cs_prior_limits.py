@@ -2,9 +2,10 @@
 
 Run: ``.venv/bin/python benchmarks/cs_prior_limits.py STORE --data-dir ../shared/data/mnist
 [--prior demixing|denoising+waves] [--fits 100:4:0 784:4:0 100:10:0 100:4:0.1]``, STORE the
-checkpoint store of ``demixgan reproduce cs``. Each fit ``m:restarts:lambda`` recovers the
-same 50 seeded MNIST test digits plus 2 plane waves as cs (300 Adam iterations, lr 0.05) from
-m Gaussian measurements (m = 784: the image itself) and prints the digit's per-pixel error.
+checkpoint store of ``demixgan reproduce cs``. Each fit ``m:restarts:lambda[:combine]``
+recovers the same 50 seeded MNIST test digits plus 2 plane waves as cs (300 Adam iterations,
+lr 0.05) from m Gaussian measurements (m = 784: the image itself) and prints the digit's
+per-pixel error (combine: best, the default, or weighted: the restarts averaged).
 ``demixing``: the demixing-GAN's digit and wave generators; ``denoising+waves``: the
 denoising-GAN's digit generator beside the waves family fitted by its own formula.
 ``--restart-means 4 10 30`` instead fits m = 100 with single-restart fits from seeds 0..R-1
@@ -51,9 +52,12 @@ def main() -> None:
         _restart_means(model, digit, digits, digits + waves, profile, args.restart_means)
         return
     for spec in args.fits:
-        m, restarts, weight = spec.split(":")
+        m, restarts, weight, *combine = spec.split(":")
         options = dataclasses.replace(
-            profile.cs_fit, restarts=int(restarts), latent_weight=float(weight)
+            profile.cs_fit,
+            restarts=int(restarts),
+            latent_weight=float(weight),
+            combine=combine[0] if combine else "best",
         )
         operator = (
             IdentityOperator()
@@ -64,7 +68,10 @@ def main() -> None:
             model, operator(digits + waves), operator=operator, **dataclasses.asdict(options)
         )
         error = (fit.components[:, digit] - digits).pow(2).mean().item()
-        print(f"{args.prior} m {m}, {restarts} restarts, lambda {weight}: digit error {error:.4f}")
+        print(
+            f"{args.prior} m {m}, {restarts} restarts, lambda {weight}, {options.combine}: "
+            f"digit error {error:.4f}"
+        )
 
 
 def _restart_means(model, digit, digits, images, profile, counts, m=100) -> None:

@@ -12,7 +12,7 @@ from demixgan.data.families import get_family, sines_image
 from demixgan.data.sources import load_images
 from demixgan.errors import DemixganError
 from demixgan.inference.api import FitOptions, TrainedModel
-from demixgan.inference.solver import fit_latents
+from demixgan.inference.solver import COMBINES, fit_latents
 from demixgan.inference.stroke_search import fit_with_stroke_search, search_strokes
 from demixgan.models.family_generators import family_generator
 from demixgan.models.superposition_model import (
@@ -176,3 +176,22 @@ def test_a_fit_starts_every_restart_from_the_given_latents():
         fit_latents(model, torch.zeros(3, 1, 28, 28), iterations=0, initial={"digit": start[:2]})
     with pytest.raises(ValueError, match="unknown component"):
         fit_latents(model, torch.zeros(3, 1, 28, 28), iterations=0, initial={"lines": start})
+
+
+def test_averaging_the_restarts_recovers_more_from_few_measurements():
+    """4 measurements of a 16-d generator's digit: many latents fit, their average is nearer."""
+    from demixgan.models.operators import GaussianOperator
+
+    model = SuperpositionModel([LearnedComponent("digit", _PcaDigits())])
+    digits = load_images("mnist-embedded", "test").images[:32]
+    operator = GaussianOperator(4, 784, seed=0)
+    options = {"operator": operator, "iterations": 200, "restarts": 16, "lr": 0.05}
+    fits = {c: fit_latents(model, operator(digits), combine=c, **options) for c in COMBINES}
+    errors = {c: (fit.components[:, 0] - digits).pow(2).mean().item() for c, fit in fits.items()}
+    assert errors["weighted"] < 0.85 * errors["best"], errors  # measured 0.102 vs 0.144
+    assert torch.equal(fits["best"].latents["digit"], fits["weighted"].latents["digit"])
+    single = {
+        c: fit_latents(model, operator(digits), combine=c, **(options | {"restarts": 1}))
+        for c in COMBINES
+    }
+    assert torch.equal(single["best"].components, single["weighted"].components)

@@ -111,6 +111,19 @@ def test_evaluate_prints_the_table_with_baselines(tiny_runs, tmp_path, capsys):
     assert json.loads(out.read_text())["n"] == 8
 
 
+def test_restarts_combined_by_weight_and_a_bad_combine(tiny_runs, tmp_path, capsys):
+    y = np.random.default_rng(0).normal(size=(2, 40)).astype(np.float32)
+    np.save(tmp_path / "y.npy", y)
+    args = ("cs", tiny_runs["denoise"], tmp_path / "y.npy", "-o")
+    assert run(*args, tmp_path / "w", *FAST, "--combine", "weighted") == 0
+    assert np.load(next((tmp_path / "w").glob("*.npy"))).shape[0] == 2
+    capsys.readouterr()
+    assert run(*args, tmp_path / "m", *FAST, "--combine", "mean") == 2
+    err = capsys.readouterr().err
+    assert "combine must be one of best, weighted" in err and "Traceback" not in err
+    assert not (tmp_path / "m").exists()
+
+
 def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     rgb, small = tmp_path / "rgb.png", tmp_path / "small.png"
     Image.new("RGB", (28, 28)).save(rgb)

@@ -114,6 +114,12 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
         "that only adds light, on unclipped observations)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent starts")
+    parser.add_argument(
+        "--combine",
+        default="best",
+        help="what the restarts give: best (the paper: the restart that fits best) or weighted "
+        "(their outputs averaged by fit; better where few measurements leave many solutions)",
+    )
 
 
 def _options(args: argparse.Namespace):
@@ -128,6 +134,7 @@ def _options(args: argparse.Namespace):
         smoothing=args.smoothing,
         residual=args.residual,
         seed=args.seed,
+        combine=args.combine,
     )
 
 

@@ -17,7 +17,7 @@ import torch
 from demixgan.errors import DemixganError
 from demixgan.inference.consistency import project_onto_mixture
 from demixgan.inference.loading import load_model, resolve_checkpoint
-from demixgan.inference.solver import RESIDUALS, UPDATES, LatentFit, fit_latents
+from demixgan.inference.solver import COMBINES, RESIDUALS, UPDATES, LatentFit, fit_latents
 from demixgan.inference.stroke_search import fit_with_stroke_search
 from demixgan.models.operators import GaussianOperator
 from demixgan.models.superposition_model import SuperpositionModel
@@ -44,6 +44,7 @@ class FitOptions:
     residual: str = "l2"
     seed: int = 0
     chunk: int = 4096
+    combine: str = "best"
 
     def __post_init__(self) -> None:
         problems = []
@@ -65,6 +66,8 @@ class FitOptions:
             problems.append(f"smoothing must be >= 0 pixels (got {self.smoothing})")
         if self.chunk < 1:
             problems.append(f"chunk must be >= 1 (got {self.chunk})")
+        if self.combine not in COMBINES:
+            problems.append(f"combine must be one of {', '.join(COMBINES)} (got {self.combine!r})")
         if problems:
             raise DemixganError("Invalid latent-fit options: " + "; ".join(problems) + ".")
 

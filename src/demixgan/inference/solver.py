@@ -21,6 +21,10 @@ UPDATES = ("joint", "alternating")
 #: Penalties of the residual A(sum G) - y: squared (the paper), absolute (robust), or squared
 #: with shortfalls discounted (what the fit leaves unexplained is non-negative corruption).
 RESIDUALS = ("l2", "l1", "nonnegative")
+#: What a fit returns per observation: its best restart, or the restarts' outputs averaged with
+#: weights softmax(-COMBINE_SHARPNESS * error / median error) of their measurement errors.
+COMBINES = ("best", "weighted")
+COMBINE_SHARPNESS = 2.0
 #: Weight of a shortfall (observation brighter than the fit) under the ``nonnegative`` residual.
 SHORTFALL_WEIGHT = 0.1
 #: Width below which the absolute penalty is rounded off (keeps its gradient defined at 0).
@@ -31,7 +35,7 @@ L1_ROUNDING = 1e-3
 class LatentFit:
     latents: dict[str, torch.Tensor]  # [N, d_k] best restart per observation
     components: torch.Tensor  # [N, K_learned, 1, H, W] in the model's learned order
-    measurement_error: torch.Tensor  # [N] mean squared residual (per measurement), best restart
+    measurement_error: torch.Tensor  # [N] mean squared residual (per measurement) of components
     iterations: int  # iterations run (the most over chunks; fewer than asked after convergence)
 
 
@@ -52,6 +56,7 @@ def fit_latents(
     chunk: int = 4096,
     progress: Callable[[int], None] | None = None,
     initial: Mapping[str, torch.Tensor] | None = None,
+    combine: str = "best",
 ) -> LatentFit:
     """Fit latents to ``observations`` (images [N, 1, H, W], or [N, m] under a Gaussian A).
 
@@ -74,11 +79,17 @@ def fit_latents(
     every restart of an observation there, [N, restarts, d_k] each restart at its own (a
     search's guesses: inference/stroke_search.py).
     ``progress(k)`` is called as k more observations are done (e.g. a tqdm bar's ``update``).
+    ``combine`` = ``weighted`` returns the restarts' components averaged, weighted by how well
+    each explains the observation (the latents stay the best restart's): where the
+    measurements leave many solutions (compressive sensing with few measurements), their
+    average is nearer the truth than any one of them (docs/inference.md).
     """
     if update not in UPDATES:
         raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
     if residual not in RESIDUALS:
         raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
+    if combine not in COMBINES:
+        raise ValueError(f"combine must be one of {COMBINES}, got {combine!r}")
     operator = operator if operator is not None else model.operator
     weights = _latent_weights(model, latent_weight)
     device = next(model.parameters()).device
@@ -96,7 +107,9 @@ def fit_latents(
         starts[name] = _initial_starts(model, name, z, observations.shape[0], restarts)
     if smoothing and getattr(operator, "name", None) != "identity":
         raise ValueError("smoothing blurs image residuals; it needs the identity operator")
-    problem = _Problem(model, operator, weights, update, lr, tolerance, smoothing, residual)
+    problem = _Problem(
+        model, operator, weights, update, lr, tolerance, smoothing, residual, combine
+    )
     try:
         # Chunks of whole observations (all their restarts) bound memory for any input size.
         per_chunk = max(1, chunk // restarts)
@@ -164,6 +177,7 @@ class _Problem:
     tolerance: float
     smoothing: float
     residual: str
+    combine: str
 
     #: Iterations between two convergence checks.
     CHECK_EVERY = 25
@@ -230,13 +244,21 @@ class _Problem:
         parts = torch.stack([model.generators[k](latents[k]) for k in model.learned], dim=1)
         residual = self.operator(parts.sum(1)) - target
         errors = residual.pow(2).flatten(1).mean(1)
-        penalties = self.penalty(residual).flatten(1).mean(1)  # the fitted objective decides
+        penalties = self.penalty(residual).flatten(1).mean(1).view(n, restarts)
         offsets = torch.arange(n, device=target.device) * restarts
-        best = penalties.view(n, restarts).argmin(dim=1) + offsets
+        best = penalties.argmin(dim=1) + offsets  # the fitted objective decides
+        chosen, chosen_errors = parts[best], errors[best]
+        if self.combine == "weighted" and restarts > 1:
+            scale = penalties.median(dim=1, keepdim=True).values.clamp(min=1e-12)
+            weights = torch.softmax(-COMBINE_SHARPNESS * penalties / scale, dim=1)
+            shape = (n, restarts) + (1,) * (parts.ndim - 1)
+            chosen = (parts.view(*shape[:2], *parts.shape[1:]) * weights.view(shape)).sum(1)
+            chosen_errors = (self.operator(chosen.sum(1)) - target[offsets]).pow(2).flatten(1)
+            chosen_errors = chosen_errors.mean(1)
         return LatentFit(
             {name: z.detach()[best].cpu() for name, z in latents.items()},
-            parts[best].cpu(),
-            errors[best].cpu(),
+            chosen.cpu(),
+            chosen_errors.cpu(),
             iterations,
         )
 
