@@ -52,7 +52,7 @@ PROFILES: dict[str, Profile] = {
             30,
             50,
             (25, 50, 100, 200, 400),
-            FitOptions(iterations=300, restarts=4, lr=0.05, seed=0, chunk=400),
+            FitOptions(iterations=300, restarts=4, lr=0.05, seed=0, chunk=400, combine="weighted"),
             FitOptions(iterations=300, restarts=4, lr=0.05, smoothing=2.0, seed=0, chunk=400),
         ),
         Profile(
