@@ -10,7 +10,7 @@ per-pixel error (combine: best, the default, or weighted: the restarts averaged)
 denoising-GAN's digit generator beside the waves family fitted by its own formula.
 ``--restart-means 4 10 30`` instead fits m = 100 with single-restart fits from seeds 0..R-1
 and prints, for each R, the error of the best of the R digits (lowest measurement error),
-of their mean, and of their mean weighted by softmax(-2 error / median error).
+of their mean, and of their mean weighted as the solver's ``combine = "weighted"`` does.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from demixgan.data.families import get_family
 from demixgan.experiments.context import Context
 from demixgan.experiments.profiles import get_profile
 from demixgan.inference.api import load
-from demixgan.inference.solver import fit_latents
+from demixgan.inference.solver import COMBINE_SHARPNESS, fit_latents
 from demixgan.models.operators import GaussianOperator, IdentityOperator
 
 LEVEL = 2
@@ -87,7 +87,7 @@ def _restart_means(model, digit, digits, images, profile, counts, m=100) -> None
     for count in sorted(counts):
         x, e = parts[:, :count], errors[:, :count]
         best = x[torch.arange(len(x)), e.argmin(dim=1)]
-        weights = torch.softmax(-2 * e / e.median(dim=1, keepdim=True).values, dim=1)
+        weights = torch.softmax(-COMBINE_SHARPNESS * e / e.median(dim=1, keepdim=True).values, 1)
         weighted = (x * weights[:, :, None, None, None]).sum(dim=1)
         scores = {
             name: (estimate - digits).pow(2).mean().item()

@@ -251,8 +251,8 @@ class _Problem:
         if self.combine == "weighted" and restarts > 1:
             scale = penalties.median(dim=1, keepdim=True).values.clamp(min=1e-12)
             weights = torch.softmax(-COMBINE_SHARPNESS * penalties / scale, dim=1)
-            shape = (n, restarts) + (1,) * (parts.ndim - 1)
-            chosen = (parts.view(*shape[:2], *parts.shape[1:]) * weights.view(shape)).sum(1)
+            by_restart = parts.view(n, restarts, *parts.shape[1:])
+            chosen = (weights.view(n, restarts, *[1] * (parts.ndim - 1)) * by_restart).sum(1)
             chosen_errors = (self.operator(chosen.sum(1)) - target[offsets]).pow(2).flatten(1)
             chosen_errors = chosen_errors.mean(1)
         return LatentFit(

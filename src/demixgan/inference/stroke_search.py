@@ -102,7 +102,7 @@ def fit_with_stroke_search(
     ``fit_latents``. Level-5 ``sines`` over MNIST test digits (denoising-GAN, 200 iterations x
     4 restarts; benchmarks/stroke_search.py): u - n_hat read right 72% from the prior, 93%
     after one round (100 digits); 94.5% after two, 95.5% after three (200 digits), each further
-    round costing about a sixth of the first.
+    round costing a fifth to a quarter of the first.
     """
     curves = {
         name: generator
