@@ -190,9 +190,15 @@ def test_demix_train_shows_evolution_and_scores_gains_over_the_split(smoke_run):
         assert f"evolution-{label}-epoch-0001.png" in figures
     with open(run / "tables" / "gain-over-split.csv", newline="") as file:
         gains = {row["setting"]: row for row in csv.DictReader(file)}
-    assert set(gains) == {"digit+lines", "digit+digit", "digits-1-2"}
+    amortized = "digit+digit (amortized separator)"  # only digit + digit trains a separator
+    assert set(gains) == {"digit+lines", "digit+digit", amortized, "digits-1-2"}
     metrics = json.loads((run / "metrics.json").read_text())
     digits = metrics["digit+digit"]
+    separator = digits["scores"]["demixing-GAN, amortized separator"]["digit-a"]["psnr"][0]
+    assert float(gains[amortized]["1st"]) == pytest.approx(
+        separator - digits["scores"]["split y/2"]["digit-a"]["psnr"][0], abs=0.006
+    )
+    assert digits["separator"]["steps"] == 2 and "separator" not in metrics["digit+lines"]
     assert digits["matching"]["demixing-GAN"] == {"digit-a": "best per mixture"} | {
         "digit-b": "best per mixture"
     }

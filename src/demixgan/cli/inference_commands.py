@@ -76,6 +76,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--data-dir", help="directory holding the MNIST IDX files")
     evaluate.add_argument("--no-ica", action="store_true", help="skip the ICA baseline")
     evaluate.add_argument("--json", help="also write the scores to this JSON file")
+    evaluate.add_argument(
+        "--separator-steps",
+        type=int,
+        default=0,
+        help="also score a separator network trained this many steps on the model's own draws "
+        "(then --remix-steps on the run's training mixtures; docs/inference.md); 0: none",
+    )
+    evaluate.add_argument(
+        "--remix-steps",
+        type=int,
+        default=1500,
+        help="steps of remixing the training mixtures after --separator-steps (default 1500)",
+    )
     _fit_options(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 
@@ -169,16 +182,26 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from demixgan.inference.api import load
     from demixgan.inference.tasks import evaluate_checkpoint
 
+    options = _options(args)
+    separator_options = None
+    if args.separator_steps:
+        from demixgan.inference.amortized import SeparatorOptions
+
+        separator_options = SeparatorOptions(
+            steps=args.separator_steps, remix_steps=args.remix_steps, seed=args.seed
+        )
     trained = load(args.checkpoint)
+    separator = trained.train_separator(separator_options) if separator_options else None
     result, _ = evaluate_checkpoint(
         trained,
-        _options(args),
+        options,
         n=args.n,
         recipe=args.recipe,
         level=args.level,
         digit_source=args.digit_source,
         data_dir=args.data_dir,
         with_ica=not args.no_ica,
+        separator=separator,
     )
     print(result.table)
     if args.json:

@@ -8,25 +8,29 @@ table every method beside the trivial split and the paper's numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 
 from demixgan.experiments import paper
 from demixgan.experiments.context import Context
 from demixgan.experiments.figures import evolution_figures, separation_panels
 from demixgan.experiments.registry import register
 from demixgan.inference.api import FitOptions
-from demixgan.inference.tasks import Evaluation, evaluate_checkpoint
+from demixgan.inference.tasks import AMORTIZED_ROW, Evaluation, evaluate_checkpoint
 from demixgan.reports.experiment import Outcome, ResultFigure, ResultTable
 from demixgan.reports.grids import save_panels
 
 EXAMPLES = 8
 SPLIT_ROW = "split y/2"
+#: Gains of the methods a survey reports beside the split: metrics key -> row label suffix.
+GAIN_KEYS = {"gain_over_split": "", "gain_over_split_amortized": " (amortized separator)"}
 
 
 @dataclass(frozen=True)
 class Setting:
     label: str  # the paper's name of the setting (a key of the paper's table where it has one)
     config: str  # experiment config (src/demixgan/assets/experiments/<config>.toml)
+    amortized: bool = False  # also train and score a separator network (inference/amortized.py)
 
 
 @dataclass
@@ -56,8 +60,10 @@ class Survey:
             "What each demixing-GAN adds over the split y/2 (PSNR gain, dB)",
             ["setting", "1st", "2nd"],
             [
-                [label, *(f"{gain:+.2f}" for gain in metrics["gain_over_split"].values())]
+                [label + suffix, *(f"{gain:+.2f}" for gain in metrics[key].values())]
                 for label, metrics in self.metrics.items()
+                for key, suffix in GAIN_KEYS.items()
+                if key in metrics
             ],
             "Positive: the model separates better than halving the mixture.",
         )
@@ -77,10 +83,22 @@ def separation_survey(
         trained = context.trained(context.config(setting.config))
         if evolution:
             survey.figures += evolution_figures(context.run_dir, trained, setting.label)
+        separator, separator_minutes = None, None
+        if setting.amortized:
+            options = context.profile.separator
+            started = time.perf_counter()
+            with context.bar(options.steps + options.remix_steps, "training a separator") as bar:
+                separator = trained.train_separator(options, progress=bar.update)
+            separator_minutes = (time.perf_counter() - started) / 60
         n = context.profile.test_mixtures
         with context.bar(n, f"separating {setting.label}") as bar:
             evaluation, separation = evaluate_checkpoint(
-                trained, fit, n=n, data_dir=context.data_dir, progress=bar.update
+                trained,
+                fit,
+                n=n,
+                data_dir=context.data_dir,
+                separator=separator,
+                progress=bar.update,
             )
         survey.metrics[setting.label] = {
             "config": setting.config,
@@ -91,6 +109,12 @@ def separation_survey(
             "matching": {row.method: row.matching for row in evaluation.rows},
             "gain_over_split": gain_over_split(evaluation),
         }
+        if separator is not None:
+            survey.metrics[setting.label] |= {
+                "separator": asdict(context.profile.separator),
+                "separator_minutes": round(separator_minutes, 1),
+                "gain_over_split_amortized": gain_over_split(evaluation, AMORTIZED_ROW),
+            }
         names = list(evaluation.rows[0].scores)
         for row in evaluation.rows:
             cells = [
@@ -133,7 +157,7 @@ TEST_SETTINGS = (
 TRAIN_SETTINGS = (
     Setting("digit+sines", "demix-digit-sines"),
     Setting("digit+lines", "demix-digit-lines"),
-    Setting("digit+digit", "demix-digit-digit"),
+    Setting("digit+digit", "demix-digit-digit", amortized=True),
     Setting("digits-1-2", "demix-digits-1-2"),
 )
 

@@ -18,13 +18,17 @@ from demixgan.reports.experiment import ResultFigure
 def separation_panels(
     trained: TrainedModel, evaluation: Evaluation, separation: Separation, count: int
 ) -> list[tuple[str, torch.Tensor]]:
-    """Truth, mixture, the GAN's parts, the generator outputs G(z) and ICA's parts."""
+    """Truth, mixture, the GAN's parts, the generator outputs G(z), a separator's parts (where
+    the evaluation had one) and ICA's parts."""
     batch, shown = separation.batch, slice(0, count)
     order = {row.method: row for row in evaluation.rows}["demixing-GAN"].matching
     truths = batch.components[shown]
     panels = [(f"{name} (truth)", truths[:, k]) for k, name in enumerate(order)]
     panels.append(("mixture", batch.mixtures[shown]))  # shown clipped to [0, 1]
-    for label, parts in (("GAN", separation.estimates), ("G(z)", separation.generated)):
+    methods = [("GAN", separation.estimates), ("G(z)", separation.generated)]
+    if separation.amortized is not None:
+        methods.append(("separator", separation.amortized))
+    for label, parts in methods:
         if set(order.values()) == {PER_MIXTURE}:
             aligned = align_each(parts[shown], truths)
         else:

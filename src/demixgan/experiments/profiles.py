@@ -7,9 +7,10 @@ and latent-fit budget.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from demixgan.errors import DemixganError
+from demixgan.inference.amortized import SeparatorOptions
 from demixgan.inference.api import FitOptions
 
 
@@ -35,6 +36,8 @@ class Profile:
     #: mnist-fashion, z-coupling) on ``test_mixtures`` each.
     survey_fit: FitOptions
     classifier_digits: int = 0
+    #: The separator network of the settings scored with one too (inference/amortized.py).
+    separator: SeparatorOptions = field(default_factory=SeparatorOptions)
 
 
 PROFILES: dict[str, Profile] = {
@@ -90,6 +93,7 @@ PROFILES: dict[str, Profile] = {
             FitOptions(iterations=2, restarts=1, seed=0),
             FitOptions(iterations=2, restarts=1, seed=0),
             200,
+            SeparatorOptions(steps=2, batch_size=4, width=8, remix_steps=2, teacher_every=1),
         ),
     )
 }

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from demixgan.errors import DemixganError
+from demixgan.inference.amortized import Separator, SeparatorOptions, train_separator
 from demixgan.inference.consistency import project_onto_mixture
 from demixgan.inference.loading import load_model, resolve_checkpoint
 from demixgan.inference.solver import COMBINES, RESIDUALS, UPDATES, LatentFit, fit_latents
@@ -162,6 +163,47 @@ class TrainedModel:
         mixtures = as_images(observations)
         parts = self._fit(mixtures, options, None, progress).components
         return self.make_consistent(parts, mixtures) if consistent else parts
+
+    def train_separator(
+        self,
+        options: SeparatorOptions | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> Separator:
+        """A separator network for this model's observations (inference/amortized.py).
+
+        Trained on the model's own draws, then by remixing the run's training mixtures (rebuilt
+        from its config, as training built them); a run trained on clean images (a vanilla GAN)
+        has no mixtures to remix.
+        """
+        from demixgan.training.setup import load_training_data
+
+        mixtures = None
+        if self.config.data.observe is None:
+            mixtures = load_training_data(self.config).observations
+        return train_separator(
+            self.model,
+            options,
+            mixtures=mixtures,
+            consistent=not self.config.data.clip,
+            progress=progress,
+        )
+
+    def separate(self, observations: torch.Tensor, separator: Separator) -> torch.Tensor:
+        """The learned components of mixtures by a trained separator, in one pass (no latent
+        fit), made consistent with the mixtures like ``demix``'s: [N, K, 1, 28, 28]."""
+        self._require_components(2, "demix", "denoise")
+        if separator.names != self.model.names:
+            raise DemixganError(
+                f"The separator was trained for components {', '.join(separator.names)}, but "
+                f"this checkpoint has {', '.join(self.model.names)}: train one for it."
+            )
+        mixtures = as_images(observations)
+        parts = separator.separate(mixtures)
+        if not self.config.data.clip:
+            parts = project_onto_mixture(parts, mixtures)
+        learned = [self.model.names.index(name) for name in self.model.learned]
+        return parts[:, learned]
 
     def make_consistent(self, parts: torch.Tensor, mixtures: torch.Tensor) -> torch.Tensor:
         """``parts`` projected onto the mixtures where the model says y = sum of its parts.

@@ -17,6 +17,7 @@ from demixgan.evaluation.separation import (
     reference_scores,
     score_method,
 )
+from demixgan.inference.amortized import Separator
 from demixgan.inference.api import IMAGE_SIZE, FitOptions, TrainedModel, as_images
 from demixgan.io.images import read_npy, read_stack
 from demixgan.models.operators import GaussianOperator
@@ -24,6 +25,8 @@ from demixgan.models.operators import GaussianOperator
 TASKS = ("denoise", "demix", "cs")
 #: The row of the generators' own outputs, before the mixture-consistency projection.
 GENERATED_ROW = "demixing-GAN, G(z) only"
+#: The separator network trained on the model's draws and remixed training mixtures.
+AMORTIZED_ROW = "demixing-GAN, amortized separator"
 #: ICA's sources alone, not summing to the mixture: the reading nearest the paper's ICA rows.
 ICA_SHARES_ROW = "ICA, shares only"
 
@@ -136,13 +139,14 @@ class Separation:
     """The test mixtures of an evaluation and every method's estimates [N, K, 1, H, W].
 
     ``estimates`` are the model's separated parts, ``generated`` the generators' outputs
-    before the mixture-consistency projection.
+    before the mixture-consistency projection, ``amortized`` a separator's where one was given.
     """
 
     batch: MixtureBatch
     estimates: torch.Tensor
     generated: torch.Tensor
     ica: torch.Tensor | None
+    amortized: torch.Tensor | None = None
 
 
 def evaluate_checkpoint(
@@ -155,9 +159,13 @@ def evaluate_checkpoint(
     digit_source: str | None = None,
     data_dir: str | os.PathLike | None = None,
     with_ica: bool = True,
+    separator: Separator | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Evaluation, Separation]:
-    """Separate ``n`` held-out test mixtures; score the model, ICA, the split and the input."""
+    """Separate ``n`` held-out test mixtures; score the model, ICA, the split and the input.
+
+    With a trained ``separator`` its one-pass estimates are scored too (``AMORTIZED_ROW``).
+    """
     from demixgan.data.superposition import build_sampler, make_mixtures
 
     if n < 1:
@@ -190,6 +198,10 @@ def evaluate_checkpoint(
     rows = [score("demixing-GAN", estimates, trained.component_names)]
     if estimates is not generated:
         rows.append(score(GENERATED_ROW, generated, trained.component_names))
+    amortized = None
+    if separator is not None:
+        amortized = trained.separate(batch.mixtures, separator)
+        rows.append(score(AMORTIZED_ROW, amortized, trained.component_names))
     ica = None
     if with_ica:
         from demixgan.evaluation.baselines import ica_shares, with_rest_split
@@ -210,7 +222,7 @@ def evaluate_checkpoint(
         rows=rows,
         table=markdown_table(rows, sampler.names, n),
     )
-    return evaluation, Separation(batch, estimates, generated, ica)
+    return evaluation, Separation(batch, estimates, generated, ica, amortized)
 
 
 def _test_images(components, digit_source: str) -> str:
