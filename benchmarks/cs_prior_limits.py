@@ -11,6 +11,10 @@ denoising-GAN's digit generator beside the waves family fitted by its own formul
 ``--restart-means 4 10 30`` instead fits m = 100 with single-restart fits from seeds 0..R-1
 and prints, for each R, the error of the best of the R digits (lowest measurement error),
 of their mean, and of their mean weighted as the solver's ``combine = "weighted"`` does.
+``--separator STEPS:REMIX`` instead trains a separator network for m = 100 (inference/
+amortized.py): STEPS on the prior's own draws measured through A, then REMIX steps of
+remixing the prior's training mixtures (digit + 2 waves) measured through A, and prints the
+digit's error after the draws and after every 250 remixing steps.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ def main() -> None:
     parser.add_argument("--fits", nargs="+", default=["100:4:0", "784:4:0", "100:10:0"])
     parser.add_argument("--data-dir")
     parser.add_argument("--restart-means", type=int, nargs="+", metavar="R")
+    parser.add_argument("--separator", metavar="STEPS:REMIX")
     args = parser.parse_args()
     profile = get_profile("cpu")
     context = Context(profile, Path("."), args.store, args.data_dir, progress=False)
@@ -50,6 +55,10 @@ def main() -> None:
     digit = model.learned.index("digit")
     if args.restart_means:
         _restart_means(model, digit, digits, digits + waves, profile, args.restart_means)
+        return
+    if args.separator:
+        steps, remix = (int(part) for part in args.separator.split(":"))
+        _separator(trained, model.names.index("digit"), digits, digits + waves, steps, remix)
         return
     for spec in args.fits:
         m, restarts, weight, *combine = spec.split(":")
@@ -94,6 +103,29 @@ def _restart_means(model, digit, digits, images, profile, counts, m=100) -> None
             for name, estimate in (("best", best), ("mean", x.mean(1)), ("weighted", weighted))
         }
         print(f"m {m}, R {count}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+
+
+def _separator(trained, digit, digits, images, steps, remix, m=100, every=250) -> None:
+    """A separator's digit error at m measurements, after the draws and every ``every``
+    remixing steps (the same training as one ``train_separator`` call, reported on the way)."""
+    from demixgan.inference.amortized import SeparatorOptions, train_separator
+    from demixgan.training.setup import load_training_data
+
+    operator = GaussianOperator(m, PIXELS, seed=m)
+    measurements = operator(images)
+    mixtures = load_training_data(trained.config).observations
+    separator = train_separator(
+        trained.model, SeparatorOptions(steps=steps, remix_steps=0), operator=operator
+    )
+    for done in range(0, remix + 1, every):
+        if done:
+            # The same network remixed on, ``every`` steps (one teacher period) at a time.
+            options = SeparatorOptions(steps=steps, remix_steps=every, seed=done)
+            separator = train_separator(
+                trained.model, options, operator=operator, mixtures=mixtures, start=separator
+            )
+        error = (separator.separate(measurements)[:, digit] - digits).pow(2).mean().item()
+        print(f"m {m}, separator {steps} steps + {done} remixing: digit error {error:.4f}")
 
 
 if __name__ == "__main__":

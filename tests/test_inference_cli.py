@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from demixgan.cli.main import main
@@ -219,3 +220,59 @@ def test_denoise_with_the_corruption_fitted_removes_it(tiny_runs, tmp_path, caps
         assert run(*args[:4], target, *fit, *level, "--estimate", "subtract") == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and not target.exists()
+
+
+def test_separator_trained_saved_and_used_by_demix_and_evaluate(tiny_runs, tmp_path, capsys):
+    """`demixgan separator` writes a checkpoint; `demix --separator` and `evaluate --separator`
+    use it: its parts sum to each mixture and are those of the same training in Python."""
+    from demixgan.inference.amortized import SeparatorOptions
+    from demixgan.inference.api import load
+
+    mixtures, truth = _mixtures(tmp_path, n=16)
+    sep = tmp_path / "separator"
+    assert (
+        run("separator", tiny_runs["demix"], "-o", sep, "--steps", "20", "--remix-steps", "10") == 0
+    )
+    assert "separator checkpoint" in capsys.readouterr().out
+    out = tmp_path / "out"
+    args = ("demix", tiny_runs["demix"], mixtures, "-o", out, "--separator", sep)
+    assert run(*args, "--truth", truth) == 0
+    parts = np.stack([np.load(out / f"{name}.npy") for name in ("digit", "sines")], 1)
+    observed = np.load(mixtures)
+    assert np.abs(parts.sum(1) - observed.clip(0, 2)).max() < 1e-4  # consistent with y
+    trained = load(tiny_runs["demix"])
+    same = trained.separate(
+        torch.from_numpy(observed)[:, None],
+        trained.train_separator(SeparatorOptions(steps=20, remix_steps=10)),
+    )
+    np.testing.assert_allclose(parts, same[:, :, 0].numpy(), atol=1e-5)
+    assert (
+        run("evaluate", tiny_runs["demix"], "--n", "8", "--no-ica", "--separator", sep, *FAST) == 0
+    )
+    assert "demixing-GAN, amortized separator" in capsys.readouterr().out
+
+
+def test_separator_errors_are_one_paragraph(tiny_runs, tmp_path, capsys):
+    mixtures, _ = _mixtures(tmp_path)
+    cases = [
+        # a GAN run given as a separator
+        (
+            "demix",
+            tiny_runs["demix"],
+            mixtures,
+            "-o",
+            tmp_path / "a",
+            "--separator",
+            tiny_runs["demix"],
+        ),
+        # a one-generator checkpoint cannot have a separator
+        ("separator", tiny_runs["denoise"], "-o", tmp_path / "b"),
+        # saving into a GAN run's checkpoints would delete them
+        ("separator", tiny_runs["demix"], "-o", Path(tiny_runs["demix"]) / "checkpoints"),
+        ("separator", tiny_runs["demix"], "-o", tmp_path / "c", "--steps", "0"),
+    ]
+    for case in cases:
+        assert run(*case) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.startswith("demixgan: error:"), err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()

@@ -57,7 +57,33 @@ def register(commands: argparse._SubParsersAction) -> None:
                 help="write the generators' outputs G_k(z_k) as they are, not projected onto "
                 "parts in [0, 1] that sum to the mixture (docs/inference.md)",
             )
+            parser.add_argument(
+                "--separator",
+                help="separate in one pass with this separator network (written by 'demixgan "
+                "separator' for the checkpoint) instead of fitting latents",
+            )
         parser.set_defaults(run=run_task, task=task)
+
+    separator = commands.add_parser(
+        "separator",
+        help="train a separator network for a demixing checkpoint (amortized inference)",
+        description="Train a network that separates the checkpoint's mixtures in one pass: on "
+        "the model's own draws, then by remixing the run's training mixtures; no clean parts "
+        "(docs/inference.md). Use it with 'demix --separator' and 'evaluate --separator'.",
+    )
+    separator.add_argument("checkpoint", help="run directory (latest checkpoint) or .safetensors")
+    separator.add_argument("-o", "--output", required=True, help="directory for the separator")
+    separator.add_argument(
+        "--steps", type=int, default=3000, help="steps on the model's draws (default 3000)"
+    )
+    separator.add_argument(
+        "--remix-steps",
+        type=int,
+        default=1500,
+        help="then steps of remixing the training mixtures (default 1500; 0: none)",
+    )
+    separator.add_argument("--seed", type=int, default=0, help="seed of the network and draws")
+    separator.set_defaults(run=run_separator)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -77,17 +103,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--no-ica", action="store_true", help="skip the ICA baseline")
     evaluate.add_argument("--json", help="also write the scores to this JSON file")
     evaluate.add_argument(
-        "--separator-steps",
-        type=int,
-        default=0,
-        help="also score a separator network trained this many steps on the model's own draws "
-        "(then --remix-steps on the run's training mixtures; docs/inference.md); 0: none",
-    )
-    evaluate.add_argument(
-        "--remix-steps",
-        type=int,
-        default=1500,
-        help="steps of remixing the training mixtures after --separator-steps (default 1500)",
+        "--separator",
+        help="also score this separator network (written by 'demixgan separator' for the "
+        "checkpoint; docs/inference.md)",
     )
     _fit_options(evaluate)
     evaluate.set_defaults(run=run_evaluate)
@@ -173,8 +191,51 @@ def run_task(args: argparse.Namespace) -> int:
         consistent=not getattr(args, "raw", False),
         corruption_level=getattr(args, "corruption_level", None),
         estimate=getattr(args, "estimate", "generator"),
+        separator=_load_separator(getattr(args, "separator", None)),
     )
     print(write_outputs(output, trained, args.task, estimates, truth))
+    return 0
+
+
+def _load_separator(path: str | None):
+    from demixgan.inference.amortized import load_separator
+
+    return None if path is None else load_separator(path)[0]
+
+
+def run_separator(args: argparse.Namespace) -> int:
+    import sys
+    import time
+    from dataclasses import asdict
+
+    from demixgan.inference.amortized import SeparatorOptions, save_separator
+    from demixgan.inference.api import load
+    from demixgan.training.checkpoints import check_finished_dir
+
+    options = SeparatorOptions(steps=args.steps, remix_steps=args.remix_steps, seed=args.seed)
+    trained = load(args.checkpoint)
+    trained.require_demixing()
+    check_finished_dir(args.output, "separator", "separator")  # before minutes of training
+    total = options.steps + (options.remix_steps if trained.remixable else 0)
+    done = 0
+
+    def report(steps: int) -> None:
+        nonlocal done
+        done += steps
+        if done % 250 == 0 or done == total:
+            print(f"step {done}/{total}", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    separator = trained.train_separator(options, progress=report)
+    seconds = time.perf_counter() - start
+    metadata = {
+        "trained_for": str(trained.checkpoint),
+        "options": asdict(options),
+        "remixed": trained.remixable,
+        "seconds": round(seconds, 1),
+    }
+    checkpoint = save_separator(separator, args.output, metadata)
+    print(f"trained in {seconds:.0f} s; separator checkpoint: {checkpoint.weights_path}")
     return 0
 
 
@@ -183,15 +244,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from demixgan.inference.tasks import evaluate_checkpoint
 
     options = _options(args)
-    separator_options = None
-    if args.separator_steps:
-        from demixgan.inference.amortized import SeparatorOptions
-
-        separator_options = SeparatorOptions(
-            steps=args.separator_steps, remix_steps=args.remix_steps, seed=args.seed
-        )
     trained = load(args.checkpoint)
-    separator = trained.train_separator(separator_options) if separator_options else None
+    separator = _load_separator(args.separator)
     result, _ = evaluate_checkpoint(
         trained,
         options,

@@ -19,10 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from demixgan.errors import DemixganError
-from demixgan.io.atomic import check_writable_dir
 from demixgan.networks.classifier import IMAGE_SIZE, ClassifierShape, MnistClassifier
 from demixgan.training import checkpoints
-from demixgan.training.run_files import CHECKPOINT_DIR
 
 KIND = "classifier"
 MODULE = "classifier"
@@ -133,20 +131,8 @@ def accuracy(model: MnistClassifier, images: torch.Tensor, labels: torch.Tensor)
 
 
 def check_output_dir(directory: str | os.PathLike) -> Path:
-    """Create ``directory`` and make sure a classifier may be saved there, before training.
-
-    Saving replaces the checkpoints in the directory, so one holding anything but classifier
-    checkpoints (a GAN run's, say) is refused rather than emptied.
-    """
-    path = check_writable_dir(directory, "classifier checkpoint")
-    others = [c for c in checkpoints.list_checkpoints(path) if c.metadata.get("kind") != KIND]
-    if others:
-        raise DemixganError(
-            f"'{path}' holds checkpoints that are not classifiers (e.g. '{others[0].sidecar_path}'"
-            f", kind {others[0].metadata.get('kind')!r}); saving a classifier there would delete "
-            "them. Choose another output directory."
-        )
-    return path
+    """Create ``directory`` and make sure a classifier may be saved there, before training."""
+    return checkpoints.check_finished_dir(directory, KIND, "classifier")
 
 
 def save_classifier(
@@ -158,34 +144,15 @@ def save_classifier(
     network and refuses GAN checkpoints. A classifier is a finished model, saved as step 0
     (``step-000000000.safetensors``); an earlier classifier there is replaced.
     """
-    path = check_output_dir(directory)
-    meta = {**metadata, "kind": KIND, "classifier_shape": model.shape.to_dict()}
-    return checkpoints.save_checkpoint(path, 0, {MODULE: model}, meta, None, keep_last=1)
+    meta = {**metadata, "classifier_shape": model.shape.to_dict()}
+    return checkpoints.save_finished(directory, KIND, "classifier", {MODULE: model}, meta)
 
 
 def load_classifier(path: str | os.PathLike) -> tuple[MnistClassifier, dict]:
     """Load a classifier from its directory, .safetensors or .json file (CPU, eval mode)."""
-    path = Path(path)
-    if path.is_dir():
-        # A GAN run directory keeps its checkpoints one level down: find them to name the kind.
-        latest = checkpoints.latest_checkpoint(path) or checkpoints.latest_checkpoint(
-            path / CHECKPOINT_DIR
-        )
-        if latest is None:
-            raise DemixganError(
-                f"'{path}' holds no complete checkpoint. Pass the directory written by "
-                "'demixgan train-classifier -o DIR' or its .safetensors file."
-            )
-        path = latest.weights_path
-    sidecar = checkpoints.read_sidecar(path)
-    kind = sidecar.get("kind")
-    if kind != KIND:
-        raise DemixganError(
-            f"The checkpoint '{path}' is a {kind or 'untyped'} checkpoint, not an MNIST "
-            f'classifier (its sidecar\'s "kind" is {kind!r}, not {KIND!r}). Pass a checkpoint '
-            "written by 'demixgan train-classifier'."
-        )
-    weights, sidecar = checkpoints.load_weights(path)
+    weights, sidecar = checkpoints.load_finished(
+        path, KIND, "an MNIST classifier", "demixgan train-classifier"
+    )
     try:
         model = MnistClassifier(ClassifierShape(**sidecar["classifier_shape"]))
         model.load_state_dict(weights[MODULE])

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,6 +38,7 @@ from demixgan.errors import DemixganError
 from demixgan.inference.consistency import project_onto_mixture
 from demixgan.models.superposition_model import SuperpositionModel
 from demixgan.networks.separators import UNetSeparator
+from demixgan.training import checkpoints
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,9 @@ def matched_squared_error(
     return errors.min(0).values
 
 
+SEPARATOR_KIND = "separator"
+
+
 class Separator(nn.Module):
     """A trained separator: ``separate(observations)`` -> parts [N, K, 1, 28, 28] in the
     model's component order (known components included)."""
@@ -144,13 +150,15 @@ def train_separator(
     operator: nn.Module | None = None,
     mixtures: torch.Tensor | None = None,
     consistent: bool = False,
+    start: Separator | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Separator:
     """Train a separator on fresh draws of ``model`` (its operator, or ``operator`` instead).
 
     ``mixtures`` (real training mixtures [N, 1, H, W], measured by the operator here) add the
     remixing phase; ``consistent`` projects the teacher's parts onto each mixture first (where
-    the parts are known to sum to it: unclipped mixtures, the identity operator). Seeded by
+    the parts are known to sum to it: unclipped mixtures, the identity operator). ``start``
+    continues a trained separator (a copy) with the remixing phase alone. Seeded by
     ``options.seed`` alone: the same model, data and options give the same network on CPU.
     ``progress(k)`` is called as k more steps are done.
     """
@@ -159,17 +167,22 @@ def train_separator(
     measurements = getattr(operator, "matrix", None)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(options.seed)
-        network = UNetSeparator(
-            len(model.names),
-            width=options.width,
-            measurements=0 if measurements is None else measurements.shape[0],
-            lift_init=None if measurements is None else measurements.T,
+        network = (
+            copy.deepcopy(start.network)
+            if start
+            else UNetSeparator(
+                len(model.names),
+                width=options.width,
+                measurements=0 if measurements is None else measurements.shape[0],
+                lift_init=None if measurements is None else measurements.T,
+            )
         )
     trainer = _Trainer(model, operator, network, options, progress)
     was_training = model.training
     model.eval()
     try:
-        trainer.learn_draws()
+        if start is None:
+            trainer.learn_draws()
         if mixtures is not None and options.remix_steps:
             trainer.learn_remixes(mixtures, consistent)
     finally:
@@ -236,3 +249,36 @@ class _Trainer:
         optimizer.step()
         if self.progress is not None:
             self.progress(1)
+
+
+def save_separator(
+    separator: Separator, directory: str | os.PathLike, metadata: Mapping[str, Any]
+) -> checkpoints.Checkpoint:
+    """Write a separator (safetensors + JSON sidecar: its shape and component names)."""
+    network = separator.network
+    shape = {
+        "components": network.components,
+        "width": network.width,
+        "measurements": network.measurements,
+    }
+    meta = {**metadata, "separator_shape": shape, "separator_components": list(separator.names)}
+    return checkpoints.save_finished(
+        directory, SEPARATOR_KIND, "separator", {"separator": network}, meta
+    )
+
+
+def load_separator(path: str | os.PathLike) -> tuple[Separator, dict]:
+    """A separator from its directory or files (CPU), and its sidecar; never runs code."""
+    weights, sidecar = checkpoints.load_finished(
+        path, SEPARATOR_KIND, "a separator", "demixgan separator"
+    )
+    try:
+        network = UNetSeparator(**sidecar["separator_shape"])
+        network.load_state_dict(weights["separator"])
+        names = [str(name) for name in sidecar["separator_components"]]
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise DemixganError(
+            f"The separator checkpoint '{path}' does not describe a network this version builds "
+            f"({type(exc).__name__}: {exc}). Train a new one with 'demixgan separator'."
+        ) from None
+    return Separator(network.eval(), names), sidecar

@@ -178,9 +178,7 @@ class TrainedModel:
         """
         from demixgan.training.setup import load_training_data
 
-        mixtures = None
-        if self.config.data.observe is None:
-            mixtures = load_training_data(self.config).observations
+        mixtures = load_training_data(self.config).observations if self.remixable else None
         return train_separator(
             self.model,
             options,
@@ -189,10 +187,19 @@ class TrainedModel:
             progress=progress,
         )
 
+    @property
+    def remixable(self) -> bool:
+        """Whether the run trained on mixtures (a separator can remix them), not clean images."""
+        return self.config.data.observe is None
+
+    def require_demixing(self) -> None:
+        """Refuse a one-generator checkpoint where a task demixes (one clear error)."""
+        self._require_components(2, "demix", "denoise")
+
     def separate(self, observations: torch.Tensor, separator: Separator) -> torch.Tensor:
         """The learned components of mixtures by a trained separator, in one pass (no latent
         fit), made consistent with the mixtures like ``demix``'s: [N, K, 1, 28, 28]."""
-        self._require_components(2, "demix", "denoise")
+        self.require_demixing()
         if separator.names != self.model.names:
             raise DemixganError(
                 f"The separator was trained for components {', '.join(separator.names)}, but "

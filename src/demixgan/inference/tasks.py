@@ -103,13 +103,19 @@ def run_inference(
     consistent: bool = True,
     corruption_level: int | None = None,
     estimate: str = "generator",
+    separator: Separator | None = None,
 ) -> torch.Tensor:
     """Estimated components [N, K, 1, 28, 28] of ``task`` (``consistent``: see ``demix``;
-    ``corruption_level`` and ``estimate``: see ``denoise``)."""
+    ``corruption_level`` and ``estimate``: see ``denoise``; a ``separator`` demixes in one
+    pass instead of the latent fit)."""
+    if separator is not None and task != "demix":
+        raise DemixganError(f"A separator demixes; it does not apply to {task}.")
     if task == "denoise":
         return trained.denoise(
             observations, options, corruption_level=corruption_level, estimate=estimate
         )[:, None]
+    if task == "demix" and separator is not None:
+        return trained.separate(observations, separator)
     if task == "demix":
         return trained.demix(observations, options, consistent=consistent)
     if task == "cs":

@@ -38,6 +38,7 @@ from safetensors.torch import load_file, save_file
 from demixgan import __version__
 from demixgan.errors import DemixganError
 from demixgan.io.atomic import atomic_path, check_writable_dir
+from demixgan.training.run_files import CHECKPOINT_DIR
 
 CHECKPOINT_FORMAT = "demixgan-checkpoint"
 FORMAT_VERSION = 1
@@ -507,3 +508,61 @@ def _refused_global(exc: pickle.UnpicklingError) -> str:
     """The global torch's weights-only unpickler refused, without its advice to disable it."""
     match = re.search(r"GLOBAL ([\w.]+)", str(exc))
     return f"it refers to {match[1]}" if match else "it contains unsupported pickle content"
+
+
+def check_finished_dir(directory: str | os.PathLike, kind: str, what: str) -> Path:
+    """Create ``directory`` and make sure a finished ``kind`` model may be saved there.
+
+    Saving replaces the checkpoints in the directory, so one holding checkpoints of another
+    kind (a GAN run's, say) is refused rather than emptied. Call it before minutes of training.
+    """
+    path = check_writable_dir(directory, f"{what} checkpoint")
+    others = [c for c in list_checkpoints(path) if c.metadata.get("kind") != kind]
+    if others:
+        raise DemixganError(
+            f"'{path}' holds checkpoints that are not {what}s (e.g. '{others[0].sidecar_path}'"
+            f", kind {others[0].metadata.get('kind')!r}); saving a {what} there would delete "
+            "them. Choose another output directory."
+        )
+    return path
+
+
+def save_finished(
+    directory: str | os.PathLike,
+    kind: str,
+    what: str,
+    modules: Mapping[str, torch.nn.Module],
+    metadata: Mapping[str, Any],
+) -> Checkpoint:
+    """Write a finished model (no resume state) as step 0 with ``kind`` in its sidecar; an
+    earlier one of the same kind there is replaced."""
+    path = check_finished_dir(directory, kind, what)
+    return save_checkpoint(path, 0, modules, {**metadata, "kind": kind}, None, keep_last=1)
+
+
+def load_finished(
+    path: str | os.PathLike, kind: str, what: str, writer: str
+) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
+    """Weights and sidecar of a finished ``kind`` model from its directory or files.
+
+    ``what`` names the kind for users ("an MNIST classifier"), ``writer`` the command that
+    writes it; any other checkpoint (a GAN run's) is refused with both.
+    """
+    path = Path(path)
+    if path.is_dir():
+        # A GAN run directory keeps its checkpoints one level down: find them to name the kind.
+        latest = latest_checkpoint(path) or latest_checkpoint(path / CHECKPOINT_DIR)
+        if latest is None:
+            raise DemixganError(
+                f"'{path}' holds no complete checkpoint. Pass the directory written by "
+                f"'{writer}' or its .safetensors file."
+            )
+        path = latest.weights_path
+    found = read_sidecar(path).get("kind")
+    if found != kind:
+        raise DemixganError(
+            f"The checkpoint '{path}' is a {found or 'untyped'} checkpoint, not {what} (its "
+            f'sidecar\'s "kind" is {found!r}, not {kind!r}). Pass a checkpoint written by '
+            f"'{writer}'."
+        )
+    return load_weights(path)
