@@ -169,7 +169,7 @@ def train_separator(
         torch.manual_seed(options.seed)
         network = (
             copy.deepcopy(start.network)
-            if start
+            if start is not None
             else UNetSeparator(
                 len(model.names),
                 width=options.width,
