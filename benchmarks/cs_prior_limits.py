@@ -107,7 +107,8 @@ def _restart_means(model, digit, digits, images, profile, counts, m=100) -> None
 
 def _separator(trained, digit, digits, images, steps, remix, m=100, every=250) -> None:
     """A separator's digit error at m measurements, after the draws and every ``every``
-    remixing steps (the same training as one ``train_separator`` call, reported on the way)."""
+    remixing steps. Each ``every`` steps are one ``train_separator(start=...)`` call with its
+    own seed and a fresh optimizer, so the numbers differ from one call of ``remix`` steps."""
     from demixgan.inference.amortized import SeparatorOptions, train_separator
     from demixgan.training.setup import load_training_data
 

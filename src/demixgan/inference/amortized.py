@@ -9,12 +9,12 @@ mixtures, then inference); it is the latent fit's alternative where the fit's no
 limits it (two overlapping digits) or the measurements leave many solutions (compressive
 sensing), and it is fast once trained.
 
-The model's draws are not the data: a separator trained on them alone meets real mixtures
-whose parts differ from the generators' (on digit + digit, 16.2 dB where the generators' own
-pairs give 23). Given the real training mixtures, a second phase closes most of that gap by
+The model's draws are not the data: a separator trained on them alone meets real mixtures whose
+parts differ from the generators' (on digit + digit, in a probe, 16.2 dB where the generators'
+own pairs give 23). Given the real training mixtures, a second phase closes most of that gap by
 bootstrapped remixing (RemixIT, Tzinis et al. 2022): a frozen copy of the separator (the
-teacher) splits real mixtures, the parts are recombined across the batch into new mixtures
-whose parts are known, and the separator learns those beside fresh model draws; the teacher is
+teacher) splits real mixtures, the parts are recombined across the batch into new mixtures whose
+parts are known, and the separator learns those beside fresh model draws; the teacher is
 refreshed from the separator every ``teacher_every`` steps. Still no clean part is used.
 
 Parts drawn by one shared generator are exchangeable: the network cannot know which of two
@@ -43,7 +43,8 @@ from demixgan.training import checkpoints
 
 @dataclass(frozen=True)
 class SeparatorOptions:
-    """Training budget of a separator; the defaults take about ten minutes on two CPU cores."""
+    """Training budget of a separator; the defaults took 33.8 minutes in demix-train's report
+    run (two threads, beside other jobs; RESULTS.md)."""
 
     steps: int = 3000  # on the model's own draws
     batch_size: int = 64
