@@ -11,6 +11,7 @@ from torch import nn
 from demixgan.data.families import get_family
 from demixgan.errors import DemixganError
 from demixgan.inference.amortized import (
+    Separator,
     SeparatorOptions,
     assignments,
     exchangeable_groups,
@@ -141,3 +142,43 @@ def test_matched_error_ignores_the_order_within_a_group() -> None:
 def test_bad_options_are_one_clear_error() -> None:
     with pytest.raises(DemixganError, match=r"steps must be >= 1.*learning rates"):
         SeparatorOptions(steps=0, lr=0)
+
+
+class ExactSplit(nn.Module):
+    """A teacher that splits its own training mixtures exactly (it looks each one up)."""
+
+    def __init__(self, parts: torch.Tensor) -> None:
+        super().__init__()
+        self.parts = parts
+        self.mixtures = parts.sum(1).flatten(1)
+
+    def forward(self, mixtures: torch.Tensor) -> torch.Tensor:
+        return self.parts[torch.cdist(mixtures.flatten(1), self.mixtures).argmin(1)]
+
+
+def test_a_fixed_teacher_of_whole_mixtures_teaches_a_compressive_separator() -> None:
+    """The training mixtures are stored whole even where test observations are A(y): a
+    teacher that splits whole mixtures teaches better than the compressive network itself."""
+    model, operator = blob_and_curves(), GaussianOperator(100, 784, seed=0)
+    parts = disks_and_curves(2000, seed=0)
+    test = disks_and_curves(128, seed=1)
+    options = replace(QUICK, remix_steps=150, remix_lr=1e-3, teacher_every=50)
+    drawn = train_separator(model, QUICK, operator=operator)
+    teachers = (None, Separator(ExactSplit(parts), model.names))
+    own, taught = (
+        train_separator(
+            model, options, operator=operator, mixtures=parts.sum(1), start=drawn, teacher=t
+        )
+        for t in teachers
+    )
+    errors = [(s.separate(operator(test.sum(1))) - test).pow(2).mean() for s in (own, taught)]
+    assert errors[1] < 0.8 * errors[0], errors
+
+
+def test_a_teacher_of_other_components_is_refused() -> None:
+    teacher = train_separator(blob_and_curves(), replace(QUICK, steps=1))
+    other = SuperpositionModel(
+        [LearnedComponent("disk", BlobGenerator()), KnownComponent("sines", "sines", level=1)]
+    )
+    with pytest.raises(DemixganError, match="splits into blob, sines"):
+        train_separator(other, QUICK, mixtures=torch.zeros(4, 1, 28, 28), teacher=teacher)

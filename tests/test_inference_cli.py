@@ -252,6 +252,42 @@ def test_separator_trained_saved_and_used_by_demix_and_evaluate(tiny_runs, tmp_p
     assert "demixing-GAN, amortized separator" in capsys.readouterr().out
 
 
+def test_compressive_separator_recovers_from_measurements_of_its_matrix(
+    tiny_runs, tmp_path, capsys
+):
+    """`separator --measurements` trains for one matrix (a whole-mixture teacher first);
+    `cs --separator` uses it on that matrix's measurements and refuses any other."""
+    from demixgan.inference.amortized import SeparatorOptions
+    from demixgan.inference.api import load
+    from demixgan.models.operators import GaussianOperator
+
+    mixtures, _ = _mixtures(tmp_path, n=8)
+    sep = tmp_path / "separator"
+    budget = ("--steps", "20", "--remix-steps", "10")
+    matrix = ("--measurements", "200", "--matrix-seed", "3")
+    assert run("separator", tiny_runs["demix"], "-o", sep, *budget, *matrix) == 0
+    assert "step 60/60" in capsys.readouterr().err  # teacher and student, 30 steps each
+    out = tmp_path / "out"
+    assert run("cs", tiny_runs["demix"], mixtures, "-o", out, *matrix, "--separator", sep) == 0
+    parts = np.stack([np.load(out / f"{name}.npy") for name in ("digit", "sines")], 1)
+    trained, operator = load(tiny_runs["demix"]), GaussianOperator(200, 784, seed=3)
+    options = SeparatorOptions(steps=20, remix_steps=10)
+    measured = operator(torch.from_numpy(np.load(mixtures))[:, None])
+    same = trained.separate(measured, trained.train_separator(options, operator=operator), operator)
+    np.testing.assert_allclose(parts, same[:, :, 0].numpy(), atol=1e-5)
+    assert parts.min() >= 0 and parts.max() <= 1
+    capsys.readouterr()
+    for case in (
+        ("cs", mixtures, "-o", tmp_path / "a", "--measurements", "200", "--matrix-seed", "4"),
+        ("cs", mixtures, "-o", tmp_path / "b", "--measurements", "100", "--matrix-seed", "3"),
+        ("demix", mixtures, "-o", tmp_path / "c"),
+    ):
+        assert run(case[0], tiny_runs["demix"], *case[1:], "--separator", sep) == 2
+        err = capsys.readouterr().err
+        assert "trained on 200 measurements by the Gaussian matrix of seed 3" in err, err
+        assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
 def test_separator_errors_are_one_paragraph(tiny_runs, tmp_path, capsys):
     mixtures, _ = _mixtures(tmp_path)
     cases = [

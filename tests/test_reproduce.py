@@ -107,6 +107,15 @@ def test_cs_scores_lasso_and_every_prior_at_every_measurement_count(smoke_run):
         errors = [float(row[k]) for k in ("LASSO", "vanilla GAN", "denoising-GAN", "demixing-GAN")]
         assert all(0 < e < 1 for e in errors)
     assert len(_provenance(run)) == 6  # vanilla, denoising and demixing GAN at 2 and 4 waves
+    # the profile's separator m (smoke: 20) under 2 waves, beside the same fit and LASSO
+    with open(run / "tables" / "cs-separator.csv", newline="") as file:
+        (one_pass,) = csv.DictReader(file)
+    assert (one_pass["waves"], one_pass["m"]) == ("2", "20")
+    assert one_pass["LASSO"] == rows[1]["LASSO"]
+    assert one_pass["demixing-GAN (latent fit)"] == rows[1]["demixing-GAN"]
+    separator = json.loads((run / "metrics.json").read_text())["separator"]
+    assert 0 < separator["error"] < 1 and separator["options"]["steps"] == 2
+    assert one_pass["LASSO / separator"] == f"{separator['LASSO'] / separator['error']:.2f}x"
 
 
 def test_a_failing_experiment_leaves_no_output(tmp_path, monkeypatch):

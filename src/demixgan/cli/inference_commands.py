@@ -27,14 +27,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         )
         _fit_options(parser)
         if task == "cs":
-            parser.add_argument(
-                "--measurements",
-                type=int,
-                help="m: measure the input images with an m x 784 Gaussian matrix first "
-                "(inputs are images); without it the inputs are .npy measurements [N, m]",
-            )
-            parser.add_argument(
-                "--matrix-seed", type=int, default=0, help="seed of the Gaussian matrix A"
+            _matrix_options(
+                parser,
+                "m: measure the input images with an m x 784 Gaussian matrix first (inputs are "
+                "images); without it the inputs are .npy measurements [N, m]",
             )
         if task == "denoise":
             parser.add_argument(
@@ -57,10 +53,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                 help="write the generators' outputs G_k(z_k) as they are, not projected onto "
                 "parts in [0, 1] that sum to the mixture (docs/inference.md)",
             )
+        if task != "denoise":
             parser.add_argument(
                 "--separator",
                 help="separate in one pass with this separator network (written by 'demixgan "
-                "separator' for the checkpoint) instead of fitting latents",
+                "separator' for the checkpoint, and for cs the same matrix) instead of "
+                "fitting latents",
             )
         parser.set_defaults(run=run_task, task=task)
 
@@ -83,6 +81,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="then steps of remixing the training mixtures (default 1500; 0: none)",
     )
     separator.add_argument("--seed", type=int, default=0, help="seed of the network and draws")
+    _matrix_options(
+        separator,
+        "m: separate compressive measurements by an m x 784 Gaussian matrix (for 'cs "
+        "--separator'); a separator of whole mixtures is trained first to split the training "
+        "mixtures for the remixing",
+    )
     separator.set_defaults(run=run_separator)
 
     evaluate = commands.add_parser(
@@ -119,6 +123,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     name.add_argument("checkpoint", help="run directory or .safetensors")
     name.add_argument("names", nargs="*", metavar="GENERATOR=NAME")
     name.set_defaults(run=run_name)
+
+
+def _matrix_options(parser: argparse.ArgumentParser, measurements_help: str) -> None:
+    parser.add_argument("--measurements", type=int, help=measurements_help)
+    parser.add_argument("--matrix-seed", type=int, default=0, help="seed of the Gaussian matrix A")
 
 
 def _fit_options(parser: argparse.ArgumentParser) -> None:
@@ -210,13 +219,17 @@ def run_separator(args: argparse.Namespace) -> int:
 
     from demixgan.inference.amortized import SeparatorOptions, save_separator
     from demixgan.inference.api import load
+    from demixgan.inference.tasks import measurement_operator
     from demixgan.training.checkpoints import check_finished_dir
 
     options = SeparatorOptions(steps=args.steps, remix_steps=args.remix_steps, seed=args.seed)
     trained = load(args.checkpoint)
     trained.require_demixing()
+    operator = measurement_operator(args.measurements, args.matrix_seed)
     check_finished_dir(args.output, "separator", "separator")  # before minutes of training
     total = options.steps + (options.remix_steps if trained.remixable else 0)
+    if operator is not None and trained.remixable:
+        total *= 2  # the separator of whole mixtures that splits them for the remixing
     done = 0
 
     def report(steps: int) -> None:
@@ -226,10 +239,11 @@ def run_separator(args: argparse.Namespace) -> int:
             print(f"step {done}/{total}", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
-    separator = trained.train_separator(options, progress=report)
+    separator = trained.train_separator(options, operator=operator, progress=report)
     seconds = time.perf_counter() - start
     metadata = {
         "trained_for": str(trained.checkpoint),
+        "observes": separator.observes,
         "options": asdict(options),
         "remixed": trained.remixable,
         "seconds": round(seconds, 1),

@@ -38,7 +38,13 @@ class Profile:
     classifier_digits: int = 0
     #: The separator network of the settings scored with one too (inference/amortized.py).
     separator: SeparatorOptions = field(default_factory=SeparatorOptions)
+    #: cs: the m at which the 2-wave demixing prior is also read by a separator network
+    #: (the issue's target m; 0: none), and that network's budget (teacher and student each).
+    cs_separator_measurements: int = 100
+    cs_separator: SeparatorOptions = field(default_factory=SeparatorOptions)
 
+
+SMOKE_SEPARATOR = SeparatorOptions(steps=2, batch_size=4, width=8, remix_steps=2, teacher_every=1)
 
 PROFILES: dict[str, Profile] = {
     profile.name: profile
@@ -57,6 +63,7 @@ PROFILES: dict[str, Profile] = {
             (25, 50, 100, 200, 400),
             FitOptions(iterations=300, restarts=4, lr=0.05, seed=0, chunk=400, combine="weighted"),
             FitOptions(iterations=300, restarts=4, lr=0.05, smoothing=2.0, seed=0, chunk=400),
+            cs_separator=SeparatorOptions(steps=2000, remix_steps=1000),
         ),
         Profile(
             "paper",
@@ -93,7 +100,9 @@ PROFILES: dict[str, Profile] = {
             FitOptions(iterations=2, restarts=1, seed=0),
             FitOptions(iterations=2, restarts=1, seed=0),
             200,
-            SeparatorOptions(steps=2, batch_size=4, width=8, remix_steps=2, teacher_every=1),
+            SMOKE_SEPARATOR,
+            cs_separator_measurements=20,
+            cs_separator=SMOKE_SEPARATOR,
         ),
     )
 }

@@ -17,6 +17,11 @@ teacher) splits real mixtures, the parts are recombined across the batch into ne
 parts are known, and the separator learns those beside fresh model draws; the teacher is
 refreshed from the separator every ``teacher_every`` steps. Still no clean part is used.
 
+Where the observations are compressive measurements A(y), the training mixtures are still whole
+images: a separator of whole mixtures (far more accurate: on digit + 2 waves a digit error of
+0.005 against 0.06 from 100 measurements) then serves as a fixed teacher, and the network
+through A learns its remixed splits.
+
 Parts drawn by one shared generator are exchangeable: the network cannot know which of two
 digits is "first", so the loss takes the best assignment of its outputs within each group of
 components that share a network (permutation-invariant training).
@@ -120,20 +125,57 @@ SEPARATOR_KIND = "separator"
 
 class Separator(nn.Module):
     """A trained separator: ``separate(observations)`` -> parts [N, K, 1, 28, 28] in the
-    model's component order (known components included)."""
+    model's component order (known components included).
 
-    def __init__(self, network: UNetSeparator, names: Sequence[str], chunk: int = 512) -> None:
+    ``matrix_seed`` names the Gaussian matrix whose measurements [N, m] it separates (m is the
+    network's ``measurements``); None: it separates whole mixtures [N, 1, 28, 28].
+    """
+
+    def __init__(
+        self,
+        network: UNetSeparator,
+        names: Sequence[str],
+        chunk: int = 512,
+        matrix_seed: int | None = None,
+    ) -> None:
         super().__init__()
         self.network = network
         self.names = tuple(names)
         self.chunk = chunk
+        self.matrix_seed = matrix_seed
+
+    @property
+    def observes(self) -> str:
+        """What it separates, in words (for errors and reports)."""
+        if self.matrix_seed is None:
+            return "whole mixtures"
+        return (
+            f"{self.network.measurements} measurements by the Gaussian matrix of seed "
+            f"{self.matrix_seed}"
+        )
+
+    def check_operator(self, operator: nn.Module | None) -> None:
+        """Refuse observations made by another operator than the one it learned."""
+        seed = None if operator is None else getattr(operator, "seed", None)
+        rows = 0 if operator is None else operator.matrix.shape[0]
+        if (seed, rows) != (self.matrix_seed, getattr(self.network, "measurements", 0)):
+            given = (
+                "whole mixtures"
+                if operator is None
+                else (f"{rows} measurements by the Gaussian matrix of seed {seed}")
+            )
+            raise DemixganError(
+                f"The separator was trained on {self.observes}, but these observations are "
+                f"{given}: train a separator for them ('demixgan separator' with the same "
+                "--measurements and --matrix-seed)."
+            )
 
     @torch.no_grad()
     def separate(self, observations: torch.Tensor) -> torch.Tensor:
         was_training = self.network.training
         self.network.eval()
         try:
-            device = next(self.network.parameters()).device
+            device = next(self.network.parameters(), torch.empty(0)).device
             return torch.cat(
                 [
                     self.network(observations[begin : begin + self.chunk].to(device)).cpu()
@@ -152,6 +194,7 @@ def train_separator(
     mixtures: torch.Tensor | None = None,
     consistent: bool = False,
     start: Separator | None = None,
+    teacher: Separator | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Separator:
     """Train a separator on fresh draws of ``model`` (its operator, or ``operator`` instead).
@@ -159,11 +202,21 @@ def train_separator(
     ``mixtures`` (real training mixtures [N, 1, H, W], measured by the operator here) add the
     remixing phase; ``consistent`` projects the teacher's parts onto each mixture first (where
     the parts are known to sum to it: unclipped mixtures, the identity operator). ``start``
-    continues a trained separator (a copy) with the remixing phase alone. Seeded by
+    continues a trained separator (a copy) with the remixing phase alone. ``teacher`` (a
+    separator of the mixtures as stored, e.g. every pixel where the network learns compressed
+    measurements of them) splits the mixtures instead of the network itself, and stays fixed:
+    the training mixtures are fully observed even where test observations are not. Seeded by
     ``options.seed`` alone: the same model, data and options give the same network on CPU.
     ``progress(k)`` is called as k more steps are done.
     """
     options = options or SeparatorOptions()
+    if teacher is not None and teacher.names != model.names:
+        raise DemixganError(
+            f"The teacher separator splits into {', '.join(teacher.names)}, but the model has "
+            f"components {', '.join(model.names)}: train the teacher for this model."
+        )
+    if teacher is not None:
+        teacher.check_operator(None)  # it splits the training mixtures as they are stored
     operator = operator if operator is not None else model.operator
     measurements = getattr(operator, "matrix", None)
     with torch.random.fork_rng(devices=[]):
@@ -179,16 +232,17 @@ def train_separator(
             )
         )
     trainer = _Trainer(model, operator, network, options, progress)
+    matrix_seed = None if measurements is None else operator.seed
     was_training = model.training
     model.eval()
     try:
         if start is None:
             trainer.learn_draws()
         if mixtures is not None and options.remix_steps:
-            trainer.learn_remixes(mixtures, consistent)
+            trainer.learn_remixes(mixtures, consistent, teacher)
     finally:
         model.train(was_training)
-    return Separator(network, model.names, options.chunk)
+    return Separator(network, model.names, options.chunk, matrix_seed)
 
 
 class _Trainer:
@@ -209,7 +263,9 @@ class _Trainer:
             self._step(optimizer, self._model_parts(self.options.batch_size))
             schedule.step()
 
-    def learn_remixes(self, mixtures: torch.Tensor, consistent: bool) -> None:
+    def learn_remixes(
+        self, mixtures: torch.Tensor, consistent: bool, fixed: Separator | None
+    ) -> None:
         options = self.options
         optimizer = torch.optim.Adam(self.network.parameters(), lr=options.remix_lr)
         real = max(1, round(options.batch_size * options.remix_fraction))
@@ -217,7 +273,9 @@ class _Trainer:
         for step in range(1, options.remix_steps + 1):
             with torch.no_grad():
                 chosen = mixtures[torch.randint(0, len(mixtures), (real,), generator=self.draws)]
-                parts = teacher(self.operator(chosen))
+                parts = (
+                    fixed.separate(chosen) if fixed is not None else teacher(self.operator(chosen))
+                )
                 if consistent:
                     parts = project_onto_mixture(parts, chosen)
                 remixed = torch.stack(
@@ -231,7 +289,7 @@ class _Trainer:
                 )
             drawn = self._model_parts(options.batch_size - real)
             self._step(optimizer, torch.cat([remixed, drawn]))
-            if step % options.teacher_every == 0:
+            if fixed is None and step % options.teacher_every == 0:
                 teacher = copy.deepcopy(self.network).eval()
 
     def _model_parts(self, n: int) -> torch.Tensor:
@@ -262,7 +320,12 @@ def save_separator(
         "width": network.width,
         "measurements": network.measurements,
     }
-    meta = {**metadata, "separator_shape": shape, "separator_components": list(separator.names)}
+    meta = {
+        **metadata,
+        "separator_shape": shape,
+        "separator_components": list(separator.names),
+        "separator_matrix_seed": separator.matrix_seed,
+    }
     return checkpoints.save_finished(
         directory, SEPARATOR_KIND, "separator", {"separator": network}, meta
     )
@@ -277,9 +340,10 @@ def load_separator(path: str | os.PathLike) -> tuple[Separator, dict]:
         network = UNetSeparator(**sidecar["separator_shape"])
         network.load_state_dict(weights["separator"])
         names = [str(name) for name in sidecar["separator_components"]]
+        matrix_seed = sidecar.get("separator_matrix_seed")
     except (KeyError, TypeError, RuntimeError) as exc:
         raise DemixganError(
             f"The separator checkpoint '{path}' does not describe a network this version builds "
             f"({type(exc).__name__}: {exc}). Train a new one with 'demixgan separator'."
         ) from None
-    return Separator(network.eval(), names), sidecar
+    return Separator(network.eval(), names, matrix_seed=matrix_seed), sidecar

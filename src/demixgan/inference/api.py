@@ -168,22 +168,32 @@ class TrainedModel:
         self,
         options: SeparatorOptions | None = None,
         *,
+        operator: GaussianOperator | None = None,
+        teacher: Separator | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> Separator:
-        """A separator network for this model's observations (inference/amortized.py).
+        """A separator network for this model's observations (inference/amortized.py), or for
+        their compressive measurements by ``operator``.
 
         Trained on the model's own draws, then by remixing the run's training mixtures (rebuilt
         from its config, as training built them); a run trained on clean images (a vanilla GAN)
-        has no mixtures to remix.
+        has no mixtures to remix. The training mixtures are whole images, so under an
+        ``operator`` a separator of whole mixtures (``teacher``, else one trained here first
+        with the same options) splits them for the remixing: in the cs probe it halved the
+        digit error of remixing with the compressive network's own splits (RESULTS.md).
         """
         from demixgan.training.setup import load_training_data
 
         mixtures = load_training_data(self.config).observations if self.remixable else None
+        if operator is not None and mixtures is not None and teacher is None:
+            teacher = self.train_separator(options, progress=progress)
         return train_separator(
             self.model,
             options,
+            operator=operator,
             mixtures=mixtures,
             consistent=not self.config.data.clip,
+            teacher=teacher,
             progress=progress,
         )
 
@@ -196,20 +206,32 @@ class TrainedModel:
         """Refuse a one-generator checkpoint where a task demixes (one clear error)."""
         self._require_components(2, "demix", "denoise")
 
-    def separate(self, observations: torch.Tensor, separator: Separator) -> torch.Tensor:
+    def separate(
+        self,
+        observations: torch.Tensor,
+        separator: Separator,
+        operator: GaussianOperator | None = None,
+    ) -> torch.Tensor:
         """The learned components of mixtures by a trained separator, in one pass (no latent
-        fit), made consistent with the mixtures like ``demix``'s: [N, K, 1, 28, 28]."""
+        fit), made consistent with the mixtures like ``demix``'s: [N, K, 1, 28, 28]. With an
+        ``operator`` the observations are its measurements [N, m] (a separator trained for the
+        same matrix), and the parts are clipped to [0, 1], where every training part lies."""
         self.require_demixing()
         if separator.names != self.model.names:
             raise DemixganError(
                 f"The separator was trained for components {', '.join(separator.names)}, but "
                 f"this checkpoint has {', '.join(self.model.names)}: train one for it."
             )
+        separator.check_operator(operator)
+        learned = [self.model.names.index(name) for name in self.model.learned]
+        if operator is not None:
+            return separator.separate(self._checked_measurements(observations, operator))[
+                :, learned
+            ].clamp(0, 1)
         mixtures = as_images(observations)
         parts = separator.separate(mixtures)
         if not self.config.data.clip:
             parts = project_onto_mixture(parts, mixtures)
-        learned = [self.model.names.index(name) for name in self.model.learned]
         return parts[:, learned]
 
     def make_consistent(self, parts: torch.Tensor, mixtures: torch.Tensor) -> torch.Tensor:
@@ -229,6 +251,11 @@ class TrainedModel:
         options: FitOptions | None = None,
     ) -> torch.Tensor:
         """Components from compressive measurements y = A(x + n) [N, m]: [N, K, 1, 28, 28]."""
+        measurements = self._checked_measurements(measurements, operator)
+        return self._fit(measurements, options, operator).components
+
+    @staticmethod
+    def _checked_measurements(measurements, operator: GaussianOperator) -> torch.Tensor:
         measurements = _check_finite(_as_float(measurements), "measurements")
         if measurements.ndim != 2 or measurements.shape[1] != operator.matrix.shape[0]:
             raise DemixganError(
@@ -236,7 +263,7 @@ class TrainedModel:
                 f"{operator.matrix.shape[0]} (the matrix's rows), but got shape "
                 f"{tuple(measurements.shape)}."
             )
-        return self._fit(measurements, options, operator).components
+        return measurements
 
     def fit(self, observations: torch.Tensor, options: FitOptions | None = None) -> LatentFit:
         """The whole latent fit (latents, components, measurement error) for images [N, 1, H, W]."""

@@ -45,12 +45,8 @@ def prepare_observations(
     if task != "cs":
         return as_images(torch.from_numpy(read_stack(list(inputs)))), None
     pixels = IMAGE_SIZE * IMAGE_SIZE
-    if measurements is not None:
-        if not 1 <= measurements <= 10 * pixels:
-            raise DemixganError(
-                f"--measurements must be between 1 and {10 * pixels}, got {measurements}."
-            )
-        operator = GaussianOperator(measurements, pixels, seed=matrix_seed)
+    operator = measurement_operator(measurements, matrix_seed)
+    if operator is not None:
         return operator(as_images(torch.from_numpy(read_stack(list(inputs))))), operator
     is_one_array = len(inputs) == 1 and str(inputs[0]).lower().endswith(".npy")
     stack = torch.from_numpy(read_stack(list(inputs)) if not is_one_array else read_npy(inputs[0]))
@@ -61,6 +57,18 @@ def prepare_observations(
             "images instead."
         )
     return stack, GaussianOperator(stack.shape[1], pixels, seed=matrix_seed)
+
+
+def measurement_operator(measurements: int | None, matrix_seed: int) -> GaussianOperator | None:
+    """The seeded m x 784 Gaussian matrix of ``--measurements`` (None: none given)."""
+    if measurements is None:
+        return None
+    pixels = IMAGE_SIZE * IMAGE_SIZE
+    if not 1 <= measurements <= 10 * pixels:
+        raise DemixganError(
+            f"--measurements must be between 1 and {10 * pixels}, got {measurements}."
+        )
+    return GaussianOperator(measurements, pixels, seed=matrix_seed)
 
 
 def read_truth(
@@ -106,16 +114,16 @@ def run_inference(
     separator: Separator | None = None,
 ) -> torch.Tensor:
     """Estimated components [N, K, 1, 28, 28] of ``task`` (``consistent``: see ``demix``;
-    ``corruption_level`` and ``estimate``: see ``denoise``; a ``separator`` demixes in one
-    pass instead of the latent fit)."""
-    if separator is not None and task != "demix":
-        raise DemixganError(f"A separator demixes; it does not apply to {task}.")
+    ``corruption_level`` and ``estimate``: see ``denoise``; a ``separator`` demixes, or
+    recovers the parts from measurements, in one pass instead of the latent fit)."""
+    if separator is not None and task == "denoise":
+        raise DemixganError("A separator demixes or recovers (cs); it does not denoise.")
     if task == "denoise":
         return trained.denoise(
             observations, options, corruption_level=corruption_level, estimate=estimate
         )[:, None]
-    if task == "demix" and separator is not None:
-        return trained.separate(observations, separator)
+    if separator is not None:
+        return trained.separate(observations, separator, operator)
     if task == "demix":
         return trained.demix(observations, options, consistent=consistent)
     if task == "cs":
