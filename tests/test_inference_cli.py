@@ -255,25 +255,31 @@ def test_separator_trained_saved_and_used_by_demix_and_evaluate(tiny_runs, tmp_p
 def test_compressive_separator_recovers_from_measurements_of_its_matrix(
     tiny_runs, tmp_path, capsys
 ):
-    """`separator --measurements` trains for one matrix (a whole-mixture teacher first);
-    `cs --separator` uses it on that matrix's measurements and refuses any other."""
-    from demixgan.inference.amortized import SeparatorOptions
+    """`separator --measurements` trains for one matrix, taught by a separator of whole
+    mixtures; `cs --separator` uses it on that matrix's measurements and refuses any other."""
+    from demixgan.inference.amortized import SeparatorOptions, load_separator
     from demixgan.inference.api import load
     from demixgan.models.operators import GaussianOperator
 
     mixtures, _ = _mixtures(tmp_path, n=8)
-    sep = tmp_path / "separator"
-    budget = ("--steps", "20", "--remix-steps", "10")
+    whole, sep = tmp_path / "whole", tmp_path / "separator"
+    budget = ("--steps", "10", "--remix-steps", "6")
     matrix = ("--measurements", "200", "--matrix-seed", "3")
-    assert run("separator", tiny_runs["demix"], "-o", sep, *budget, *matrix) == 0
-    assert "step 60/60" in capsys.readouterr().err  # teacher and student, 30 steps each
+    assert run("separator", tiny_runs["demix"], "-o", whole, *budget) == 0
+    args = ("separator", tiny_runs["demix"], "-o", sep, *budget, *matrix)
+    assert run(*args, "--teacher", whole) == 0
+    assert "step 16/16" in capsys.readouterr().err  # the teacher given: none trained
     out = tmp_path / "out"
     assert run("cs", tiny_runs["demix"], mixtures, "-o", out, *matrix, "--separator", sep) == 0
     parts = np.stack([np.load(out / f"{name}.npy") for name in ("digit", "sines")], 1)
     trained, operator = load(tiny_runs["demix"]), GaussianOperator(200, 784, seed=3)
-    options = SeparatorOptions(steps=20, remix_steps=10)
+    separator = trained.train_separator(
+        SeparatorOptions(steps=10, remix_steps=6),
+        operator=operator,
+        teacher=load_separator(whole)[0],
+    )
     measured = operator(torch.from_numpy(np.load(mixtures))[:, None])
-    same = trained.separate(measured, trained.train_separator(options, operator=operator), operator)
+    same = trained.separate(measured, separator, operator)
     np.testing.assert_allclose(parts, same[:, :, 0].numpy(), atol=1e-5)
     assert parts.min() >= 0 and parts.max() <= 1
     capsys.readouterr()
@@ -285,7 +291,13 @@ def test_compressive_separator_recovers_from_measurements_of_its_matrix(
         assert run(case[0], tiny_runs["demix"], *case[1:], "--separator", sep) == 2
         err = capsys.readouterr().err
         assert "trained on 200 measurements by the Gaussian matrix of seed 3" in err, err
-        assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+    # a teacher must split whole mixtures, and only teaches a separator of measurements
+    assert run(*args[:3], tmp_path / "d", *budget, *matrix, "--teacher", sep) == 2
+    err = capsys.readouterr().err
+    assert "A teacher" in err and "trained on 200 measurements" in err, err
+    assert run(*args[:3], tmp_path / "e", "--teacher", whole) == 2
+    assert "give --measurements too" in capsys.readouterr().err
+    assert [name for name in "abcde" if (tmp_path / name).exists()] == []
 
 
 def test_separator_errors_are_one_paragraph(tiny_runs, tmp_path, capsys):

@@ -285,11 +285,22 @@ def test_panel_titles_fit_their_one_column_panels():
 
     from demixgan.reports.grids import panel_figure
 
-    labels = ["digit-8 (truth)", "dress (truth)", "GAN: digit-8", "G(z): dress", "ICA 1"]
+    labels = [
+        "digit-8 (truth)",
+        "dress (truth)",
+        "GAN: digit-8",
+        "G(z): dress",
+        "separator: digit-a",
+        "ICA 1",
+    ]
     figure = panel_figure([(label, torch.rand(8, 1, 28, 28)) for label in labels], ncol=1)
     renderer = figure.canvas.get_renderer()
     boxes = [axis.title.get_window_extent(renderer) for axis in figure.axes]
     assert all(left.x1 <= right.x0 for left, right in itertools.pairwise(boxes))
+    # wrapped at spaces only: "separator:" once read "separato / r:"
+    assert [axis.title.get_text().split() for axis in figure.axes] == [
+        label.split() for label in labels
+    ]
     plt.close(figure)
 
 

@@ -87,6 +87,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--separator'); a separator of whole mixtures is trained first to split the training "
         "mixtures for the remixing",
     )
+    separator.add_argument(
+        "--teacher",
+        help="with --measurements: split the training mixtures with this separator of whole "
+        "mixtures (from 'demixgan separator' without --measurements) instead of training one",
+    )
     separator.set_defaults(run=run_separator)
 
     evaluate = commands.add_parser(
@@ -217,7 +222,8 @@ def run_separator(args: argparse.Namespace) -> int:
     import time
     from dataclasses import asdict
 
-    from demixgan.inference.amortized import SeparatorOptions, save_separator
+    from demixgan.errors import DemixganError
+    from demixgan.inference.amortized import SeparatorOptions, check_teacher, save_separator
     from demixgan.inference.api import load
     from demixgan.inference.tasks import measurement_operator
     from demixgan.training.checkpoints import check_finished_dir
@@ -226,9 +232,18 @@ def run_separator(args: argparse.Namespace) -> int:
     trained = load(args.checkpoint)
     trained.require_demixing()
     operator = measurement_operator(args.measurements, args.matrix_seed)
+    if args.teacher is not None and operator is None:
+        raise DemixganError(
+            "--teacher splits the training mixtures for a separator of compressive "
+            "measurements: give --measurements too (a separator of whole mixtures is its own "
+            "teacher)."
+        )
+    teacher = _load_separator(args.teacher)
+    if teacher is not None:
+        check_teacher(teacher, trained.model)
     check_finished_dir(args.output, "separator", "separator")  # before minutes of training
     total = options.steps + (options.remix_steps if trained.remixable else 0)
-    if operator is not None and trained.remixable:
+    if operator is not None and trained.remixable and teacher is None:
         total *= 2  # the separator of whole mixtures that splits them for the remixing
     done = 0
 
@@ -239,11 +254,14 @@ def run_separator(args: argparse.Namespace) -> int:
             print(f"step {done}/{total}", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
-    separator = trained.train_separator(options, operator=operator, progress=report)
+    separator = trained.train_separator(
+        options, operator=operator, teacher=teacher, progress=report
+    )
     seconds = time.perf_counter() - start
     metadata = {
         "trained_for": str(trained.checkpoint),
         "observes": separator.observes,
+        "teacher": args.teacher,
         "options": asdict(options),
         "remixed": trained.remixable,
         "seconds": round(seconds, 1),

@@ -210,13 +210,8 @@ def train_separator(
     ``progress(k)`` is called as k more steps are done.
     """
     options = options or SeparatorOptions()
-    if teacher is not None and teacher.names != model.names:
-        raise DemixganError(
-            f"The teacher separator splits into {', '.join(teacher.names)}, but the model has "
-            f"components {', '.join(model.names)}: train the teacher for this model."
-        )
     if teacher is not None:
-        teacher.check_operator(None)  # it splits the training mixtures as they are stored
+        check_teacher(teacher, model)
     operator = operator if operator is not None else model.operator
     measurements = getattr(operator, "matrix", None)
     with torch.random.fork_rng(devices=[]):
@@ -243,6 +238,20 @@ def train_separator(
     finally:
         model.train(was_training)
     return Separator(network, model.names, options.chunk, matrix_seed)
+
+
+def check_teacher(teacher: Separator, model: SuperpositionModel) -> None:
+    """A teacher splits the training mixtures as stored into the model's components."""
+    if teacher.names != model.names:
+        raise DemixganError(
+            f"The teacher separator splits into {', '.join(teacher.names)}, but the model has "
+            f"components {', '.join(model.names)}: train the teacher for this model."
+        )
+    if teacher.matrix_seed is not None:
+        raise DemixganError(
+            f"A teacher splits the training mixtures as they are stored, so it must separate "
+            f"whole mixtures, but this one was trained on {teacher.observes}."
+        )
 
 
 class _Trainer:

@@ -91,7 +91,8 @@ def panel_figure(
         axis.axis("off")
     for axis, (label, _), image in zip(axes.flat, panels, tiles, strict=False):
         axis.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        axis.set_title(textwrap.fill(label, characters), fontsize=TITLE_POINTS)
+        title_lines = textwrap.fill(label, characters, break_long_words=False)
+        axis.set_title(title_lines, fontsize=TITLE_POINTS)
     if title:
         figure.suptitle(title, fontsize=11)
     figure.tight_layout()
