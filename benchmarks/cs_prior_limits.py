@@ -14,7 +14,10 @@ of their mean, and of their mean weighted as the solver's ``combine = "weighted"
 ``--separator STEPS:REMIX`` instead trains a separator network for m = 100 (inference/
 amortized.py): STEPS on the prior's own draws measured through A, then REMIX steps of
 remixing the prior's training mixtures (digit + 2 waves) measured through A, and prints the
-digit's error after the draws and after every 250 remixing steps.
+digit's error after the draws and after every 250 remixing steps. With ``--teacher
+STEPS:REMIX`` a separator of whole mixtures (that budget) splits the training mixtures for the
+remixing instead of the network itself (what ``TrainedModel.train_separator(operator=A)``
+does), and its own digit error on the whole test images is printed first.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--restart-means", type=int, nargs="+", metavar="R")
     parser.add_argument("--separator", metavar="STEPS:REMIX")
+    parser.add_argument("--teacher", metavar="STEPS:REMIX")
     args = parser.parse_args()
     profile = get_profile("cpu")
     context = Context(profile, Path("."), args.store, args.data_dir, progress=False)
@@ -58,7 +62,9 @@ def main() -> None:
         return
     if args.separator:
         steps, remix = (int(part) for part in args.separator.split(":"))
-        _separator(trained, model.names.index("digit"), digits, digits + waves, steps, remix)
+        digit = model.names.index("digit")
+        teacher = _teacher(trained, digit, digits, digits + waves, args.teacher)
+        _separator(trained, digit, digits, digits + waves, steps, remix, teacher)
         return
     for spec in args.fits:
         m, restarts, weight, *combine = spec.split(":")
@@ -105,7 +111,20 @@ def _restart_means(model, digit, digits, images, profile, counts, m=100) -> None
         print(f"m {m}, R {count}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
 
 
-def _separator(trained, digit, digits, images, steps, remix, m=100, every=250) -> None:
+def _teacher(trained, digit, digits, images, budget):
+    """A separator of whole mixtures (None without ``budget``), its digit error printed."""
+    from demixgan.inference.amortized import SeparatorOptions
+
+    if budget is None:
+        return None
+    steps, remix = (int(part) for part in budget.split(":"))
+    teacher = trained.train_separator(SeparatorOptions(steps=steps, remix_steps=remix))
+    error = (teacher.separate(images)[:, digit] - digits).pow(2).mean().item()
+    print(f"m {PIXELS}, teacher {steps} steps + {remix} remixing: digit error {error:.4f}")
+    return teacher
+
+
+def _separator(trained, digit, digits, images, steps, remix, teacher, m=100, every=250) -> None:
     """A separator's digit error at m measurements, after the draws and every ``every``
     remixing steps. Each ``every`` steps are one ``train_separator(start=...)`` call with its
     own seed and a fresh optimizer, so the numbers differ from one call of ``remix`` steps."""
@@ -123,7 +142,13 @@ def _separator(trained, digit, digits, images, steps, remix, m=100, every=250) -
             # The same network remixed on, ``every`` steps (one teacher period) at a time.
             options = SeparatorOptions(steps=steps, remix_steps=every, seed=done)
             separator = train_separator(
-                trained.model, options, operator=operator, mixtures=mixtures, start=separator
+                trained.model,
+                options,
+                operator=operator,
+                mixtures=mixtures,
+                consistent=teacher is not None,
+                start=separator,
+                teacher=teacher,
             )
         error = (separator.separate(measurements)[:, digit] - digits).pow(2).mean().item()
         print(f"m {m}, separator {steps} steps + {done} remixing: digit error {error:.4f}")
