@@ -179,8 +179,8 @@ class TrainedModel:
         from its config, as training built them); a run trained on clean images (a vanilla GAN)
         has no mixtures to remix. The training mixtures are whole images, so under an
         ``operator`` a separator of whole mixtures (``teacher``, else one trained here first
-        with the same options) splits them for the remixing: in the cs probe it halved the
-        digit error of remixing with the compressive network's own splits (RESULTS.md).
+        with the same options) splits them for the remixing: in cs at m = 100 it took the
+        digit error from 0.0557 (the network's own splits) to 0.0314 (RESULTS.md).
         """
         from demixgan.training.setup import load_training_data
 
