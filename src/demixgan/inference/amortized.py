@@ -278,12 +278,12 @@ class _Trainer:
         options = self.options
         optimizer = torch.optim.Adam(self.network.parameters(), lr=options.remix_lr)
         real = max(1, round(options.batch_size * options.remix_fraction))
-        teacher = copy.deepcopy(self.network).eval()
+        teacher = None if fixed is not None else copy.deepcopy(self.network).eval()
         for step in range(1, options.remix_steps + 1):
             with torch.no_grad():
                 chosen = mixtures[torch.randint(0, len(mixtures), (real,), generator=self.draws)]
                 parts = (
-                    fixed.separate(chosen) if fixed is not None else teacher(self.operator(chosen))
+                    fixed.separate(chosen) if teacher is None else teacher(self.operator(chosen))
                 )
                 if consistent:
                     parts = project_onto_mixture(parts, chosen)
@@ -298,7 +298,7 @@ class _Trainer:
                 )
             drawn = self._model_parts(options.batch_size - real)
             self._step(optimizer, torch.cat([remixed, drawn]))
-            if fixed is None and step % options.teacher_every == 0:
+            if teacher is not None and step % options.teacher_every == 0:
                 teacher = copy.deepcopy(self.network).eval()
 
     def _model_parts(self, n: int) -> torch.Tensor:
