@@ -36,9 +36,11 @@ from bench_train import cpu_model, load_average, matmul_rate
 
 from demixgan.data.superposition import build_sampler, make_mixtures
 from demixgan.inference.loading import load_model
+from demixgan.inference.options import FitOptions
 from demixgan.inference.solver import fit_latents
-from demixgan.training.config import load_config
-from demixgan.training.setup import build_model
+from demixgan.spec.config import load_config
+from demixgan.spec.factory import build_model
+from demixgan.spec.image import MNIST_IMAGE
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -81,7 +83,7 @@ def main() -> None:
     if args.checkpoint:
         model, _ = load_model(args.checkpoint)
     else:
-        model = build_model(load_config(REPO / "configs" / "demix-digit-sines.toml"))
+        model = build_model(load_config(REPO / "configs" / "demix-digit-sines.toml"), MNIST_IMAGE)
     model.eval()
     use_shared = SHARED_MNIST.is_dir()
     sampler = build_sampler(
@@ -97,19 +99,21 @@ def main() -> None:
     y = make_mixtures(sampler, args.sample, seed=0).mixtures
     latents = args.sample * args.restarts
     iters = args.iterations
-    fit_latents(model, y[:1], iterations=3, restarts=2)  # warm-up
-    batched = timed(lambda: fit_latents(model, y, iterations=iters, restarts=args.restarts))
+    fit_latents(model, y[:1], FitOptions(iterations=3, restarts=2))  # warm-up
+    batched = timed(
+        lambda: fit_latents(model, y, FitOptions(iterations=iters, restarts=args.restarts))
+    )
 
     alternating = timed(
         lambda: fit_latents(
-            model, y, iterations=iters, restarts=args.restarts, update="alternating"
+            model, y, FitOptions(iterations=iters, restarts=args.restarts, update="alternating")
         )
     )
 
     def one_at_a_time() -> None:
         for i in range(args.sample):
             for r in range(args.restarts):
-                fit_latents(model, y[i : i + 1], iterations=iters, restarts=1, seed=r)
+                fit_latents(model, y[i : i + 1], FitOptions(iterations=iters, restarts=1, seed=r))
 
     looped = timed(one_at_a_time)
     flops = iteration_flops(model, latents)
@@ -150,7 +154,7 @@ def main() -> None:
     wall_batch = make_mixtures(sampler, args.n, seed=1).mixtures
     wall = timed(
         lambda: fit_latents(
-            model, wall_batch, iterations=args.wall_iterations, restarts=args.restarts
+            model, wall_batch, FitOptions(iterations=args.wall_iterations, restarts=args.restarts)
         )
     )
     digits = "MNIST test" if use_shared else "embedded"

@@ -49,10 +49,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from demixgan.io.run_files import STATS_FILE
+from demixgan.spec.config import RunConfig, load_config
+from demixgan.spec.factory import training_sampler
 from demixgan.training import loop
-from demixgan.training.config import RunConfig, load_config
-from demixgan.training.run_files import STATS_FILE
-from demixgan.training.setup import training_sampler
+from demixgan.training.distributed import resolve_device
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demix-digit-sines.toml"
 TARGET_END_TO_END = 0.90
@@ -424,7 +425,7 @@ def main() -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     command = " ".join(shlex.quote(a) for a in [".venv/bin/python", *sys.argv])
-    device = loop.resolve_device(args.device)
+    device = resolve_device(args.device)
     variant = Variant(args.fused_adam, args.freeze_d_in_g_step)
 
     config = load_config(args.config)

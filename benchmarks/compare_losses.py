@@ -16,8 +16,9 @@ from pathlib import Path
 
 from demixgan.data.superposition import build_sampler, make_mixtures
 from demixgan.evaluation.separation import reference_scores, score_method
-from demixgan.inference.api import FitOptions, load
-from demixgan.training.config import load_config
+from demixgan.inference.api import load
+from demixgan.inference.options import FitOptions
+from demixgan.spec.config import load_config
 from demixgan.training.loop import train
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ amortized.py): STEPS on the prior's own draws measured through A, then REMIX ste
 remixing the prior's training mixtures (digit + 2 waves) measured through A, and prints the
 digit's error after the draws and after every 250 remixing steps. With ``--teacher
 STEPS:REMIX`` a separator of whole mixtures (that budget) splits the training mixtures for the
-remixing instead of the network itself (what ``TrainedModel.train_separator(operator=A)``
+remixing instead of the network itself (what ``train_model_separator(trained, operator=A)``
 does), and its own digit error on the whole test images is printed first.
 """
 
@@ -79,9 +79,7 @@ def main() -> None:
             if int(m) == PIXELS
             else GaussianOperator(int(m), PIXELS, seed=int(m))
         )
-        fit = fit_latents(
-            model, operator(digits + waves), operator=operator, **dataclasses.asdict(options)
-        )
+        fit = fit_latents(model, operator(digits + waves), options, operator=operator)
         error = (fit.components[:, digit] - digits).pow(2).mean().item()
         print(
             f"{args.prior} m {m}, {restarts} restarts, lambda {weight}, {options.combine}: "
@@ -92,9 +90,11 @@ def main() -> None:
 def _restart_means(model, digit, digits, images, profile, counts, m=100) -> None:
     """Best of R restarts against their (weighted) mean, from the same R single-restart fits."""
     operator = GaussianOperator(m, PIXELS, seed=m)
-    options = dataclasses.asdict(profile.cs_fit) | {"restarts": 1}
+    options = dataclasses.replace(profile.cs_fit, restarts=1)
     fits = [
-        fit_latents(model, operator(images), operator=operator, **(options | {"seed": seed}))
+        fit_latents(
+            model, operator(images), dataclasses.replace(options, seed=seed), operator=operator
+        )
         for seed in range(max(counts))
     ]
     parts = torch.stack([fit.components[:, digit] for fit in fits], dim=1)
@@ -113,12 +113,13 @@ def _restart_means(model, digit, digits, images, profile, counts, m=100) -> None
 
 def _teacher(trained, digit, digits, images, budget):
     """A separator of whole mixtures (None without ``budget``), its digit error printed."""
-    from demixgan.inference.amortized import SeparatorOptions
+    from demixgan.inference.options import SeparatorOptions
+    from demixgan.training.separator import train_model_separator
 
     if budget is None:
         return None
     steps, remix = (int(part) for part in budget.split(":"))
-    teacher = trained.train_separator(SeparatorOptions(steps=steps, remix_steps=remix))
+    teacher = train_model_separator(trained, SeparatorOptions(steps=steps, remix_steps=remix))
     error = (teacher.separate(images)[:, digit] - digits).pow(2).mean().item()
     print(f"m {PIXELS}, teacher {steps} steps + {remix} remixing: digit error {error:.4f}")
     return teacher
@@ -128,8 +129,9 @@ def _separator(trained, digit, digits, images, steps, remix, teacher, m=100, eve
     """A separator's digit error at m measurements, after the draws and every ``every``
     remixing steps. Each ``every`` steps are one ``train_separator(start=...)`` call with its
     own seed and a fresh optimizer, so the numbers differ from one call of ``remix`` steps."""
-    from demixgan.inference.amortized import SeparatorOptions, train_separator
-    from demixgan.training.setup import load_training_data
+    from demixgan.inference.options import SeparatorOptions
+    from demixgan.spec.factory import load_training_data
+    from demixgan.training.separator import train_separator
 
     operator = GaussianOperator(m, PIXELS, seed=m)
     measurements = operator(images)

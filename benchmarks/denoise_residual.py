@@ -23,7 +23,7 @@ from demixgan.experiments.context import Context
 from demixgan.experiments.denoising import DENOISERS
 from demixgan.experiments.profiles import get_profile
 from demixgan.inference.api import load
-from demixgan.inference.solver import RESIDUALS
+from demixgan.inference.options import RESIDUALS
 
 
 def main() -> None:

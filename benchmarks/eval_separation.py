@@ -15,6 +15,7 @@ from pathlib import Path
 from demixgan.data.superposition import build_sampler, make_mixtures
 from demixgan.evaluation.metrics import match_components, psnr
 from demixgan.inference.loading import load_model
+from demixgan.inference.options import FitOptions
 from demixgan.inference.solver import fit_latents
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
@@ -39,7 +40,9 @@ def main() -> None:
     )
     batch = make_mixtures(sampler, args.n, args.seed)
     fit = fit_latents(
-        model, batch.mixtures, iterations=args.iterations, restarts=args.restarts, seed=args.seed
+        model,
+        batch.mixtures,
+        FitOptions(iterations=args.iterations, restarts=args.restarts, seed=args.seed),
     )
     order = match_components(fit.components, batch.components)
     result = {"run": args.run, "n": args.n, "digits": "mnist-test" if use_shared else "embedded"}

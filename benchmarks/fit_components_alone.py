@@ -13,6 +13,7 @@ import argparse
 from demixgan.data.superposition import build_sampler, make_mixtures
 from demixgan.evaluation.metrics import psnr
 from demixgan.inference.loading import load_model
+from demixgan.inference.options import FitOptions
 from demixgan.inference.solver import fit_latents
 from demixgan.models.superposition_model import LearnedComponent, SuperpositionModel
 
@@ -28,7 +29,9 @@ def main() -> None:
     for k, name in enumerate(sampler.names):
         alone = SuperpositionModel([LearnedComponent(name, model.generators[name])])
         fit = fit_latents(
-            alone, batch.components[:, k], iterations=300, restarts=6, lr=0.05, smoothing=2.0
+            alone,
+            batch.components[:, k],
+            FitOptions(iterations=300, restarts=6, lr=0.05, smoothing=2.0),
         )
         score = psnr(fit.components[:, 0], batch.components[:, k]).mean().item()
         print(f"{name}: {score:.2f} dB alone ({args.n} embedded-test parts)")

@@ -15,8 +15,9 @@ import time
 import torch
 
 from demixgan.experiments.profiles import get_profile
-from demixgan.inference.amortized import Separator, SeparatorOptions
+from demixgan.inference.amortized import Separator
 from demixgan.inference.api import load
+from demixgan.inference.options import SeparatorOptions
 from demixgan.networks.separators import UNetSeparator
 
 

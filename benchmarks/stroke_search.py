@@ -14,7 +14,6 @@ first, the share that the search alone finds, on the curves alone and over the d
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -52,20 +51,20 @@ def main() -> None:
     trained = load(next(args.store.glob(f"{DENOISERS[index].config}-*")))
     model = trained.model.with_known_fitted(args.level)
     curves_name = next(name for name in model.learned if name not in trained.model.learned)
-    options = dataclasses.asdict(profile.denoise_fit)
+    options = profile.denoise_fit
     ways = {
-        "curves from the prior": lambda: fit_latents(model, observed, **options),
+        "curves from the prior": lambda: fit_latents(model, observed, options),
         "one search (round 1)": lambda: fit_latents(
             model,
             observed,
-            **options,
+            options,
             initial={curves_name: search_strokes(model.generators[curves_name], observed)},
         ),
         "two searches": lambda: fit_with_stroke_search(
-            model, observed, trained.model.learned, rounds=2, **options
+            model, observed, trained.model.learned, options, rounds=2
         ),
         "three searches (denoise)": lambda: fit_with_stroke_search(
-            model, observed, trained.model.learned, **options
+            model, observed, trained.model.learned, options
         ),
     }
     curves = model.generators[curves_name]

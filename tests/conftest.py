@@ -82,7 +82,7 @@ def write_idx():
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory) -> dict[str, Path]:
     """Small real runs trained once per session: a denoising-GAN and a demixing-GAN (seconds)."""
-    from demixgan.training.config import load_config
+    from demixgan.spec.config import load_config
     from demixgan.training.loop import train
 
     root = tmp_path_factory.mktemp("tiny-runs")
@@ -102,3 +102,22 @@ def tiny_runs(tmp_path_factory) -> dict[str, Path]:
         ).run_dir,
         "denoise": train(denoise, root / "denoise", progress=False).run_dir,
     }
+
+
+@pytest.fixture(scope="session")
+def kill_at_rename() -> str:
+    """A ``python -c`` script: ``demixgan ARGS`` with os.replace patched to SIGKILL the process
+    instead of the rename whose destination is argv[1] (a kill in the middle of a checkpoint
+    write). The destination's name picks the N-th rename of interest robustly (evolution PNGs
+    and config files are renamed too)."""
+    return """
+import os, signal, sys
+target, real_replace = sys.argv[1], os.replace
+def replace(src, dst, *args, **kwargs):
+    if os.path.basename(os.fspath(dst)) == target:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst, *args, **kwargs)
+os.replace = replace
+from demixgan.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""

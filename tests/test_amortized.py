@@ -12,18 +12,19 @@ from demixgan.data.families import get_family
 from demixgan.errors import DemixganError
 from demixgan.inference.amortized import (
     Separator,
-    SeparatorOptions,
     assignments,
     exchangeable_groups,
     matched_squared_error,
-    train_separator,
 )
+from demixgan.inference.options import SeparatorOptions
 from demixgan.models.operators import GaussianOperator
 from demixgan.models.superposition_model import (
     KnownComponent,
     LearnedComponent,
     SuperpositionModel,
 )
+from demixgan.spec.image import MNIST_IMAGE
+from demixgan.training.separator import train_separator
 
 
 class BlobGenerator(nn.Module):
@@ -68,7 +69,7 @@ def test_separator_beats_the_split_on_fresh_draws() -> None:
 def test_separator_learns_through_a_gaussian_operator() -> None:
     """Compressive observations: the network lifts y = A(sum) back to images itself."""
     model = blob_and_curves()
-    operator = GaussianOperator(200, 784, seed=0)
+    operator = GaussianOperator(200, MNIST_IMAGE, seed=0)
     separator = train_separator(model, QUICK, operator=operator)
     parts = fresh_draws(model, 64, seed=7)
     blob = separator.separate(operator(parts.sum(1)))[:, 0]
@@ -140,7 +141,8 @@ def test_matched_error_ignores_the_order_within_a_group() -> None:
 
 
 def test_bad_options_are_one_clear_error() -> None:
-    with pytest.raises(DemixganError, match=r"steps must be >= 1.*learning rates"):
+    bad = r"steps must be an integer >= 1.*lr must be a finite number > 0"
+    with pytest.raises(DemixganError, match=bad):
         SeparatorOptions(steps=0, lr=0)
 
 
@@ -159,7 +161,7 @@ class ExactSplit(nn.Module):
 def test_a_fixed_teacher_of_whole_mixtures_teaches_a_compressive_separator() -> None:
     """The training mixtures are stored whole even where test observations are A(y): a
     teacher that splits whole mixtures teaches better than the compressive network itself."""
-    model, operator = blob_and_curves(), GaussianOperator(100, 784, seed=0)
+    model, operator = blob_and_curves(), GaussianOperator(100, MNIST_IMAGE, seed=0)
     parts = disks_and_curves(2000, seed=0)
     test = disks_and_curves(128, seed=1)
     options = replace(QUICK, remix_steps=150, remix_lr=1e-3, teacher_every=50)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from demixgan.errors import DemixganError
-from demixgan.training.checkpoints import (
+from demixgan.io.checkpoints import (
     CHECKPOINT_FORMAT,
     FORMAT_VERSION,
     Checkpoint,
@@ -338,7 +338,7 @@ CHILD = textwrap.dedent(
     """
     import sys
     import torch
-    from demixgan.training.checkpoints import save_checkpoint
+    from demixgan.io.checkpoints import save_checkpoint
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -17,11 +17,12 @@ from demixgan.evaluation.classification import (
     classify,
     load_classifier,
     save_classifier,
-    train_classifier,
 )
 from demixgan.inference.loading import load_model
+from demixgan.io.checkpoints import latest_checkpoint
 from demixgan.networks.classifier import ClassifierShape
-from demixgan.training.config import load_config
+from demixgan.spec.config import load_config
+from demixgan.training.classifier import train_classifier
 from demixgan.training.loop import train
 
 SMALL = ClassifierShape(conv1=16, conv2=32, hidden=128, dropout=0.25)
@@ -148,3 +149,37 @@ def test_cli_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, args, needl
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr and "Traceback" not in result.stderr
     assert [p.name for p in work.iterdir()] == ["a-file"]
+
+
+def test_an_interrupted_classifier_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """The classifier trains through the engine: stopped mid-epoch after its first epoch's
+    checkpoint, it resumes (order, distortions, dropout and schedule restored) to the weights of
+    an uninterrupted run."""
+    from demixgan.training import classifier as classifier_training
+
+    digits = load_images("mnist-embedded", "train")
+    images, labels = digits.images[:200], digits.labels[:200]
+    options = {"epochs": 2, "seed": 5, "shape": SMALL, "batch_size": 64}
+    whole = train_classifier(images, labels, **options)
+    step = classifier_training.ClassifierTask.train_step
+
+    def crash_at_step_6(self):
+        if self.step == 6:
+            raise KeyboardInterrupt
+        return step(self)
+
+    monkeypatch.setattr(classifier_training.ClassifierTask, "train_step", crash_at_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(images, labels, run_dir=tmp_path, **options)
+    assert latest_checkpoint(tmp_path / "checkpoints").step == 4  # the first epoch's end
+    steps = []
+
+    def counted(self):
+        steps.append(self.step)
+        return step(self)
+
+    monkeypatch.setattr(classifier_training.ClassifierTask, "train_step", counted)
+    resumed = train_classifier(images, labels, run_dir=tmp_path, resume=True, **options)
+    assert steps == [4, 5, 6, 7]  # continued from the checkpoint, not from the start
+    for (key, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), key

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from demixgan.errors import DemixganError
-from demixgan.training.config import (
+from demixgan.spec.config import (
     ComponentConfig,
     DataConfig,
     DiscriminatorConfig,

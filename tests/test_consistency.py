@@ -9,8 +9,8 @@ import demixgan
 from demixgan.data.superposition import build_sampler, make_mixtures
 from demixgan.evaluation.metrics import psnr
 from demixgan.experiments.demo import shipped_checkpoint
-from demixgan.inference.api import FitOptions
 from demixgan.inference.consistency import project_onto_mixture
+from demixgan.inference.options import FitOptions
 
 
 def _feasible(n: int, k: int, g: torch.Generator) -> torch.Tensor:

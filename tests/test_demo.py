@@ -10,9 +10,9 @@ import torch
 
 from demixgan.cli.main import main
 from demixgan.experiments.demo import DEMO_CONFIG, asset, run_demo, shipped_checkpoint
-from demixgan.inference.api import FitOptions
 from demixgan.inference.loading import export_generators, load_model
-from demixgan.training.config import load_config
+from demixgan.inference.options import FitOptions
+from demixgan.spec.config import load_config
 
 TINY = FitOptions(iterations=5, restarts=1, seed=0)
 

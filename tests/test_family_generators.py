@@ -3,6 +3,7 @@ removes the corruption itself rather than redrawing the signal."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,9 @@ import torch
 from demixgan.data.families import get_family, sines_image
 from demixgan.data.sources import load_images
 from demixgan.errors import DemixganError
-from demixgan.inference.api import FitOptions, TrainedModel
-from demixgan.inference.solver import COMBINES, fit_latents
+from demixgan.inference.api import TrainedModel
+from demixgan.inference.options import COMBINES, FitOptions
+from demixgan.inference.solver import fit_latents
 from demixgan.inference.stroke_search import fit_with_stroke_search, search_strokes
 from demixgan.models.family_generators import family_generator
 from demixgan.models.superposition_model import (
@@ -20,8 +22,9 @@ from demixgan.models.superposition_model import (
     LearnedComponent,
     SuperpositionModel,
 )
-from demixgan.training.config import load_config
-from demixgan.training.setup import build_model
+from demixgan.spec.config import load_config
+from demixgan.spec.factory import build_model
+from demixgan.spec.image import MNIST_IMAGE
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_DENOISER = (
@@ -101,7 +104,7 @@ def test_fitting_the_corruption_removes_lines_the_generator_cannot_draw():
 
 def test_a_checkpoint_without_known_corruption_cannot_fit_one():
     config = load_config(REPO / "configs" / "vanilla-mnist.toml")
-    vanilla = TrainedModel(build_model(config), config, REPO / "vanilla")
+    vanilla = TrainedModel(build_model(config, MNIST_IMAGE), config, REPO / "vanilla")
     with pytest.raises(DemixganError, match="no known corruption to fit"):
         vanilla.denoise(torch.zeros(1, 28, 28), corruption_level=3)
 
@@ -147,11 +150,11 @@ def test_searching_the_curves_removes_what_a_fit_from_the_prior_leaves():
     model = SuperpositionModel(
         [LearnedComponent("digit", _PcaDigits()), KnownComponent("sines", "sines", 1)]
     ).with_known_fitted(5)
-    options = {"iterations": 100, "restarts": 2, "lr": 0.05, "smoothing": 2.0}
+    options = FitOptions(iterations=100, restarts=2, lr=0.05, smoothing=2.0)
     errors, found = {}, {}
     for way, fit in (
-        ("prior", fit_latents(model, corrupted, **options)),
-        ("search", fit_with_stroke_search(model, corrupted, ["digit"], **options)),
+        ("prior", fit_latents(model, corrupted, options)),
+        ("search", fit_with_stroke_search(model, corrupted, ["digit"], options)),
     ):
         curves = fit.components[:, 1]
         errors[way] = ((corrupted - curves).clamp(0, 1) - digits).pow(2).mean().item()
@@ -164,18 +167,33 @@ def test_a_fit_starts_every_restart_from_the_given_latents():
     model = SuperpositionModel([LearnedComponent("digit", _PcaDigits())])
     start = torch.rand(3, 16) * 2 - 1
     fit = fit_latents(
-        model, torch.zeros(3, 1, 28, 28), iterations=0, restarts=2, initial={"digit": start}
+        model,
+        torch.zeros(3, 1, 28, 28),
+        FitOptions(iterations=0, restarts=2),
+        initial={"digit": start},
     )
     assert torch.equal(fit.latents["digit"], start)
     per_restart = torch.stack((torch.rand(3, 16) * 2 - 1, start), dim=1)  # [3, 2, 16]
     with torch.no_grad():
         observed = model.generators["digit"](start)
-    fit = fit_latents(model, observed, iterations=0, restarts=2, initial={"digit": per_restart})
+    fit = fit_latents(
+        model, observed, FitOptions(iterations=0, restarts=2), initial={"digit": per_restart}
+    )
     assert torch.equal(fit.latents["digit"], start)  # each restart had its own; the second won
     with pytest.raises(ValueError, match=r"must be \[3, 16\] or \[3, 1, 16\]"):
-        fit_latents(model, torch.zeros(3, 1, 28, 28), iterations=0, initial={"digit": start[:2]})
+        fit_latents(
+            model,
+            torch.zeros(3, 1, 28, 28),
+            FitOptions(iterations=0, restarts=1),
+            initial={"digit": start[:2]},
+        )
     with pytest.raises(ValueError, match="unknown component"):
-        fit_latents(model, torch.zeros(3, 1, 28, 28), iterations=0, initial={"lines": start})
+        fit_latents(
+            model,
+            torch.zeros(3, 1, 28, 28),
+            FitOptions(iterations=0, restarts=1),
+            initial={"lines": start},
+        )
 
 
 def test_averaging_the_restarts_recovers_more_from_few_measurements():
@@ -184,14 +202,19 @@ def test_averaging_the_restarts_recovers_more_from_few_measurements():
 
     model = SuperpositionModel([LearnedComponent("digit", _PcaDigits())])
     digits = load_images("mnist-embedded", "test").images[:32]
-    operator = GaussianOperator(4, 784, seed=0)
-    options = {"operator": operator, "iterations": 200, "restarts": 16, "lr": 0.05}
-    fits = {c: fit_latents(model, operator(digits), combine=c, **options) for c in COMBINES}
+    operator = GaussianOperator(4, MNIST_IMAGE, seed=0)
+    options = FitOptions(iterations=200, restarts=16, lr=0.05)
+    fits = {
+        c: fit_latents(model, operator(digits), replace(options, combine=c), operator=operator)
+        for c in COMBINES
+    }
     errors = {c: (fit.components[:, 0] - digits).pow(2).mean().item() for c, fit in fits.items()}
     assert errors["weighted"] < 0.85 * errors["best"], errors  # measured 0.102 vs 0.144
     assert torch.equal(fits["best"].latents["digit"], fits["weighted"].latents["digit"])
     single = {
-        c: fit_latents(model, operator(digits), combine=c, **(options | {"restarts": 1}))
+        c: fit_latents(
+            model, operator(digits), replace(options, combine=c, restarts=1), operator=operator
+        )
         for c in COMBINES
     }
     assert torch.equal(single["best"].components, single["weighted"].components)

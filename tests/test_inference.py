@@ -7,10 +7,11 @@ import torch
 from demixgan.evaluation.metrics import match_components, psnr
 from demixgan.evaluation.separation import score_method
 from demixgan.inference.loading import load_model
+from demixgan.inference.options import FitOptions
 from demixgan.inference.solver import fit_latents
 from demixgan.models.superposition_model import LearnedComponent, SuperpositionModel
 from demixgan.networks.registry import build_generator
-from demixgan.training.config import load_config
+from demixgan.spec.config import load_config
 from demixgan.training.loop import train
 
 
@@ -30,8 +31,8 @@ def test_fitting_recovers_observations_the_model_can_produce():
     truth = model.sample_latents(8, g)
     with torch.no_grad():
         y = model(truth)
-    start = fit_latents(model, y, iterations=0, restarts=1, seed=3).measurement_error
-    fit = fit_latents(model, y, iterations=200, lr=0.05, restarts=3, seed=3)
+    start = fit_latents(model, y, FitOptions(iterations=0, restarts=1, seed=3)).measurement_error
+    fit = fit_latents(model, y, FitOptions(iterations=200, lr=0.05, restarts=3, seed=3))
     assert fit.components.shape == (8, 2, 1, 28, 28)
     assert fit.measurement_error.mean() < 0.05 * start.mean()
     assert psnr(fit.components.sum(1), y).mean() > 35
@@ -41,8 +42,8 @@ def test_more_restarts_never_fit_worse_and_generators_stay_frozen():
     model = _tiny_model()
     before = [p.clone() for p in model.parameters()]
     y = torch.rand(8, 1, 28, 28)
-    one = fit_latents(model, y, iterations=30, restarts=1, seed=5)
-    many = fit_latents(model, y, iterations=30, restarts=6, seed=5)
+    one = fit_latents(model, y, FitOptions(iterations=30, restarts=1, seed=5))
+    many = fit_latents(model, y, FitOptions(iterations=30, restarts=6, seed=5))
     assert many.measurement_error.mean() < one.measurement_error.mean()
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     assert all(p.requires_grad for p in model.parameters())
@@ -51,9 +52,9 @@ def test_more_restarts_never_fit_worse_and_generators_stay_frozen():
 def test_chunking_gives_the_same_fit_as_one_batch():
     model = _tiny_model()
     y = torch.rand(6, 1, 28, 28)
-    whole = fit_latents(model, y, iterations=20, restarts=2, seed=2, chunk=4096)
+    whole = fit_latents(model, y, FitOptions(iterations=20, restarts=2, seed=2, chunk=4096))
     assert whole.components.shape[0] == 6
-    chunked = fit_latents(model, y, iterations=20, restarts=2, seed=2, chunk=4)
+    chunked = fit_latents(model, y, FitOptions(iterations=20, restarts=2, seed=2, chunk=4))
     # Each latent's update depends only on its own residual, so chunks change nothing.
     assert torch.allclose(chunked.components, whole.components, atol=1e-5)
 
@@ -65,7 +66,9 @@ def test_alternating_updates_are_the_papers_block_coordinate_descent():
 
     model = _tiny_model()
     y = torch.rand(5, 1, 28, 28)
-    fit = fit_latents(model, y, iterations=15, lr=0.05, update="alternating", seed=4)
+    fit = fit_latents(
+        model, y, FitOptions(iterations=15, lr=0.05, update="alternating", seed=4, restarts=1)
+    )
     g = torch.Generator().manual_seed(4)
     z = {k: uniform_latents(5, d, g).requires_grad_(True) for k, d in model.latent_dims().items()}
     optimizers = {k: torch.optim.Adam([z[k]], lr=0.05) for k in z}
@@ -149,6 +152,10 @@ def test_nonnegative_residual_lets_bright_corruption_go_unexplained():
     lines[:, :, :, 9] = lines[:, :, 20, :] = 1.0  # light added by a vertical and a horizontal line
     errors = {}
     for residual in ("l2", "nonnegative"):
-        fit = fit_latents(model, clean + lines, iterations=300, lr=0.05, residual=residual, seed=2)
+        fit = fit_latents(
+            model,
+            clean + lines,
+            FitOptions(iterations=300, lr=0.05, residual=residual, seed=2, restarts=1),
+        )
         errors[residual] = (fit.components[:, 0] - clean).pow(2).mean().item()
     assert errors["nonnegative"] < 0.1 * errors["l2"], errors

@@ -9,8 +9,9 @@ import demixgan
 from demixgan.data.families import get_family
 from demixgan.errors import DemixganError
 from demixgan.evaluation.metrics import psnr
-from demixgan.inference.api import FitOptions
+from demixgan.inference.options import FitOptions
 from demixgan.models.operators import GaussianOperator
+from demixgan.spec.image import MNIST_IMAGE
 
 FAST = FitOptions(iterations=100, restarts=3, lr=0.05, seed=1)
 
@@ -50,7 +51,7 @@ def test_compressive_sensing_improves_with_more_measurements(tiny_runs):
     clean = _draw(trained, 6, seed=6)[:, 0]
     scores = []
     for m in (5, 200):
-        operator = GaussianOperator(m, 784, seed=7)
+        operator = GaussianOperator(m, MNIST_IMAGE, seed=7)
         estimate = trained.recover(operator(clean), operator, FAST)[:, 0]
         scores.append(psnr(estimate, clean).mean().item())
     assert scores[1] > scores[0] + 3
@@ -74,13 +75,13 @@ def test_tasks_check_the_checkpoint_kind_and_the_input(tiny_runs):
         denoiser.demix(y)
     with pytest.raises(DemixganError, match="cannot denoise"):
         demixer.denoise(y)
-    with pytest.raises(DemixganError, match="single-channel 28x28"):
+    with pytest.raises(DemixganError, match="grey 28x28 images"):
         demixer.demix(torch.rand(2, 3, 28, 28))
     with pytest.raises(DemixganError, match="NaN or infinite"):
         demixer.demix(torch.full((2, 28, 28), float("nan")))
     with pytest.raises(DemixganError, match="empty"):
         demixer.demix(torch.zeros(0, 28, 28))
-    with pytest.raises(DemixganError, match="restarts must be >= 1"):
+    with pytest.raises(DemixganError, match="restarts must be an integer >= 1"):
         FitOptions(restarts=0)
 
 

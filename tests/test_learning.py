@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 
 from demixgan.data.superposition import build_sampler, make_mixtures
 from demixgan.inference.loading import load_model
-from demixgan.training.config import load_config
+from demixgan.spec.config import load_config
 from demixgan.training.loop import train
 
 

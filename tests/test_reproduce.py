@@ -179,7 +179,7 @@ def test_every_experiment_config_loads_under_every_profile():
 
     from demixgan.experiments.demo import asset
     from demixgan.experiments.profiles import PROFILES
-    from demixgan.training.config import load_config
+    from demixgan.spec.config import load_config
 
     configs = sorted(Path(asset("experiments")).glob("*.toml"))
     assert len(configs) >= 4

@@ -15,10 +15,12 @@ from pathlib import Path
 import torch
 
 from demixgan.experiments.context import config_key
-from demixgan.inference.api import FitOptions, load
-from demixgan.training.config import load_config
+from demixgan.inference.api import load
+from demixgan.inference.options import FitOptions
+from demixgan.spec.config import load_config
+from demixgan.spec.factory import build_model
+from demixgan.spec.image import MNIST_IMAGE
 from demixgan.training.loop import train
-from demixgan.training.setup import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny-demix.toml"
@@ -31,10 +33,10 @@ SHARED = (
 
 
 def test_a_sharing_component_draws_with_the_same_network():
-    model = build_model(load_config(TINY, SHARED))
+    model = build_model(load_config(TINY, SHARED), MNIST_IMAGE)
     assert model.generators["digit-b"] is model.generators["digit"]
     unique = {id(p) for p in model.parameters()}
-    separate = build_model(load_config(TINY))
+    separate = build_model(load_config(TINY), MNIST_IMAGE)
     assert len(unique) == len(list(model.parameters())) < len(list(separate.parameters()))
 
 

@@ -26,14 +26,14 @@ import torch.distributed
 
 from demixgan.cli.main import main
 from demixgan.errors import DemixganError
-from demixgan.training import loop
-from demixgan.training.checkpoints import (
+from demixgan.io.checkpoints import (
     latest_checkpoint,
     list_checkpoints,
     load_resume_state,
     load_weights,
 )
-from demixgan.training.config import load_config, parse_config, write_resolved_config
+from demixgan.spec.config import load_config, parse_config, write_resolved_config
+from demixgan.training import loop
 from demixgan.training.distributed import Distributed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,21 +43,6 @@ TIMEOUT = 300  # seconds; generous for a loaded CI machine, only there to turn h
 # 2 epochs of 16 steps; checkpoints at 7, 14, 16 (epoch end), 21, 28, 32; the last 2 are kept.
 RESUME_SETTINGS = ("train.max_steps=32", "train.checkpoint_every=7", "train.keep_last=2")
 TOTAL_STEPS = 32
-
-# Runs `demixgan` with os.replace patched to SIGKILL the process instead of performing the rename
-# whose destination is argv[1]: a kill in the middle of a checkpoint write. The destination name
-# selects the N-th rename of interest robustly (evolution PNGs and config.json are also renamed).
-KILL_AT_RENAME = """
-import os, signal, sys
-target, real_replace = sys.argv[1], os.replace
-def replace(src, dst, *args, **kwargs):
-    if os.path.basename(os.fspath(dst)) == target:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real_replace(src, dst, *args, **kwargs)
-os.replace = replace
-from demixgan.cli.main import main
-sys.exit(main(sys.argv[2:]))
-"""
 
 # The 2nd checkpoint (step 14): its weights are renamed into place first, its sidecar last.
 KILL_TARGETS = {"C-weights": "step-000000014.safetensors", "C-sidecar": "step-000000014.json"}
@@ -160,7 +145,7 @@ def _assert_same_weights(expected: dict, actual: dict, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def resumed_runs(tmp_path_factory) -> dict:
+def resumed_runs(tmp_path_factory, kill_at_rename) -> dict:
     """A: uninterrupted; B: SIGKILLed by the test after a checkpoint past step 10; C-*: killed
     inside the 2nd checkpoint's write. B and C-* are then resumed with --resume."""
     root = tmp_path_factory.mktemp("resume")
@@ -170,7 +155,7 @@ def resumed_runs(tmp_path_factory) -> dict:
         procs["B"] = _start(_cli(*_train_args(dirs["B"], RESUME_SETTINGS)), root)
         procs["A"] = _start(_cli(*_train_args(dirs["A"], RESUME_SETTINGS)), root)
         for name, target in KILL_TARGETS.items():
-            kill_args = [sys.executable, "-c", KILL_AT_RENAME, target]
+            kill_args = [sys.executable, "-c", kill_at_rename, target]
             procs[name] = _start([*kill_args, *_train_args(dirs[name], RESUME_SETTINGS)], root)
 
         deadline = time.monotonic() + TIMEOUT
@@ -452,7 +437,7 @@ def test_train_error_exit_status_from_a_real_process(tmp_path):
 def test_training_minutes_add_up_every_resumed_segment(tmp_path: Path) -> None:
     """A run stopped after step 300 and resumed from its step-200 checkpoint took 100 s + 100 s
     before the stop (step 300's window is redone) and 200 s after: 400 s, not the last 200 s."""
-    from demixgan.training.run_files import StatsLog, training_minutes
+    from demixgan.io.run_files import StatsLog, training_minutes
 
     first = StatsLog(tmp_path / "stats.jsonl")
     for step in (100, 200, 300):

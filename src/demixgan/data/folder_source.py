@@ -100,6 +100,11 @@ def _size(shape: tuple[int, ...]) -> str:
 def _read_image_file(path: Path) -> np.ndarray:
     """One file as float32 [n, H, W] in [0, 1]."""
     stack = read_png(path) if path.suffix.lower() == ".png" else _read_npy(path)
+    if path.suffix.lower() == ".png" and stack.shape[0] != 1:
+        raise DemixganError(
+            f"The image {path} has mode RGB, but the folder source holds grey images of a class; "
+            f"convert it, e.g. with Pillow: Image.open(path).convert('L').save(path)."
+        )
     if stack.shape[0] == 0 or 0 in stack.shape[1:]:
         raise DemixganError(
             f"The array file {path} has shape {stack.shape} and holds no image; remove it."

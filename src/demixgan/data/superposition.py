@@ -23,6 +23,8 @@ import torch
 from demixgan.data.families import check_level, get_family
 from demixgan.data.sources import load_images
 from demixgan.errors import DemixganError
+from demixgan.models.operators import ClipOperator, IdentityOperator, mix
+from demixgan.spec.image import MNIST_IMAGE, ImageSpec
 
 #: Sources of handwritten digits that a recipe's ``digit`` components may use.
 DIGIT_SOURCES = ("mnist-embedded", "mnist")
@@ -150,8 +152,8 @@ def get_recipe(name: str) -> Recipe:
 class MixtureBatch:
     """Mixtures with their ground truth: ``mixtures == components.sum(1)`` unless clipped."""
 
-    mixtures: torch.Tensor  # [B, 1, H, W]
-    components: torch.Tensor  # [B, K, 1, H, W]
+    mixtures: torch.Tensor  # [B, C, H, W]
+    components: torch.Tensor  # [B, K, C, H, W]
     labels: torch.Tensor  # [B, K] int64 class index of image components, -1 for families
 
 
@@ -174,12 +176,19 @@ class _ImageDraw:
 class _FamilyDraw:
     family: str
     level: int
-    height: int
-    width: int
+    image: ImageSpec
 
     def draw(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        signal = get_family(self.family).sample(n, self.level, generator, self.height, self.width)
+        signal = draw_family(self.family, n, self.level, generator, self.image)
         return signal, torch.full((n,), -1, dtype=torch.int64)
+
+
+def draw_family(
+    family: str, n: int, level: int, generator: torch.Generator, image: ImageSpec
+) -> torch.Tensor:
+    """``n`` draws of a signal family at ``image``'s size: grey strokes in a colour image."""
+    signal = get_family(family).sample(n, level, generator, image.height, image.width)
+    return signal.expand(-1, image.channels, -1, -1).contiguous()
 
 
 @dataclass
@@ -191,6 +200,7 @@ class MixtureSampler:
     split: str
     clip: bool
     names: tuple[str, ...]
+    image: ImageSpec
     _draws: list[_ImageDraw | _FamilyDraw] = field(repr=False)
 
     @property
@@ -208,10 +218,12 @@ class MixtureSampler:
             raise DemixganError(f"Cannot draw a negative number of mixtures ({n}).")
         parts, labels = zip(*(draw.draw(n, generator) for draw in self._draws), strict=True)
         components = torch.stack(parts, dim=1)
-        mixtures = components.sum(dim=1)
-        if self.clip:
-            mixtures = mixtures.clamp(0.0, 1.0)
-        return MixtureBatch(mixtures, components, torch.stack(labels, dim=1))
+        return MixtureBatch(mix(components, self.operator), components, torch.stack(labels, dim=1))
+
+    @property
+    def operator(self) -> ClipOperator | IdentityOperator:
+        """How a mixture is observed: saturated at white (``clip``) or as the exact sum."""
+        return ClipOperator() if self.clip else IdentityOperator()
 
 
 def make_mixtures(sampler: MixtureSampler, n: int, seed: int) -> MixtureBatch:
@@ -269,11 +281,12 @@ def build_sampler(
         if isinstance(c, ImageComponent)
     }
     # Signal families are drawn at the size of the images they are mixed with.
-    height, width = next(iter(image_sets.values())).images.shape[-2:] if image_sets else (28, 28)
+    first = next(iter(image_sets.values()), None)
+    image = MNIST_IMAGE if first is None else ImageSpec(*first.images.shape[1:])
     draws: list[_ImageDraw | _FamilyDraw] = [
         _ImageDraw(image_sets[index].images, image_sets[index].labels)
         if index in image_sets
-        else _FamilyDraw(c.family, resolved_level, height, width)
+        else _FamilyDraw(c.family, resolved_level, image)
         for index, c in enumerate(recipe.components)
     ]
     return MixtureSampler(
@@ -282,5 +295,6 @@ def build_sampler(
         split=split,
         clip=clip,
         names=tuple(c.name for c in recipe.components),
+        image=image,
         _draws=draws,
     )

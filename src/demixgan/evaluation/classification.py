@@ -1,117 +1,27 @@
-"""Train, apply, save and load the MNIST classifier that scores denoised digits semantically.
+"""Apply, save and load the MNIST classifier that scores denoised digits semantically.
 
-Only 4,000 real digits are available without a download, so training draws a fresh random
-affine distortion of every digit each epoch (rotation, scale, shear, shift) and thresholds half
-of them at 0.5: the GAN experiments use binarized digits, and the classifier must read both
-kinds. Training runs inside a forked RNG seeded by ``seed``, so it is reproducible on CPU and
-leaves the caller's random state alone.
+Training it is the classifier step of the training engine (training/classifier.py).
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from demixgan.errors import DemixganError
-from demixgan.networks.classifier import IMAGE_SIZE, ClassifierShape, MnistClassifier
-from demixgan.training import checkpoints
+from demixgan.io import checkpoints
+from demixgan.networks.classifier import IMAGE, ClassifierShape, MnistClassifier
 
 KIND = "classifier"
 MODULE = "classifier"
 
 
-@dataclass(frozen=True)
-class Augmentation:
-    """Ranges of the random affine distortion; defaults keep every digit readable."""
-
-    degrees: float = 12.0
-    scale: float = 0.1
-    shear: float = 0.15
-    shift_pixels: float = 2.5
-    binarize_fraction: float = 0.5
-
-
-def augment(images: torch.Tensor, generator: torch.Generator, aug: Augmentation) -> torch.Tensor:
-    """A random affine distortion of each image, then thresholding of a random subset."""
-    n = images.shape[0]
-
-    def uniform(bound: float) -> torch.Tensor:
-        return (torch.rand(n, generator=generator) * 2 - 1) * bound
-
-    angle = uniform(math.radians(aug.degrees))
-    scale = 1 + uniform(aug.scale)
-    shear = uniform(aug.shear)
-    shift = uniform(2 * aug.shift_pixels / IMAGE_SIZE), uniform(2 * aug.shift_pixels / IMAGE_SIZE)
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack(
-        [
-            torch.stack([cos, -sin + shear * cos, shift[0]], 1),
-            torch.stack([sin, cos + shear * sin, shift[1]], 1),
-        ],
-        1,
-    )
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    out = F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
-    binary = torch.rand(n, generator=generator) < aug.binarize_fraction
-    out[binary] = (out[binary] >= 0.5).float()
-    return out
-
-
-def train_classifier(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    epochs: int = 30,
-    seed: int = 0,
-    shape: ClassifierShape | None = None,
-    augmentation: Augmentation | None = Augmentation(),
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    on_epoch: Callable[[int, float], None] | None = None,
-) -> MnistClassifier:
-    """Train a classifier on ``images`` [N, 1, 28, 28] in [0, 1] with Adam and a cosine decay.
-
-    ``on_epoch(epoch, mean_loss)`` is called after each epoch (1-based), e.g. for progress.
-    """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, not {epochs}")
-    _check_images(images)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)
-        model = MnistClassifier(shape)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        steps = epochs * math.ceil(len(labels) / batch_size)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-        model.train()
-        for epoch in range(1, epochs + 1):
-            order = torch.randperm(len(labels), generator=generator)
-            total = 0.0
-            for batch in order.split(batch_size):
-                x = images[batch]
-                if augmentation is not None:
-                    x = augment(x, generator, augmentation)
-                loss = F.cross_entropy(model(x), labels[batch])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                total += loss.item() * len(batch)
-            if on_epoch is not None:
-                on_epoch(epoch, total / len(labels))
-    model.eval()
-    return model
-
-
 @torch.no_grad()
 def classify(model: MnistClassifier, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted digit [N] (int64) of each image [N, 1, 28, 28] in [0, 1]; sets eval mode."""
+    """Predicted digit [N] (int64) of each MNIST-sized image [N, 1, H, W] in [0, 1]; sets eval
+    mode."""
     return probabilities(model, images, batch_size).argmax(1)
 
 
@@ -120,7 +30,7 @@ def probabilities(
     model: MnistClassifier, images: torch.Tensor, batch_size: int = 1000
 ) -> torch.Tensor:
     """The classifier's class probabilities [N, 10] of each image; sets eval mode."""
-    _check_images(images)
+    check_images(images)
     model.eval()
     return torch.cat([model(x).softmax(1) for x in images.split(batch_size)])
 
@@ -166,6 +76,7 @@ def load_classifier(path: str | os.PathLike) -> tuple[MnistClassifier, dict]:
     return model, sidecar
 
 
-def _check_images(images: torch.Tensor) -> None:
-    if images.ndim != 4 or tuple(images.shape[1:]) != (1, IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"images must be [N, 1, 28, 28], not {list(images.shape)}")
+def check_images(images: torch.Tensor) -> None:
+    if images.ndim != 4 or tuple(images.shape[1:]) != IMAGE.shape:
+        expected = ", ".join(map(str, IMAGE.shape))
+        raise ValueError(f"images must be [N, {expected}], not {list(images.shape)}")

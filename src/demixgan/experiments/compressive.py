@@ -21,12 +21,13 @@ from demixgan.data.families import get_family
 from demixgan.evaluation.baselines import lasso_recover
 from demixgan.experiments.context import Context
 from demixgan.experiments.registry import register
-from demixgan.models.operators import GaussianOperator
+from demixgan.models.operators import GaussianOperator, mix
 from demixgan.reports.experiment import Outcome, ResultFigure, ResultTable
 from demixgan.reports.plots import line_plot
+from demixgan.spec.image import MNIST_IMAGE
+from demixgan.training.separator import train_model_separator
 
 WAVES = (2, 4)
-PIXELS = 28 * 28
 #: The corruption under which the separator is trained too (the issue's target: 2 waves).
 SEPARATOR_WAVES = 2
 SEPARATOR_COLUMN = "demixing-GAN, separator"
@@ -60,11 +61,11 @@ def compressive_sensing(context: Context) -> Outcome:
             name: context.trained(context.config(config)) for name, config in _priors(level).items()
         }
         waves = get_family("waves").sample(len(digits), level, torch.Generator().manual_seed(level))
-        signal = digits + waves
+        parts = torch.stack((digits, waves), dim=1)
         curves = {name: [] for name in ("LASSO", *priors)}
         for m in profile.cs_measurements:
-            operator = GaussianOperator(m, PIXELS, seed=m)
-            measurements = operator(signal)
+            operator = GaussianOperator(m, MNIST_IMAGE, seed=m)
+            measurements = mix(parts, operator)
             estimates = {
                 "LASSO": lasso_recover(measurements, operator.matrix).clamp(0, 1).view_as(digits)
             }
@@ -96,7 +97,8 @@ def compressive_sensing(context: Context) -> Outcome:
         ["waves", "m", *curves],
         rows,
         f"{len(digits)} held-out digits per setting, the same digits and waves for every m and "
-        "method; A is m x 784 with N(0, 1/m) entries (seed m). LASSO (alpha 0.1, pixel basis) "
+        f"method; A is m x {MNIST_IMAGE.pixels} with N(0, 1/m) entries (seed m). LASSO (alpha "
+        "0.1, pixel basis) "
         "recovers x + n and is scored against x, as it has no model of the digit.",
     )
     tables = [table]
@@ -117,7 +119,7 @@ def _separator_scores(context, trained, operator, measurements, digits, curves) 
     start = time.perf_counter()
     # A separator of whole mixtures first (the remixing's teacher), then the one through A.
     with context.bar(2 * (options.steps + options.remix_steps), "training a separator") as bar:
-        separator = trained.train_separator(options, operator=operator, progress=bar.update)
+        separator = train_model_separator(trained, options, operator=operator, progress=bar.update)
     minutes = (time.perf_counter() - start) / 60
     parts = trained.separate(measurements, separator, operator)
     error = (parts[:, trained.model.learned.index("digit")] - digits).pow(2).mean().item()

@@ -22,11 +22,11 @@ from demixgan.data.sources import ImageSet
 from demixgan.experiments.demo import DEMO_CONFIG, asset, shipped_checkpoint
 from demixgan.experiments.profiles import Profile
 from demixgan.inference.api import TrainedModel, load
+from demixgan.io import checkpoints
 from demixgan.io.atomic import atomic_path
+from demixgan.io.run_files import training_minutes
 from demixgan.networks.classifier import MnistClassifier
-from demixgan.training import checkpoints
-from demixgan.training.config import RunConfig, load_config
-from demixgan.training.run_files import training_minutes
+from demixgan.spec.config import RunConfig, load_config
 
 #: Written into a stored run once its training finished: what was trained, in how long.
 COMPLETE_FILE = "complete.json"
@@ -77,11 +77,8 @@ class Context:
     def classifier(self) -> MnistClassifier:
         """The paper's MNIST classifier on the embedded training digits: stored, or trained now."""
         from demixgan.data.sources import load_images
-        from demixgan.evaluation.classification import (
-            load_classifier,
-            save_classifier,
-            train_classifier,
-        )
+        from demixgan.evaluation.classification import load_classifier, save_classifier
+        from demixgan.training.classifier import train_classifier
 
         epochs, count = self.profile.classifier_epochs, self.profile.classifier_digits
         where = self.checkpoint_store / f"classifier-embedded-{count or 'all'}-{epochs}-epochs"

@@ -15,10 +15,11 @@ from demixgan.experiments import paper
 from demixgan.experiments.context import Context
 from demixgan.experiments.figures import evolution_figures, separation_panels
 from demixgan.experiments.registry import register
-from demixgan.inference.api import FitOptions
+from demixgan.inference.options import FitOptions
 from demixgan.inference.tasks import AMORTIZED_ROW, Evaluation, evaluate_checkpoint
 from demixgan.reports.experiment import Outcome, ResultFigure, ResultTable
 from demixgan.reports.grids import save_panels
+from demixgan.training.separator import train_model_separator
 
 EXAMPLES = 8
 SPLIT_ROW = "split y/2"
@@ -88,7 +89,7 @@ def separation_survey(
             options = context.profile.separator
             started = time.perf_counter()
             with context.bar(options.steps + options.remix_steps, "training a separator") as bar:
-                separator = trained.train_separator(options, progress=bar.update)
+                separator = train_model_separator(trained, options, progress=bar.update)
             separator_minutes = (time.perf_counter() - started) / 60
         n = context.profile.test_mixtures
         with context.bar(n, f"separating {setting.label}") as bar:

@@ -21,12 +21,13 @@ from pathlib import Path
 
 from demixgan.errors import DemixganError
 from demixgan.experiments.figures import separation_panels
-from demixgan.inference.api import FitOptions, TrainedModel, load
+from demixgan.inference.api import TrainedModel, load
+from demixgan.inference.options import FitOptions
 from demixgan.inference.tasks import Evaluation, evaluate_checkpoint
+from demixgan.io import checkpoints
 from demixgan.io.atomic import atomic_path
 from demixgan.reports.grids import save_panels
 from demixgan.reports.html import Figure, Section, Table, Text, write_report
-from demixgan.training import checkpoints
 
 #: The demo's latent-fit budget: fits 200 mixtures in a few minutes on 2 CPU cores.
 DEMO_FIT = FitOptions(iterations=300, restarts=6, lr=0.05, smoothing=2.0, seed=0, chunk=240)
@@ -72,7 +73,7 @@ def run_demo(
     ``train_first`` trains it.
     """
     from demixgan.inference.outputs import check_new_output
-    from demixgan.training.config import load_config
+    from demixgan.spec.config import load_config
 
     run_dir = check_new_output(run_dir)
     config = load_config(asset(DEMO_CONFIG), list(overrides)) if train_first else None

@@ -16,7 +16,8 @@ from demixgan.evaluation.classification import accuracy, probabilities
 from demixgan.experiments.context import Context
 from demixgan.experiments.figures import evolution_figures
 from demixgan.experiments.registry import register
-from demixgan.inference.api import FitOptions
+from demixgan.inference.options import FitOptions
+from demixgan.models.operators import ClipOperator, mix
 from demixgan.reports.experiment import Outcome, ResultFigure, ResultTable
 from demixgan.reports.grids import save_panels
 from demixgan.reports.plots import line_plot
@@ -57,7 +58,7 @@ def denoise_train(context: Context) -> Outcome:
         with torch.no_grad():
             samples = model.generators[name](model.sample_latents(len(clean), g)[name])
         noise = get_family(denoiser.family).sample(len(clean), denoiser.level, g)
-        observed = (clean + noise).clamp(0, 1)
+        observed = mix(torch.stack((clean, noise), dim=1), ClipOperator())
         shares = {
             name: _confident_share(classifier, images)
             for name, images in (("clean", clean), ("observed", observed), ("generated", samples))
@@ -115,7 +116,8 @@ def denoise_test(context: Context) -> Outcome:
         examples: list[tuple[str, torch.Tensor]] = []
         for level in LEVELS:
             g = torch.Generator().manual_seed(100 * index + level)
-            corrupted = digits.images + get_family(denoiser.family).sample(len(digits), level, g)
+            noise = get_family(denoiser.family).sample(len(digits), level, g)
+            corrupted = mix(torch.stack((digits.images, noise), dim=1))
             estimates = {"input": corrupted}
             for name, (options, fitted) in fits.items():
                 estimates[name] = trained.denoise(

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from demixgan.errors import DemixganError
-from demixgan.inference.amortized import SeparatorOptions
-from demixgan.inference.api import FitOptions
+from demixgan.inference.options import FitOptions, SeparatorOptions
 
 
 @dataclass(frozen=True)

@@ -9,68 +9,27 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from demixgan.errors import DemixganError
-from demixgan.inference.amortized import Separator, SeparatorOptions, train_separator
+from demixgan.inference.amortized import Separator
 from demixgan.inference.consistency import project_onto_mixture
 from demixgan.inference.loading import load_model, resolve_checkpoint
-from demixgan.inference.solver import COMBINES, RESIDUALS, UPDATES, LatentFit, fit_latents
+from demixgan.inference.options import FitOptions
+from demixgan.inference.solver import LatentFit, fit_latents
 from demixgan.inference.stroke_search import fit_with_stroke_search
 from demixgan.models.operators import GaussianOperator
 from demixgan.models.superposition_model import SuperpositionModel
-from demixgan.training.config import RunConfig
+from demixgan.spec.config import RunConfig
+from demixgan.spec.image import ImageSpec
 
 #: File beside a checkpoint (or in a run directory) that names its generators for users.
 NAMES_FILE = "component-names.json"
-IMAGE_SIZE = 28
 #: What ``denoise`` returns: G(z_hat) (the paper), or u - n_hat with the corruption fitted.
 DENOISE_ESTIMATES = ("generator", "subtract")
-
-
-@dataclass(frozen=True)
-class FitOptions:
-    """Latent-fit budget; the defaults are the paper's (Adam lr 0.01, 10 restarts)."""
-
-    iterations: int = 500
-    restarts: int = 10
-    lr: float = 0.01
-    latent_weight: float = 0.0
-    update: str = "joint"
-    tolerance: float = 0.0
-    smoothing: float = 0.0
-    residual: str = "l2"
-    seed: int = 0
-    chunk: int = 4096
-    combine: str = "best"
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.iterations < 0:
-            problems.append(f"iterations must be >= 0 (got {self.iterations})")
-        if self.restarts < 1:
-            problems.append(f"restarts must be >= 1 (got {self.restarts})")
-        if not self.lr > 0:
-            problems.append(f"the learning rate must be > 0 (got {self.lr})")
-        if not self.latent_weight >= 0:
-            problems.append(f"the latent weight lambda must be >= 0 (got {self.latent_weight})")
-        if self.update not in UPDATES:
-            problems.append(f"update must be one of {', '.join(UPDATES)} (got {self.update!r})")
-        if self.residual not in RESIDUALS:
-            problems.append(
-                f"residual must be one of {', '.join(RESIDUALS)} (got {self.residual!r})"
-            )
-        if not self.smoothing >= 0:
-            problems.append(f"smoothing must be >= 0 pixels (got {self.smoothing})")
-        if self.chunk < 1:
-            problems.append(f"chunk must be >= 1 (got {self.chunk})")
-        if self.combine not in COMBINES:
-            problems.append(f"combine must be one of {', '.join(COMBINES)} (got {self.combine!r})")
-        if problems:
-            raise DemixganError("Invalid latent-fit options: " + "; ".join(problems) + ".")
 
 
 @dataclass
@@ -95,7 +54,7 @@ class TrainedModel:
         corruption_level: int | None = None,
         estimate: str = "generator",
     ) -> torch.Tensor:
-        """x_hat = G(z_hat) with z_hat fitted to u (paper eq. 3): [N, 1, 28, 28].
+        """x_hat = G(z_hat) with z_hat fitted to u (paper eq. 3): [N, C, H, W].
 
         With ``corruption_level`` k the known corruption is fitted beside G, as k items of its
         family (``fit_with_corruption``); ``estimate = "subtract"`` then returns u - n_hat
@@ -114,7 +73,7 @@ class TrainedModel:
                     "Subtracting the corruption needs it fitted: give the corruption level."
                 )
             return self.fit(observations, options).components[:, 0]
-        images = as_images(observations)
+        images = self.images(observations)
         fit = self.fit_with_corruption(images, corruption_level, options)
         return self.denoise_estimates(images, fit)[estimate]
 
@@ -124,7 +83,7 @@ class TrainedModel:
         """Both estimates of a ``fit_with_corruption``: G(z_hat) and u - n_hat in [0, 1]."""
         parts = fit.components
         signal = parts[:, self.model.names.index(self.model.learned[0])]
-        subtracted = (as_images(observations) - (parts.sum(1) - signal)).clamp(0.0, 1.0)
+        subtracted = (self.images(observations) - (parts.sum(1) - signal)).clamp(0.0, 1.0)
         return {"generator": signal, "subtract": subtracted}
 
     def fit_with_corruption(
@@ -132,7 +91,7 @@ class TrainedModel:
     ) -> LatentFit:
         """The latent fit of G and of the known corruption as ``level`` items of its family.
 
-        The fit's components are [N, K, 1, H, W] in the model's component order (``names``).
+        The fit's components are [N, K, C, H, W] in the model's component order (``names``).
         """
         if not self.model.known:
             raise DemixganError(
@@ -141,10 +100,7 @@ class TrainedModel:
                 "level needs a denoising-GAN checkpoint. Leave out the corruption level."
             )
         model = self.model.with_known_fitted(level)
-        options = options or FitOptions()
-        return fit_with_stroke_search(
-            model, as_images(observations), self.model.learned, **asdict(options)
-        )
+        return fit_with_stroke_search(model, self.images(observations), self.model.learned, options)
 
     def demix(
         self,
@@ -153,49 +109,16 @@ class TrainedModel:
         progress: Callable[[int], None] | None = None,
         consistent: bool = True,
     ) -> torch.Tensor:
-        """Every learned component fitted to the mixtures (paper eq. 4): [N, K, 1, 28, 28].
+        """Every learned component fitted to the mixtures (paper eq. 4): [N, K, C, H, W].
 
         ``consistent`` projects the fitted parts G_k(z_k) onto parts in [0, 1] that sum to the
         mixture (inference/consistency.py) where the model's mixtures are exactly that sum;
         ``consistent=False`` returns the generators' outputs themselves.
         """
         self._require_components(2, "demix", "denoise")
-        mixtures = as_images(observations)
+        mixtures = self.images(observations)
         parts = self._fit(mixtures, options, None, progress).components
         return self.make_consistent(parts, mixtures) if consistent else parts
-
-    def train_separator(
-        self,
-        options: SeparatorOptions | None = None,
-        *,
-        operator: GaussianOperator | None = None,
-        teacher: Separator | None = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> Separator:
-        """A separator network for this model's observations (inference/amortized.py), or for
-        their compressive measurements by ``operator``.
-
-        Trained on the model's own draws, then by remixing the run's training mixtures (rebuilt
-        from its config, as training built them); a run trained on clean images (a vanilla GAN)
-        has no mixtures to remix. The training mixtures are whole images, so under an
-        ``operator`` a separator of whole mixtures (``teacher``, else one trained here first
-        with the same options) splits them for the remixing: in cs at m = 100 it took the
-        digit error from 0.0557 (the network's own splits) to 0.0314 (RESULTS.md).
-        """
-        from demixgan.training.setup import load_training_data
-
-        mixtures = load_training_data(self.config).observations if self.remixable else None
-        if operator is not None and mixtures is not None and teacher is None:
-            teacher = self.train_separator(options, progress=progress)
-        return train_separator(
-            self.model,
-            options,
-            operator=operator,
-            mixtures=mixtures,
-            consistent=not self.config.data.clip,
-            teacher=teacher,
-            progress=progress,
-        )
 
     @property
     def remixable(self) -> bool:
@@ -213,7 +136,7 @@ class TrainedModel:
         operator: GaussianOperator | None = None,
     ) -> torch.Tensor:
         """The learned components of mixtures by a trained separator, in one pass (no latent
-        fit), made consistent with the mixtures like ``demix``'s: [N, K, 1, 28, 28]. With an
+        fit), made consistent with the mixtures like ``demix``'s: [N, K, C, H, W]. With an
         ``operator`` the observations are its measurements [N, m] (a separator trained for the
         same matrix), and the parts are clipped to [0, 1], where every training part lies."""
         self.require_demixing()
@@ -228,19 +151,20 @@ class TrainedModel:
             return separator.separate(self._checked_measurements(observations, operator))[
                 :, learned
             ].clamp(0, 1)
-        mixtures = as_images(observations)
+        mixtures = self.images(observations)
         parts = separator.separate(mixtures)
-        if not self.config.data.clip:
+        if self.model.operator.name == "identity":
             parts = project_onto_mixture(parts, mixtures)
         return parts[:, learned]
 
     def make_consistent(self, parts: torch.Tensor, mixtures: torch.Tensor) -> torch.Tensor:
         """``parts`` projected onto the mixtures where the model says y = sum of its parts.
 
-        Clipped training mixtures, or a known (sampled) component beside the generators, mean
-        the learned parts need not sum to y; then the parts are returned as they are.
+        Clipped training mixtures (the clip operator), or a known (sampled) component beside
+        the generators, mean the learned parts need not sum to y; then the parts are returned
+        as they are.
         """
-        if self.config.data.clip or self.model.known:
+        if self.model.operator.name != "identity" or self.model.known:
             return parts
         return project_onto_mixture(parts, mixtures)
 
@@ -250,13 +174,13 @@ class TrainedModel:
         operator: GaussianOperator,
         options: FitOptions | None = None,
     ) -> torch.Tensor:
-        """Components from compressive measurements y = A(x + n) [N, m]: [N, K, 1, 28, 28]."""
+        """Components from compressive measurements y = A(x + n) [N, m]: [N, K, C, H, W]."""
         measurements = self._checked_measurements(measurements, operator)
         return self._fit(measurements, options, operator).components
 
     @staticmethod
     def _checked_measurements(measurements, operator: GaussianOperator) -> torch.Tensor:
-        measurements = _check_finite(_as_float(measurements), "measurements")
+        measurements = check_finite(_as_float(measurements), "measurements")
         if measurements.ndim != 2 or measurements.shape[1] != operator.matrix.shape[0]:
             raise DemixganError(
                 f"Compressive measurements must be an [N, m] array with m = "
@@ -266,15 +190,15 @@ class TrainedModel:
         return measurements
 
     def fit(self, observations: torch.Tensor, options: FitOptions | None = None) -> LatentFit:
-        """The whole latent fit (latents, components, measurement error) for images [N, 1, H, W]."""
-        return self._fit(as_images(observations), options, None)
+        """The whole latent fit (latents, components, measurement error) for images [N, C, H, W]."""
+        return self._fit(self.images(observations), options, None)
 
     def _fit(self, observations, options, operator, progress=None) -> LatentFit:
-        options = options or FitOptions()
-        # FitOptions' fields are fit_latents' keyword arguments, one for one.
-        return fit_latents(
-            self.model, observations, operator=operator, progress=progress, **asdict(options)
-        )
+        return fit_latents(self.model, observations, options, operator=operator, progress=progress)
+
+    def images(self, observations) -> torch.Tensor:
+        """Observations as float images of this model's spec [N, C, H, W] (checked, finite)."""
+        return as_images(observations, self.model.image)
 
     def _require_components(self, needed: int, task: str, instead: str) -> None:
         count = len(self.model.learned)
@@ -341,23 +265,28 @@ def check_names(learned: Sequence[str], names: Mapping[str, str]) -> dict[str, s
     return dict(names)
 
 
-def as_images(observations: torch.Tensor) -> torch.Tensor:
-    """Images as float [N, 1, 28, 28]; [N, 28, 28] and one [28, 28] image are accepted."""
+def as_images(observations, image: ImageSpec) -> torch.Tensor:
+    """Images of ``image`` as float [N, C, H, W]; grey ones also as [N, H, W] or one [H, W],
+    colour ones also channels-last [N, H, W, C] (as image files and numpy store them)."""
     images = _as_float(observations)
-    if images.ndim == 2:
+    if images.ndim == 2 and image.channels == 1:
         images = images[None]
-    if images.ndim == 3:
+    if images.ndim == 3 and image.channels == 1:
         images = images[:, None]
-    size = (IMAGE_SIZE, IMAGE_SIZE)
-    if images.ndim != 4 or images.shape[1] != 1 or tuple(images.shape[2:]) != size:
+    channels_last = images.ndim == 4 and images.shape[-1] == image.channels
+    if channels_last and images.shape[1] != image.channels:
+        images = images.permute(0, 3, 1, 2)
+    if images.ndim != 4 or tuple(images.shape[1:]) != image.shape:
+        c, h, w = image.shape
+        grey = f"[N, {h}, {w}] or " if c == 1 else f"[N, {h}, {w}, {c}] or "
         raise DemixganError(
-            f"Observations must be single-channel {IMAGE_SIZE}x{IMAGE_SIZE} images ([N, 28, 28] "
-            f"or [N, 1, 28, 28]), but got an array of shape {tuple(observations.shape)}. Convert "
-            "color images to grayscale and resize them to 28x28 first."
+            f"Observations must be {image.describe()} images ({grey}[N, {c}, {h}, {w}]) like "
+            f"the model's training data, but got an array of shape {tuple(observations.shape)}. "
+            f"Convert them to {c} channel{'s' if c > 1 else ''} and {h}x{w} pixels first."
         )
     if images.shape[0] == 0:
         raise DemixganError("No observations were given (an empty array): nothing to fit.")
-    return _check_finite(images, "observations")
+    return check_finite(images, "observations")
 
 
 def _as_float(values) -> torch.Tensor:
@@ -367,7 +296,7 @@ def _as_float(values) -> torch.Tensor:
     return tensor.float()
 
 
-def _check_finite(values: torch.Tensor, what: str) -> torch.Tensor:
+def check_finite(values: torch.Tensor, what: str) -> torch.Tensor:
     bad = (~torch.isfinite(values)).flatten(1).any(1) if values.numel() else torch.zeros(0)
     if bad.any():
         rows = bad.nonzero().flatten().tolist()

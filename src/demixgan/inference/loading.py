@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 
 from demixgan.errors import DemixganError
+from demixgan.io import checkpoints
+from demixgan.io.run_files import CHECKPOINT_DIR
 from demixgan.models.superposition_model import SuperpositionModel
-from demixgan.training import checkpoints
-from demixgan.training.config import RunConfig, parse_config
-from demixgan.training.run_files import CHECKPOINT_DIR
-from demixgan.training.setup import build_model
+from demixgan.spec.config import RunConfig, parse_config
+from demixgan.spec.factory import build_model
+from demixgan.spec.image import ImageSpec
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -39,7 +40,7 @@ def load_model(path: str | os.PathLike) -> tuple[SuperpositionModel, RunConfig]:
             "'demixgan train' or one of its .safetensors checkpoints."
         )
     config = parse_config(sidecar["config"], name=sidecar["config"].get("name", "run"))
-    model = build_model(config)
+    model = build_model(config, ImageSpec.from_dict(sidecar.get("image"), f"'{path}'"))
     model.load_state_dict(weights["model"])
     return model, config
 
@@ -57,7 +58,8 @@ def export_generators(
     sidecar = checkpoints.read_sidecar(resolve_checkpoint(path))
     model, _ = load_model(path)
     model = copy.deepcopy(model).half() if half else model
-    keep = ("kind", "config", "components", "training_data", "epoch", "demixgan_version")
+    keep = ("kind", "config", "components", "training_data", "image", "operator", "epoch")
+    keep += ("demixgan_version",)
     metadata = {key: sidecar[key] for key in keep if key in sidecar}
     metadata["exported_from"] = {"step": sidecar["step"], "float16": half}
     saved = checkpoints.save_checkpoint(

@@ -41,14 +41,17 @@ def write_outputs(
     estimates: torch.Tensor,
     truth: torch.Tensor | None,
 ) -> str:
-    """Write ``estimates`` [N, K, 1, H, W] (and metrics against ``truth``); return a summary."""
+    """Write ``estimates`` [N, K, C, H, W] (and metrics against ``truth``); return a summary.
+
+    Per component: ``NAME.npy`` [N, C, H, W] and one PNG per input (grey or RGB, the input's
+    size)."""
     names = trained.component_names
     staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.partial-"))
     try:
         for k, name in enumerate(names):
             folder = staging / name
             folder.mkdir()
-            stack = estimates[:, k, 0].numpy()
+            stack = estimates[:, k].numpy()
             np.save(folder.with_suffix(".npy"), stack)
             for i, image in enumerate(stack):
                 write_png(folder / f"{i:05d}.png", image)

@@ -15,15 +15,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from demixgan.inference.options import FitOptions
+from demixgan.models.operators import mix
 from demixgan.models.superposition_model import SuperpositionModel, uniform_latents
 
-UPDATES = ("joint", "alternating")
-#: Penalties of the residual A(sum G) - y: squared (the paper), absolute (robust), or squared
-#: with shortfalls discounted (what the fit leaves unexplained is non-negative corruption).
-RESIDUALS = ("l2", "l1", "nonnegative")
-#: What a fit returns per observation: its best restart, or the restarts' outputs averaged with
-#: weights softmax(-COMBINE_SHARPNESS * error / median error) of their measurement errors.
-COMBINES = ("best", "weighted")
+#: ``combine = "weighted"`` averages the restarts with weights
+#: softmax(-COMBINE_SHARPNESS * error / median error) of their measurement errors.
 COMBINE_SHARPNESS = 2.0
 #: Weight of a shortfall (observation brighter than the fit) under the ``nonnegative`` residual.
 SHORTFALL_WEIGHT = 0.1
@@ -42,25 +39,16 @@ class LatentFit:
 def fit_latents(
     model: SuperpositionModel,
     observations: torch.Tensor,
+    options: FitOptions | None = None,
     *,
     operator: nn.Module | None = None,
-    iterations: int = 500,
-    lr: float = 0.01,
-    restarts: int = 1,
-    latent_weight: float | Mapping[str, float] = 0.0,
-    update: str = "joint",
-    tolerance: float = 0.0,
-    smoothing: float = 0.0,
-    residual: str = "l2",
-    seed: int = 0,
-    chunk: int = 4096,
     progress: Callable[[int], None] | None = None,
     initial: Mapping[str, torch.Tensor] | None = None,
-    combine: str = "best",
 ) -> LatentFit:
-    """Fit latents to ``observations`` (images [N, 1, H, W], or [N, m] under a Gaussian A).
+    """Fit latents to ``observations`` (images [N, C, H, W], or [N, m] under a Gaussian A).
 
-    ``operator`` replaces the model's (identity after training) for this fit. ``update`` is
+    ``options`` (inference/options.py, the one set of defaults) sets the budget. ``operator``
+    replaces the model's (identity after training) for this fit. ``update`` is
     ``joint`` (all latents in one Adam step) or ``alternating`` (the paper's block-coordinate
     updates: one step per component in turn, the others fixed). ``tolerance`` > 0 stops a chunk
     once 25 iterations lower its mean objective by less than that relative amount.
@@ -84,35 +72,29 @@ def fit_latents(
     measurements leave many solutions (compressive sensing with few measurements), their
     average is nearer the truth than any one of them (docs/inference.md).
     """
-    if update not in UPDATES:
-        raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
-    if residual not in RESIDUALS:
-        raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
-    if combine not in COMBINES:
-        raise ValueError(f"combine must be one of {COMBINES}, got {combine!r}")
+    options = options or FitOptions()
+    iterations, restarts = options.iterations, options.restarts
     operator = operator if operator is not None else model.operator
-    weights = _latent_weights(model, latent_weight)
+    weights = dict.fromkeys(model.learned, options.latent_weight)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     operator.to(device)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(options.seed)
     starts = {
         name: uniform_latents(observations.shape[0] * restarts, dim, generator)
         for name, dim in model.latent_dims().items()
     }
     for name, z in (initial or {}).items():
         starts[name] = _initial_starts(model, name, z, observations.shape[0], restarts)
-    if smoothing and getattr(operator, "name", None) != "identity":
+    if options.smoothing and getattr(operator, "name", None) != "identity":
         raise ValueError("smoothing blurs image residuals; it needs the identity operator")
-    problem = _Problem(
-        model, operator, weights, update, lr, tolerance, smoothing, residual, combine
-    )
+    problem = _Problem(model, operator, weights, options)
     try:
         # Chunks of whole observations (all their restarts) bound memory for any input size.
-        per_chunk = max(1, chunk // restarts)
+        per_chunk = max(1, options.chunk // restarts)
         fits = []
         for begin in range(0, observations.shape[0], per_chunk):
             rows = slice(begin * restarts, (begin + per_chunk) * restarts)
@@ -156,28 +138,12 @@ def _initial_starts(
     )
 
 
-def _latent_weights(
-    model: SuperpositionModel, latent_weight: float | Mapping[str, float]
-) -> dict[str, float]:
-    if not isinstance(latent_weight, Mapping):
-        return dict.fromkeys(model.learned, float(latent_weight))
-    unknown = set(latent_weight) - set(model.learned)
-    if unknown:
-        raise ValueError(f"latent weights for unknown components {sorted(unknown)}")
-    return {name: float(latent_weight.get(name, 0.0)) for name in model.learned}
-
-
 @dataclass(frozen=True)
 class _Problem:
     model: SuperpositionModel
     operator: nn.Module
     weights: dict[str, float]
-    update: str
-    lr: float
-    tolerance: float
-    smoothing: float
-    residual: str
-    combine: str
+    options: FitOptions
 
     #: Iterations between two convergence checks.
     CHECK_EVERY = 25
@@ -194,9 +160,7 @@ class _Problem:
         Only the generators of ``block`` (the latents this step moves) are differentiated: the
         others' outputs are constants of the step, so backpropagating through them is waste.
         """
-        learned = self.model.learned
-        sum_ = sum(self._draw(k, latents[k], k in block) for k in learned)
-        residual = self.operator(sum_) - target
+        residual = mix(self.model.learned_parts(latents, block), self.operator) - target
         if sigma > 0:
             residual = gaussian_blur(residual, sigma)
         loss = self.penalty(residual).flatten(1).sum(1).sum()
@@ -205,55 +169,52 @@ class _Problem:
                 loss = loss + weight * latents[name].pow(2).sum()
         return loss
 
-    def _draw(self, name: str, latent: torch.Tensor, differentiate: bool) -> torch.Tensor:
-        with torch.set_grad_enabled(differentiate):
-            return self.model.generators[name](latent)
-
     def penalty(self, residual: torch.Tensor) -> torch.Tensor:
-        if self.residual == "l1":
+        if self.options.residual == "l1":
             return (residual.pow(2) + L1_ROUNDING**2).sqrt() - L1_ROUNDING
-        if self.residual == "nonnegative":
+        if self.options.residual == "nonnegative":
             return torch.where(residual < 0, SHORTFALL_WEIGHT, 1.0) * residual.pow(2)
         return residual.pow(2)
 
     def solve(self, y, starts, iterations, restarts) -> LatentFit:
         latents = {name: z.clone().requires_grad_(True) for name, z in starts.items()}
         target = y.repeat_interleave(restarts, dim=0)
-        blocks = [list(latents)] if self.update == "joint" else [[k] for k in latents]
-        optimizers = [torch.optim.Adam([latents[k] for k in b], lr=self.lr) for b in blocks]
+        blocks = [list(latents)] if self.options.update == "joint" else [[k] for k in latents]
+        optimizers = [torch.optim.Adam([latents[k] for k in b], lr=self.options.lr) for b in blocks]
         previous = None
         done = 0
         coarse = max(1, iterations // 2)
         for done in range(1, iterations + 1):
-            sigma = self.smoothing * max(0.0, 1.0 - (done - 1) / coarse)
+            sigma = self.options.smoothing * max(0.0, 1.0 - (done - 1) / coarse)
             for block, optimizer in zip(blocks, optimizers, strict=True):
                 optimizer.zero_grad(set_to_none=True)
                 loss = self.objective(latents, target, sigma, block)
                 loss.backward()
                 optimizer.step()
-            if self.tolerance and sigma == 0 and done % self.CHECK_EVERY == 0:
+            if self.options.tolerance and sigma == 0 and done % self.CHECK_EVERY == 0:
                 value = loss.item()
-                if previous is not None and previous - value <= self.tolerance * abs(previous):
+                if previous is not None and previous - value <= self.options.tolerance * abs(
+                    previous
+                ):
                     break
                 previous = value
         return self._best(latents, target, y.shape[0], restarts, done if iterations else 0)
 
     @torch.no_grad()
     def _best(self, latents, target, n, restarts, iterations) -> LatentFit:
-        model = self.model
-        parts = torch.stack([model.generators[k](latents[k]) for k in model.learned], dim=1)
-        residual = self.operator(parts.sum(1)) - target
+        parts = self.model.learned_parts(latents)
+        residual = mix(parts, self.operator) - target
         errors = residual.pow(2).flatten(1).mean(1)
         penalties = self.penalty(residual).flatten(1).mean(1).view(n, restarts)
         offsets = torch.arange(n, device=target.device) * restarts
         best = penalties.argmin(dim=1) + offsets  # the fitted objective decides
         chosen, chosen_errors = parts[best], errors[best]
-        if self.combine == "weighted" and restarts > 1:
+        if self.options.combine == "weighted" and restarts > 1:
             scale = penalties.median(dim=1, keepdim=True).values.clamp(min=1e-12)
             weights = torch.softmax(-COMBINE_SHARPNESS * penalties / scale, dim=1)
             by_restart = parts.view(n, restarts, *parts.shape[1:])
             chosen = (weights.view(n, restarts, *[1] * (parts.ndim - 1)) * by_restart).sum(1)
-            chosen_errors = (self.operator(chosen.sum(1)) - target[offsets]).pow(2).flatten(1)
+            chosen_errors = (mix(chosen, self.operator) - target[offsets]).pow(2).flatten(1)
             chosen_errors = chosen_errors.mean(1)
         return LatentFit(
             {name: z.detach()[best].cpu() for name, z in latents.items()},

@@ -22,10 +22,12 @@ True
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 
 import torch
 
+from demixgan.inference.options import FitOptions
 from demixgan.inference.solver import LatentFit, fit_latents
 from demixgan.models.family_generators import ImageOfParameters, ParametricFamilyGenerator
 from demixgan.models.superposition_model import SuperpositionModel
@@ -43,10 +45,13 @@ CHUNK = 256
 
 
 def search_strokes(generator: ParametricFamilyGenerator, images: torch.Tensor) -> torch.Tensor:
-    """Latents [N, generator.latent_dim] placing its ``level`` curves on ``images`` [N, 1, H, W]."""
+    """Latents [N, generator.latent_dim] placing its ``level`` curves on ``images`` [N, C, H, W]
+    (the curves are grey: the channels' mean is searched)."""
+    image = generator.image
     parameters, cores, reaches = _dictionary(
-        generator.image, generator.parameters_per_item, generator.size, GRID
+        generator.draw, generator.parameters_per_item, (image.height, image.width), GRID
     )
+    images = images.mean(dim=1, keepdim=True)
     picks = [_greedy(chunk, generator.level, cores, reaches) for chunk in images.split(CHUNK)]
     return parameters[torch.cat(picks)].flatten(1) * 2 - 1
 
@@ -66,7 +71,7 @@ def _greedy(
 
 @lru_cache(maxsize=2)
 def _dictionary(
-    image: ImageOfParameters, parameters: int, size: int, grid: tuple[int, ...]
+    draw: ImageOfParameters, parameters: int, size: tuple[int, int], grid: tuple[int, ...]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Grid parameters [M, p], cores normalised to unit sum [M, HW], reaches [M, HW] (bool).
 
@@ -78,7 +83,7 @@ def _dictionary(
     grid_parameters = torch.cartesian_prod(*axes)
     with torch.no_grad():
         tents = torch.cat(
-            [image(p[:, None, :], size, size).flatten(1) for p in grid_parameters.split(4096)]
+            [draw(p[:, None, :], *size).flatten(1) for p in grid_parameters.split(4096)]
         )
     cores = (tents > CORE).float()
     cores = cores / cores.sum(dim=1, keepdim=True).clamp(min=1.0)
@@ -89,8 +94,8 @@ def fit_with_stroke_search(
     model: SuperpositionModel,
     images: torch.Tensor,
     signals: Sequence[str],
+    options: FitOptions | None = None,
     rounds: int = 3,
-    **options,
 ) -> LatentFit:
     """``fit_latents`` of ``model`` with its stroke components started where the search says.
 
@@ -109,18 +114,19 @@ def fit_with_stroke_search(
         for name, generator in model.generators.items()
         if getattr(generator, "strokes", False)
     }
+    options = options or FitOptions()
     if not curves:
-        return fit_latents(model, images, **options)
+        return fit_latents(model, images, options)
 
     def searched(observed: torch.Tensor) -> dict[str, torch.Tensor]:
         return {name: search_strokes(generator, observed) for name, generator in curves.items()}
 
-    fit = fit_latents(model, images, **options, initial=searched(images))
+    fit = fit_latents(model, images, options, initial=searched(images))
     indices = [model.learned.index(name) for name in signals]
     for _ in range(rounds - 1):
         rest = (images - fit.components[:, indices].sum(1)).clamp(0.0, 1.0)
         initial = searched(rest) | {name: fit.latents[name] for name in signals}
-        again = fit_latents(model, images, **(options | {"restarts": 1}), initial=initial)
+        again = fit_latents(model, images, replace(options, restarts=1), initial=initial)
         fit = _better(fit, again)
     return fit
 

@@ -18,9 +18,11 @@ from demixgan.evaluation.separation import (
     score_method,
 )
 from demixgan.inference.amortized import Separator
-from demixgan.inference.api import IMAGE_SIZE, FitOptions, TrainedModel, as_images
+from demixgan.inference.api import TrainedModel, check_finite
+from demixgan.inference.options import MAX_SEED, FitOptions
 from demixgan.io.images import read_npy, read_stack
 from demixgan.models.operators import GaussianOperator
+from demixgan.spec.image import ImageSpec
 
 TASKS = ("denoise", "demix", "cs")
 #: The row of the generators' own outputs, before the mixture-consistency projection.
@@ -32,6 +34,7 @@ ICA_SHARES_ROW = "ICA, shares only"
 
 
 def prepare_observations(
+    trained: TrainedModel,
     inputs: Sequence[str | os.PathLike],
     task: str,
     measurements: int | None = None,
@@ -40,14 +43,13 @@ def prepare_observations(
     """Observations of a task from files, and the Gaussian operator of ``cs``.
 
     For ``cs`` the inputs are measurement vectors [N, m] in a ``.npy``, or, with
-    ``measurements`` = m, images that are measured here with the seeded m x 784 matrix.
+    ``measurements`` = m, images that are measured here with the seeded m x (C H W) matrix.
     """
     if task != "cs":
-        return as_images(torch.from_numpy(read_stack(list(inputs)))), None
-    pixels = IMAGE_SIZE * IMAGE_SIZE
-    operator = measurement_operator(measurements, matrix_seed)
+        return trained.images(torch.from_numpy(read_stack(list(inputs)))), None
+    operator = measurement_operator(measurements, matrix_seed, trained.model.image)
     if operator is not None:
-        return operator(as_images(torch.from_numpy(read_stack(list(inputs))))), operator
+        return operator(trained.images(torch.from_numpy(read_stack(list(inputs))))), operator
     is_one_array = len(inputs) == 1 and str(inputs[0]).lower().endswith(".npy")
     stack = torch.from_numpy(read_stack(list(inputs)) if not is_one_array else read_npy(inputs[0]))
     if stack.ndim != 2:
@@ -56,35 +58,41 @@ def prepare_observations(
             f"[N, m], but got shape {tuple(stack.shape)}. Pass --measurements M to measure "
             "images instead."
         )
-    return stack, GaussianOperator(stack.shape[1], pixels, seed=matrix_seed)
+    return stack, measurement_operator(stack.shape[1], matrix_seed, trained.model.image)
 
 
-def measurement_operator(measurements: int | None, matrix_seed: int) -> GaussianOperator | None:
-    """The seeded m x 784 Gaussian matrix of ``--measurements`` (None: none given)."""
+def measurement_operator(
+    measurements: int | None, matrix_seed: int, image: ImageSpec
+) -> GaussianOperator | None:
+    """The seeded m x (C H W) Gaussian matrix of ``--measurements`` (None: none given)."""
     if measurements is None:
         return None
-    pixels = IMAGE_SIZE * IMAGE_SIZE
-    if not 1 <= measurements <= 10 * pixels:
+    if not 1 <= measurements <= 10 * image.pixels:
         raise DemixganError(
-            f"--measurements must be between 1 and {10 * pixels}, got {measurements}."
+            f"--measurements must be between 1 and {10 * image.pixels} (ten times the "
+            f"{image.pixels} values of a {image.describe()} image), got {measurements}."
         )
-    return GaussianOperator(measurements, pixels, seed=matrix_seed)
+    if not 0 <= matrix_seed <= MAX_SEED:
+        raise DemixganError(f"--matrix-seed must be from 0 to {MAX_SEED}, got {matrix_seed}.")
+    return GaussianOperator(measurements, image, seed=matrix_seed)
 
 
 def read_truth(
     paths: Sequence[str | os.PathLike] | None, task: str, trained: TrainedModel, n: int
 ) -> torch.Tensor | None:
-    """Ground truth as components [N, K, 1, 28, 28] (K = 1 for clean images)."""
+    """Ground truth as components [N, K, C, H, W] (K = 1 for clean images)."""
     if not paths:
         return None
     stack = torch.from_numpy(read_stack(list(paths)))
-    if stack.ndim == 5 and stack.shape[2] == 1:
-        stack = stack[:, :, 0]
-    truth = stack[:, :, None] if stack.ndim == 4 else as_images(stack)[:, None]
-    if tuple(truth.shape[2:]) != (1, IMAGE_SIZE, IMAGE_SIZE):
+    image = trained.model.image
+    if stack.ndim == 4 and image.channels == 1 and tuple(stack.shape[2:]) == image.shape[1:]:
+        stack = stack[:, :, None]  # [N, K, H, W] of grey components
+    truth = stack if stack.ndim == 5 else trained.images(stack)[:, None]
+    if tuple(truth.shape[2:]) != image.shape:
+        c, h, w = image.shape
         raise DemixganError(
-            f"--truth must hold 28x28 images or a .npy [N, K, 28, 28] of components, but got "
-            f"shape {tuple(stack.shape)}."
+            f"--truth must hold {image.describe()} images or a .npy [N, K, {c}, {h}, {w}] of "
+            f"components, but got shape {tuple(stack.shape)}."
         )
     if truth.shape[0] != n:
         raise DemixganError(
@@ -95,9 +103,9 @@ def read_truth(
     if task == "demix" and truth.shape[1] != learned:
         raise DemixganError(
             f"--truth holds {truth.shape[1]} components per mixture; the checkpoint separates "
-            f"{learned}. Give a .npy [N, {learned}, 28, 28]."
+            f"{learned}. Give a .npy [N, {learned}, {', '.join(map(str, image.shape))}]."
         )
-    as_images(truth.flatten(0, 1))  # finite values
+    check_finite(truth.flatten(0, 1), "ground truth")
     return truth
 
 
@@ -113,7 +121,7 @@ def run_inference(
     estimate: str = "generator",
     separator: Separator | None = None,
 ) -> torch.Tensor:
-    """Estimated components [N, K, 1, 28, 28] of ``task`` (``consistent``: see ``demix``;
+    """Estimated components [N, K, C, H, W] of ``task`` (``consistent``: see ``demix``;
     ``corruption_level`` and ``estimate``: see ``denoise``; a ``separator`` demixes, or
     recovers the parts from measurements, in one pass instead of the latent fit)."""
     if separator is not None and task == "denoise":

@@ -1,4 +1,4 @@
-"""Read and write the image files users hand to demixgan: grayscale PNGs and ``.npy`` arrays.
+"""Read and write the image files users hand to demixgan: grey or RGB PNGs and ``.npy`` arrays.
 
 Arrays are read with ``allow_pickle=False``: a ``.npy`` file never runs code.
 """
@@ -13,12 +13,12 @@ from PIL import Image
 
 from demixgan.errors import DemixganError
 
-#: Grayscale PNG modes and the value of their white, which maps to 1.0.
-PNG_SCALES = {"L": 255.0, "I;16": 65535.0, "1": 1.0}
+#: PNG modes read (grey ones and RGB) and the value of their white, which maps to 1.0.
+PNG_SCALES = {"L": 255.0, "I;16": 65535.0, "1": 1.0, "RGB": 255.0}
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
-    """A grayscale PNG as float32 [1, H, W] in [0, 1]."""
+    """A grey PNG as float32 [1, H, W] in [0, 1], an RGB one as [3, H, W]."""
     try:
         with Image.open(path) as image:
             image.load()
@@ -31,10 +31,11 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
     if mode not in PNG_SCALES:
         raise DemixganError(
             f"The image {path} has mode {mode} ({len(image.getbands())} channels), but demixgan "
-            f"reads single-channel grayscale PNGs only (modes {', '.join(PNG_SCALES)}); convert "
-            f"it, e.g. with Pillow: Image.open(path).convert('L').save(path)."
+            f"reads grey or RGB PNGs (modes {', '.join(PNG_SCALES)}); convert it, e.g. with "
+            f"Pillow: Image.open(path).convert('L').save(path) (or 'RGB')."
         )
-    return (pixels.astype(np.float32) / PNG_SCALES[mode])[None]
+    scaled = pixels.astype(np.float32) / PNG_SCALES[mode]
+    return scaled.transpose(2, 0, 1) if scaled.ndim == 3 else scaled[None]
 
 
 def read_npy(path: str | os.PathLike) -> np.ndarray:
@@ -51,8 +52,9 @@ def read_npy(path: str | os.PathLike) -> np.ndarray:
 def read_stack(paths: list[str | os.PathLike]) -> np.ndarray:
     """PNG files and ``.npy`` stacks concatenated along the first axis as float32.
 
-    A PNG is one image; a ``.npy`` is [H, W] (one image) or a stack [N, ...]; uint8 arrays are
-    scaled by 1/255 like PNGs. Shapes are checked by the caller, which knows what it expects.
+    A PNG is one image: grey ones stack as [1, H, W], RGB ones as [1, 3, H, W]; a ``.npy`` is
+    [H, W] (one image) or a stack [N, ...]; uint8 arrays are scaled by 1/255 like PNGs. Shapes
+    are checked by the caller, which knows what it expects.
     """
     if not paths:
         raise DemixganError("No input files were given: pass PNG images or .npy stacks.")
@@ -66,6 +68,8 @@ def read_stack(paths: list[str | os.PathLike]) -> np.ndarray:
         if not path.is_file():
             raise DemixganError(f"The input file '{path}' does not exist.")
         array = read_png(path) if suffix == ".png" else read_npy(path)
+        if suffix == ".png" and array.shape[0] == 3:
+            array = array[None]
         if suffix == ".npy" and array.ndim == 2:
             array = array[None]
         if not (np.issubdtype(array.dtype, np.number) and not np.iscomplexobj(array)):
@@ -81,6 +85,9 @@ def read_stack(paths: list[str | os.PathLike]) -> np.ndarray:
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """One image [H, W] as an 8-bit grayscale PNG; values are clipped to [0, 1] for display."""
+    """One image [C, H, W] (C 1 or 3; or [H, W]) as an 8-bit grey or RGB PNG; values are
+    clipped to [0, 1] for display."""
     pixels = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 255.0
-    Image.fromarray(np.round(pixels).astype(np.uint8), mode="L").save(path)
+    if pixels.ndim == 3:
+        pixels = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+    Image.fromarray(np.round(pixels).astype(np.uint8)).save(path)

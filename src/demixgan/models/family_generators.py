@@ -5,11 +5,17 @@ generators (denoising with the corruption modelled too), the latent solver needs
 form every learned component has: an image G(z) of a latent z in [-1, 1]^d. ``sines`` and
 ``waves`` are drawn by their own sampler's formula with z mapped onto its uniform parameters;
 ``lines``, whose positions are discrete, is relaxed to a free intensity per row and per column
-combined by max: a set that holds every ``lines`` draw of every level.
+combined by max: a set that holds every ``lines`` draw of every level. Each is drawn at the
+run's ``ImageSpec``; the families are grey, so in an RGB image they are grey strokes in a
+colour image (the same values in every channel).
 
->>> generator = family_generator("sines", level=2)
+>>> from demixgan.spec.image import ImageSpec
+>>> generator = family_generator("sines", level=2)  # MNIST_IMAGE
 >>> generator.latent_dim, generator(torch.zeros(3, generator.latent_dim)).shape
 (8, torch.Size([3, 1, 28, 28]))
+>>> lines = family_generator("lines", level=2, image=ImageSpec(3, 32, 48))
+>>> lines.latent_dim, lines(torch.zeros(3, lines.latent_dim)).shape  # 32 rows + 48 columns
+(80, torch.Size([3, 3, 32, 48]))
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from demixgan.data.families import (
     sines_image,
     waves_image,
 )
+from demixgan.networks.generators import grey_image
+from demixgan.spec.image import MNIST_IMAGE, ImageSpec
 
 ImageOfParameters = Callable[[torch.Tensor, int, int], torch.Tensor]
 
@@ -44,54 +52,59 @@ def _uniform_parameters(z: torch.Tensor) -> torch.Tensor:
 class ParametricFamilyGenerator(nn.Module):
     """``level`` items (curves, waves) of a family, each drawn from its own latent coordinates.
 
-    ``strokes`` marks thin items that a fit should start from a search (inference/stroke_search).
+    ``draw(p, height, width)`` renders parameters p [B, level, parameters] in [0, 1] as grey
+    images [B, 1, height, width]. ``strokes`` marks thin items that a fit should start from a
+    search (inference/stroke_search), which draws its dictionary with ``draw`` at ``image``.
     """
 
     def __init__(
         self,
-        image: ImageOfParameters,
+        draw: ImageOfParameters,
         parameters: int,
         level: int,
-        size: int = 28,
+        image: ImageSpec = MNIST_IMAGE,
         strokes: bool = False,
     ) -> None:
         super().__init__()
+        self.draw = draw
         self.image = image
         self.strokes = strokes
         self.parameters_per_item = parameters
         self.level = check_level(level)
         self.latent_dim = parameters * self.level
-        self.size = size
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         p = _uniform_parameters(z).view(z.shape[0], self.level, self.parameters_per_item)
-        return self.image(p, self.size, self.size)
+        return grey_image(self.draw(p, self.image.height, self.image.width), self.image)
 
 
 class RelaxedLinesGenerator(nn.Module):
     """Full-length horizontal and vertical strokes: max(row intensity, column intensity).
 
     The ``lines`` family puts k value-1 lines at discrete rows or columns; with one intensity
-    in [0, 1] per row and per column the fit moves continuously between any such images, and
-    an intensity settles at 1 where the observation has a line and at 0 elsewhere (a digit
-    cannot fill a whole row).
+    in [0, 1] per row (``image.height`` of them, first in the latent) and per column
+    (``image.width``) the fit moves continuously between any such images, and an intensity
+    settles at 1 where the observation has a line and at 0 elsewhere (a digit cannot fill a
+    whole row).
     """
 
-    def __init__(self, size: int = 28) -> None:
+    def __init__(self, image: ImageSpec = MNIST_IMAGE) -> None:
         super().__init__()
-        self.size = size
-        self.latent_dim = 2 * size
+        self.image = image
+        self.latent_dim = image.height + image.width
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        rows, columns = _uniform_parameters(z).split(self.size, dim=1)
-        return torch.maximum(rows[:, :, None], columns[:, None, :]).unsqueeze(1)
+        sides = [self.image.height, self.image.width]
+        rows, columns = _uniform_parameters(z).split(sides, dim=1)
+        grey = torch.maximum(rows[:, :, None], columns[:, None, :]).unsqueeze(1)
+        return grey_image(grey, self.image)
 
 
-def family_generator(family: str, level: int, size: int = 28) -> nn.Module:
+def family_generator(family: str, level: int, image: ImageSpec = MNIST_IMAGE) -> nn.Module:
     """The generator form of a known family at ``level`` (lines: any level, relaxed)."""
     level, name = check_level(level), get_family(family).name
     if name == "lines":
-        return RelaxedLinesGenerator(size)
+        return RelaxedLinesGenerator(image)
     if name == "sines":
-        return ParametricFamilyGenerator(sines_image, SINE_PARAMETERS, level, size, strokes=True)
-    return ParametricFamilyGenerator(waves_image, WAVE_PARAMETERS, level, size)
+        return ParametricFamilyGenerator(sines_image, SINE_PARAMETERS, level, image, strokes=True)
+    return ParametricFamilyGenerator(waves_image, WAVE_PARAMETERS, level, image)

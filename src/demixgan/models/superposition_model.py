@@ -12,15 +12,16 @@ torch.Size([3, 1, 28, 28])
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from demixgan.data.families import get_family
+from demixgan.data.superposition import draw_family
 from demixgan.models.family_generators import family_generator
-from demixgan.models.operators import IdentityOperator
+from demixgan.models.operators import IdentityOperator, mix
+from demixgan.spec.image import MNIST_IMAGE, ImageSpec
 
 COUPLINGS = ("independent", "identical", "scaled")
 
@@ -64,11 +65,13 @@ class SuperpositionModel(nn.Module):
         self,
         components: Sequence[LearnedComponent | KnownComponent],
         *,
+        image: ImageSpec = MNIST_IMAGE,
         operator: nn.Module | None = None,
         coupling: str = "independent",
         coupling_scale: float = 0.1,
     ) -> None:
         super().__init__()
+        self.image = image
         if coupling not in COUPLINGS:
             raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
         self.names = tuple(c.name for c in components)
@@ -108,12 +111,17 @@ class SuperpositionModel(nn.Module):
             if name in self.generators
             else LearnedComponent(
                 name,
-                family_generator(known[name].family, known[name].level if level is None else level),
+                family_generator(
+                    known[name].family,
+                    known[name].level if level is None else level,
+                    self.image,
+                ),
             )
             for name in self.names
         ]
         return SuperpositionModel(
             components,
+            image=self.image,
             operator=self.operator,
             coupling=self.coupling,
             coupling_scale=self.coupling_scale,
@@ -121,17 +129,35 @@ class SuperpositionModel(nn.Module):
 
     def sample_known(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Fresh draws of every known component (CPU): AmbientGAN-style corruption."""
-        return {c.name: get_family(c.family).sample(n, c.level, generator) for c in self.known}
+        return {
+            c.name: draw_family(c.family, n, c.level, generator, self.image) for c in self.known
+        }
 
     def components(
         self, latents: Mapping[str, torch.Tensor], known: Mapping[str, torch.Tensor] | None = None
     ) -> torch.Tensor:
-        """Every component as [B, K, 1, H, W], in the model's component order."""
+        """Every component as [B, K, C, H, W], in the model's component order."""
         known = known or {}
         parts = [
             self.generators[name](latents[name]) if name in self.generators else known[name]
             for name in self.names
         ]
+        return torch.stack(parts, dim=1)
+
+    def learned_parts(
+        self, latents: Mapping[str, torch.Tensor], differentiate: Collection[str] | None = None
+    ) -> torch.Tensor:
+        """The learned components [B, K_learned, C, H, W] of ``latents``, in learned order.
+
+        Only the generators named in ``differentiate`` (None: all) record gradients: a latent
+        fit that moves one block of latents need not backpropagate through the others.
+        """
+        parts = []
+        for name in self.learned:
+            with torch.set_grad_enabled(
+                torch.is_grad_enabled() and (differentiate is None or name in differentiate)
+            ):
+                parts.append(self.generators[name](latents[name]))
         return torch.stack(parts, dim=1)
 
     def forward(
@@ -141,7 +167,7 @@ class SuperpositionModel(nn.Module):
         *,
         with_components: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """The observation A(sum_k c_k), and optionally the components [B, K, 1, H, W]."""
+        """The observation A(sum_k c_k), and optionally the components [B, K, C, H, W]."""
         parts = self.components(latents, known)
-        observation = self.operator(parts.sum(dim=1))
+        observation = mix(parts, self.operator)
         return (observation, parts) if with_components else observation

@@ -1,14 +1,28 @@
-"""Generators G(z) -> [B, 1, 28, 28] images in [0, 1].
+"""Generators G(z) -> [B, C, H, W] images in [0, 1], built for an ``ImageSpec``.
 
 The paper's text leaves details open; the minimal consistent reading used here is written in
-docs/networks.md. Both generators map a latent z to an image through two fully connected
-layers and two stride-2 transposed convolutions (7 -> 14 -> 28).
+docs/networks.md. The convolutional generators map a latent z to an image through two fully
+connected layers and ``image.stages`` stride-2 transposed convolutions from the spec's base
+grid; at the paper's ``MNIST_IMAGE`` that is two of them, 7 -> 14 -> 28. The research
+generators draw grey structure; in an RGB image it is grey strokes in a colour image, the same
+in every channel.
+
+>>> from demixgan.spec.image import ImageSpec
+>>> ConvGenerator(8, hidden=16, base_channels=8)(torch.randn(2, 8)).shape  # MNIST_IMAGE
+torch.Size([2, 1, 28, 28])
+>>> ConvGenerator(8, image=ImageSpec(3, 64, 48), hidden=16)(torch.randn(2, 8)).shape
+torch.Size([2, 3, 64, 48])
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from demixgan.spec.image import MNIST_IMAGE, ImageSpec
+
+#: The convolutional generators' narrowest stage, unless the first halving is already narrower.
+MIN_CHANNELS = 8
 
 
 def _init_normal(module: nn.Module, std: float = 0.02) -> None:
@@ -23,6 +37,14 @@ def _init_normal(module: nn.Module, std: float = 0.02) -> None:
             nn.init.zeros_(layer.bias)
 
 
+def grey_image(grey: torch.Tensor, image: ImageSpec) -> torch.Tensor:
+    """A grey drawing [B, 1, H, W] as an image of ``image.channels`` (a view, not a copy).
+
+    Grey strokes in a colour image: an RGB image repeats the grey values in all three channels.
+    """
+    return grey if image.channels == 1 else grey.expand(-1, image.channels, -1, -1)
+
+
 def _norm(kind: str, features: int, spatial: bool) -> nn.Module:
     if kind == "none":
         return nn.Identity()
@@ -30,16 +52,21 @@ def _norm(kind: str, features: int, spatial: bool) -> nn.Module:
 
 
 class ConvGenerator(nn.Module):
-    """FC -> FC -> deconv(stride 2) -> deconv(stride 2) -> sigmoid.
+    """FC -> FC -> ``image.stages`` x deconv(stride 2) -> sigmoid, from the spec's base grid.
 
     ``kernel`` 5 with ``norm="none"`` is the paper's DCGAN generator; ``kernel`` 4 with
-    ``norm="batch"`` is the InfoGAN generator used for Fashion-MNIST.
+    ``norm="batch"`` is the InfoGAN generator used for Fashion-MNIST. The second FC layer fills
+    ``base_channels`` maps of the ``image.base`` grid; each transposed convolution doubles the
+    grid and halves the channels (not below ``MIN_CHANNELS``, unless the first halving already
+    is), the last one gives ``image.channels``. At ``MNIST_IMAGE`` (7 -> 14 -> 28) the layers
+    are exactly the paper's, so checkpoints written before the spec existed still load.
     """
 
     def __init__(
         self,
         latent_dim: int,
         *,
+        image: ImageSpec = MNIST_IMAGE,
         hidden: int = 1024,
         base_channels: int = 128,
         kernel: int = 5,
@@ -47,22 +74,28 @@ class ConvGenerator(nn.Module):
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
+        self.image = image
         padding, output_padding = (2, 1) if kernel == 5 else (1, 0)
-        mid = base_channels // 2
-        self.body = nn.Sequential(
+        base_h, base_w = image.base
+        grid = base_channels * base_h * base_w
+        layers: list[nn.Module] = [
             nn.Linear(latent_dim, hidden),
             _norm(norm, hidden, spatial=False),
             nn.ReLU(),
-            nn.Linear(hidden, base_channels * 7 * 7),
-            _norm(norm, base_channels * 7 * 7, spatial=False),
+            nn.Linear(hidden, grid),
+            _norm(norm, grid, spatial=False),
             nn.ReLU(),
-            nn.Unflatten(1, (base_channels, 7, 7)),
-            nn.ConvTranspose2d(base_channels, mid, kernel, 2, padding, output_padding),
-            _norm(norm, mid, spatial=True),
-            nn.ReLU(),
-            nn.ConvTranspose2d(mid, 1, kernel, 2, padding, output_padding),
-            nn.Sigmoid(),
-        )
+            nn.Unflatten(1, (base_channels, base_h, base_w)),
+        ]
+        floor = max(1, min(MIN_CHANNELS, base_channels // 2))
+        inputs = base_channels
+        for stage in range(1, image.stages + 1):
+            last = stage == image.stages
+            outputs = image.channels if last else max(base_channels >> stage, floor)
+            layers.append(nn.ConvTranspose2d(inputs, outputs, kernel, 2, padding, output_padding))
+            layers += [nn.Sigmoid()] if last else [_norm(norm, outputs, spatial=True), nn.ReLU()]
+            inputs = outputs
+        self.body = nn.Sequential(*layers)
         _init_normal(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -82,12 +115,16 @@ def _coefficient_mlp(latent_dim: int, hidden: int, outputs: int, norm: str) -> n
     )
 
 
-def _plane_wave_basis(size: int, max_frequency: float, spacing: float) -> torch.Tensor:
+def _plane_wave_basis(
+    height: int, width: int, max_frequency: float, spacing: float
+) -> torch.Tensor:
     """Real plane waves cos/sin(2 pi (u x + v y)) with |(u, v)| <= max_frequency cycles per image.
 
     Frequencies lie on a grid of ``spacing`` cycles per image in a half plane (the other half
     repeats them). Each row has unit root-mean-square over the image, so no coefficient starts
-    out louder than another. Returns [n_basis, size * size].
+    out louder than another. x runs over the columns and y over the rows, each in cycles per
+    image side, so a non-square image has the same frequencies stretched. Returns
+    [n_basis, height * width].
     """
     steps = int(max_frequency / spacing)
     grid = torch.arange(-steps, steps + 1, dtype=torch.float64) * spacing
@@ -95,8 +132,9 @@ def _plane_wave_basis(size: int, max_frequency: float, spacing: float) -> torch.
     u, v = u.flatten(), v.flatten()
     keep = (u.square() + v.square() <= max_frequency**2) & ((v > 0) | ((v == 0) & (u >= 0)))
     u, v = u[keep], v[keep]
-    coords = torch.arange(size, dtype=torch.float64) / size
-    x, y = torch.meshgrid(coords, coords, indexing="xy")
+    columns = torch.arange(width, dtype=torch.float64) / width
+    rows = torch.arange(height, dtype=torch.float64) / height
+    x, y = torch.meshgrid(columns, rows, indexing="xy")  # [height, width] each
     phase = 2 * torch.pi * (u[:, None] * x.flatten() + v[:, None] * y.flatten())
     is_dc = (u == 0) & (v == 0)
     basis = torch.cat((phase.cos(), phase[~is_dc].sin()))  # sin of the zero frequency is 0
@@ -111,7 +149,7 @@ class LowpassGenerator(nn.Module):
     draw sharp strokes cannot take a digit away from a convolutional generator, while it draws
     smooth textures (the ``waves`` family is band-limited to 4 cycles per image) exactly. The
     output is the band-limited field itself, without a squashing nonlinearity: a sigmoid would
-    turn smooth waves into saturated stripes.
+    turn smooth waves into saturated stripes. The field is grey (the same in every channel).
     """
 
     def __init__(
@@ -122,19 +160,19 @@ class LowpassGenerator(nn.Module):
         norm: str = "batch",
         max_frequency: float = 5.0,
         spacing: float = 0.5,
-        size: int = 28,
+        image: ImageSpec = MNIST_IMAGE,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.size = size
-        self.register_buffer(
-            "basis", _plane_wave_basis(size, max_frequency, spacing), persistent=False
-        )
+        self.image = image
+        basis = _plane_wave_basis(image.height, image.width, max_frequency, spacing)
+        self.register_buffer("basis", basis, persistent=False)
         self.body = _coefficient_mlp(latent_dim, hidden, self.basis.shape[0], norm)
         _init_normal(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return (self.body(z) @ self.basis).view(-1, 1, self.size, self.size)
+        grey = (self.body(z) @ self.basis).view(-1, 1, self.image.height, self.image.width)
+        return grey_image(grey, self.image)
 
 
 class CurveGenerator(nn.Module):
@@ -147,7 +185,9 @@ class CurveGenerator(nn.Module):
     frequencies, phases) and the stroke profile; it does not know the sampler of the data.
     The stroke follows the exact distance to the curve's polyline (two vertices per column), so
     steep flanks stay as thin as flat ones. ``bounded`` squashes the height into the image
-    (tanh), so every latent draws a visible curve.
+    (tanh), so every latent draws a visible curve. The curve runs across the width (frequencies
+    in cycles per image width) and its height is in rows; it is grey strokes in a colour image
+    when ``image`` has three channels.
     """
 
     #: Distances (pixels) where the stroke profile is learned; it is zero beyond the last.
@@ -164,35 +204,37 @@ class CurveGenerator(nn.Module):
         norm: str = "batch",
         max_frequency: float = 4.0,
         spacing: float = 0.5,
-        size: int = 28,
+        image: ImageSpec = MNIST_IMAGE,
         bounded: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.size = size
+        self.image = image
         self.bounded = bounded
+        height, width = image.height, image.width
         reach = int(self.PROFILE_KNOTS * self.PROFILE_STEP)  # no stroke reaches farther
         step = 1 / self.VERTICES_PER_PIXEL
-        xs = torch.arange(-reach, size - 1 + reach + step / 2, step, dtype=torch.float64)
+        xs = torch.arange(-reach, width - 1 + reach + step / 2, step, dtype=torch.float64)
         freqs = torch.arange(0.0, max_frequency + spacing / 2, spacing, dtype=torch.float64)
-        phase = 2 * torch.pi * freqs[:, None] * xs / size  # [n_freq, n_vertices]
+        phase = 2 * torch.pi * freqs[:, None] * xs / width  # [n_freq, n_vertices]
         # Height in pixels per unit coefficient: a quarter of the image.
-        basis = torch.cat((phase.cos(), phase[1:].sin())) * (size / 4)
+        basis = torch.cat((phase.cos(), phase[1:].sin())) * (height / 4)
         self.register_buffer("basis", basis.float(), persistent=False)
         self.window = 2 * reach * self.VERTICES_PER_PIXEL + 1  # vertices near one column
         offsets = torch.arange(self.window, dtype=torch.float32) * step - reach
         self.register_buffer("offsets", offsets, persistent=False)
-        self.register_buffer("rows", torch.arange(size, dtype=torch.float32), persistent=False)
+        self.register_buffer("rows", torch.arange(height, dtype=torch.float32), persistent=False)
         # Starts as a thin fading stroke: 0.5 on the curve, ~0 four knots out.
         self.profile_logits = nn.Parameter(torch.linspace(0.0, -12.0, self.PROFILE_KNOTS))
         self.body = _coefficient_mlp(latent_dim, hidden, basis.shape[0], norm)
         _init_normal(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        rows = self.image.height
         height = self.body(z) @ self.basis  # [B, V] pixels from mid-image
         if self.bounded:  # squash into the image: no latent is wasted on an empty picture
-            height = (self.size / 2) * torch.tanh(height / (self.size / 2))
-        height = height + (self.size - 1) / 2
+            height = (rows / 2) * torch.tanh(height / (rows / 2))
+        height = height + (rows - 1) / 2
         # Vertices within reach of each column, relative to each pixel: [B, H, W, window].
         near = height.unfold(1, self.window, self.VERTICES_PER_PIXEL)[:, None]
         ay = near[..., :-1] - self.rows[:, None, None]
@@ -200,7 +242,7 @@ class CurveGenerator(nn.Module):
         ax, dx = self.offsets[:-1], self.offsets[1:] - self.offsets[:-1]
         t = (-(ax * dx + ay * dy) / (dx.square() + dy.square())).clamp(0.0, 1.0)
         dist = ((ax + t * dx).square() + (ay + t * dy).square() + 1e-8).sqrt().amin(dim=-1)
-        return self._stroke(dist).unsqueeze(1)
+        return grey_image(self._stroke(dist).unsqueeze(1), self.image)
 
     def _stroke(self, dist: torch.Tensor) -> torch.Tensor:
         """Piecewise-linear learned profile in [0, 1] over the knots, zero beyond the last."""
@@ -223,20 +265,30 @@ class AxisLinesGenerator(nn.Module):
     generator learns to draw in one orientation it draws in the other for half the latents.
     Without that, it learned vertical lines only and left the horizontal ones to the digit
     generator (docs/training.md, E12-E14). Ruled-lines images stay ruled-lines images when
-    transposed, so the range is the same.
+    transposed, so the range is the same. A non-square image is drawn without the transpose:
+    transposed, an H x W image would be W x H, not an image of the spec. It has ``height`` row
+    and ``width`` column intensities and is grey strokes in a colour image.
     """
 
     def __init__(
-        self, latent_dim: int, *, hidden: int = 256, norm: str = "batch", size: int = 28
+        self,
+        latent_dim: int,
+        *,
+        hidden: int = 256,
+        norm: str = "batch",
+        image: ImageSpec = MNIST_IMAGE,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.size = size
-        self.body = _coefficient_mlp(latent_dim, hidden, 2 * size, norm)
+        self.image = image
+        self.body = _coefficient_mlp(latent_dim, hidden, image.height + image.width, norm)
         _init_normal(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        rows, columns = torch.sigmoid(self.body(z)).split(self.size, dim=1)
-        image = torch.maximum(rows[:, :, None], columns[:, None, :])
-        transposed = (z[:, 0] > 0)[:, None, None]
-        return torch.where(transposed, image.transpose(1, 2), image).unsqueeze(1)
+        sides = [self.image.height, self.image.width]
+        rows, columns = torch.sigmoid(self.body(z)).split(sides, dim=1)
+        grey = torch.maximum(rows[:, :, None], columns[:, None, :])
+        if self.image.height == self.image.width:
+            transposed = (z[:, 0] > 0)[:, None, None]
+            grey = torch.where(transposed, grey.transpose(1, 2), grey)
+        return grey_image(grey.unsqueeze(1), self.image)

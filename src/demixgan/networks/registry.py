@@ -14,6 +14,7 @@ from demixgan.networks.generators import (
     CurveGenerator,
     LowpassGenerator,
 )
+from demixgan.spec.image import MNIST_IMAGE, ImageSpec
 
 #: Generator architectures and their fixed options; ``norm`` may be overridden per component.
 GENERATOR_ARCHS: dict[str, dict[str, Any]] = {
@@ -28,11 +29,17 @@ DISCRIMINATOR_ARCHS = ("dcgan",)
 
 
 def build_generator(
-    arch: str, latent_dim: int, *, hidden: int = 1024, channels: int = 128, norm: str | None = None
+    arch: str,
+    latent_dim: int,
+    *,
+    image: ImageSpec = MNIST_IMAGE,
+    hidden: int = 1024,
+    channels: int = 128,
+    norm: str | None = None,
 ) -> nn.Module:
-    """Build a generator from the options a config or checkpoint sidecar records.
+    """Build a generator of ``image``-shaped images from the options a sidecar records.
 
-    ``channels`` sizes the convolutional generators; the ``lowpass`` one has no channels.
+    ``channels`` sizes the convolutional generators; the research ones have no channels.
     """
     if arch not in GENERATOR_ARCHS:
         raise DemixganError(
@@ -42,19 +49,27 @@ def build_generator(
     if norm is not None:
         options["norm"] = norm
     if arch == "lowpass":
-        return LowpassGenerator(latent_dim, hidden=hidden, **options)
+        return LowpassGenerator(latent_dim, image=image, hidden=hidden, **options)
     if arch == "axis-lines":
-        return AxisLinesGenerator(latent_dim, hidden=hidden, **options)
+        return AxisLinesGenerator(latent_dim, image=image, hidden=hidden, **options)
     if arch.startswith("curve"):
-        return CurveGenerator(latent_dim, hidden=hidden, **options)
-    return ConvGenerator(latent_dim, hidden=hidden, base_channels=channels, **options)
+        return CurveGenerator(latent_dim, image=image, hidden=hidden, **options)
+    return ConvGenerator(latent_dim, image=image, hidden=hidden, base_channels=channels, **options)
 
 
 def build_discriminator(
-    arch: str, *, channels: int = 64, spectral_norm: bool = False, code_dim: int = 0
+    arch: str,
+    *,
+    image: ImageSpec = MNIST_IMAGE,
+    channels: int = 64,
+    spectral_norm: bool = False,
+    code_dim: int = 0,
 ) -> nn.Module:
+    """Build a discriminator of ``image``-shaped images from the options a sidecar records."""
     if arch not in DISCRIMINATOR_ARCHS:
         raise DemixganError(
             f"Unknown discriminator architecture '{arch}'. Known: {', '.join(DISCRIMINATOR_ARCHS)}."
         )
-    return ConvDiscriminator(channels=channels, use_spectral_norm=spectral_norm, code_dim=code_dim)
+    return ConvDiscriminator(
+        image=image, channels=channels, use_spectral_norm=spectral_norm, code_dim=code_dim
+    )

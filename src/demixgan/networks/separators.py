@@ -3,12 +3,13 @@
 They are trained on the superposition model's own samples (``inference.amortized``), never on
 clean parts, so they estimate what the latent fit estimates, without the per-mixture fit.
 
->>> net = UNetSeparator(components=2, width=8)
->>> net(torch.rand(3, 1, 28, 28)).shape
+>>> from demixgan.spec.image import ImageSpec
+>>> net = UNetSeparator(components=2, width=8)  # MNIST_IMAGE
+>>> net(torch.rand(3, *MNIST_IMAGE.shape)).shape
 torch.Size([3, 2, 1, 28, 28])
->>> lifted = UNetSeparator(components=1, width=8, measurements=100)
+>>> lifted = UNetSeparator(components=1, width=8, measurements=100, image=ImageSpec(3, 32, 48))
 >>> lifted(torch.randn(3, 100)).shape
-torch.Size([3, 1, 1, 28, 28])
+torch.Size([3, 1, 3, 32, 48])
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IMAGE_SIZE = 28
+from demixgan.spec.image import MNIST_IMAGE, ImageSpec
 
 
 def _block(inputs: int, outputs: int) -> nn.Sequential:
@@ -32,44 +33,60 @@ def _block(inputs: int, outputs: int) -> nn.Sequential:
     )
 
 
-class UNetSeparator(nn.Module):
-    """A two-level U-Net on 28 x 28 images (28 -> 14 -> 7 and back, with skips).
+def _upsample(coarse: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """``coarse`` features, nearest-upsampled to the size of the finer level's ``skip``.
 
-    ``measurements`` m > 0 puts a learned linear lift R^m -> R^784 in front, for compressive
-    observations y = A x; it starts as A^T when ``lift_init`` is given, the usual back-projection.
+    To the skip's size rather than by a factor 2, so an odd side (pooled down by flooring: 7
+    rows to 3) comes back to its own size; where the sides halve exactly, both are the same.
+    """
+    return F.interpolate(coarse, size=skip.shape[-2:])
+
+
+class UNetSeparator(nn.Module):
+    """A two-level U-Net on ``image``-shaped observations (full -> half -> quarter and back).
+
+    The skips join each level's features with the coarser level's, interpolated to the skip's
+    size rather than doubled, so no side has to be a power of 2; at ``MNIST_IMAGE`` the levels
+    are 28 -> 14 -> 7.
+    The head gives ``image.channels`` maps per component. ``measurements`` m > 0 puts a learned
+    linear lift R^m -> R^(image.pixels) in front, for compressive observations y = A x; it
+    starts as A^T when ``lift_init`` is given, the usual back-projection.
     """
 
     def __init__(
         self,
         components: int,
         *,
+        image: ImageSpec = MNIST_IMAGE,
         width: int = 32,
         measurements: int = 0,
         lift_init: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.components = components
+        self.image = image
         self.width = width
         self.measurements = measurements
-        self.lift = nn.Linear(measurements, IMAGE_SIZE * IMAGE_SIZE) if measurements else None
+        self.lift = nn.Linear(measurements, image.pixels) if measurements else None
         if self.lift is not None and lift_init is not None:
             with torch.no_grad():
                 self.lift.weight.copy_(lift_init)
                 self.lift.bias.zero_()
-        self.down1 = _block(1, width)
+        self.down1 = _block(image.channels, width)
         self.down2 = _block(width, 2 * width)
         self.bottom = _block(2 * width, 4 * width)
         self.up2 = _block(6 * width, 2 * width)
         self.up1 = _block(3 * width, width)
-        self.head = nn.Conv2d(width, components, 1)
+        self.head = nn.Conv2d(width, components * image.channels, 1)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        """[B, 1, 28, 28] images (or [B, m] measurements) -> [B, K, 1, 28, 28]."""
+        """[B, C, H, W] images (or [B, m] measurements) -> [B, K, C, H, W] components."""
         if self.lift is not None:
-            observations = self.lift(observations).view(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+            observations = self.lift(observations).view(-1, *self.image.shape)
         full = self.down1(observations)
         half = self.down2(F.avg_pool2d(full, 2))
         quarter = self.bottom(F.avg_pool2d(half, 2))
-        half = self.up2(torch.cat([half, F.interpolate(quarter, scale_factor=2)], 1))
-        full = self.up1(torch.cat([full, F.interpolate(half, scale_factor=2)], 1))
-        return torch.sigmoid(self.head(full)).unsqueeze(2)
+        half = self.up2(torch.cat([half, _upsample(quarter, half)], 1))
+        full = self.up1(torch.cat([full, _upsample(half, full)], 1))
+        parts = torch.sigmoid(self.head(full))  # [B, K * C, H, W], component-major
+        return parts.view(parts.shape[0], self.components, self.image.channels, *full.shape[-2:])

@@ -1,4 +1,4 @@
-"""Image grids: tiles of [N, 1, H, W] tensors, and labelled panels of several such tiles."""
+"""Image grids: tiles of [N, C, H, W] tensors (grey or RGB), and labelled panels of them."""
 
 from __future__ import annotations
 
@@ -14,16 +14,21 @@ from demixgan.io.atomic import atomic_path
 
 
 def tile(images: torch.Tensor, ncol: int | None = None, pad: int = 1) -> np.ndarray:
-    """Arrange ``images`` [N, 1, H, W] with values in [0, 1] into one float array [rows*H, cols*W].
+    """Arrange ``images`` [N, C, H, W] with values in [0, 1] into one float array
+    [rows*H, cols*W] (grey) or [rows*H, cols*W, 3] (RGB).
 
-    >>> tile(torch.ones(5, 1, 2, 2), ncol=3, pad=0).shape
-    (4, 6)
+    >>> tile(torch.ones(5, 1, 2, 2), ncol=3, pad=0).shape, tile(torch.ones(2, 3, 2, 2)).shape
+    ((4, 6), (4, 7, 3))
     """
-    count, _, height, width = images.shape
+    count, channels, height, width = images.shape
     ncol = ncol or max(1, math.ceil(math.sqrt(count)))
     nrow = max(1, math.ceil(count / ncol))
-    canvas = np.full((nrow * (height + pad) + pad, ncol * (width + pad) + pad), 0.5, np.float32)
-    pixels = images.detach().float().clamp(0, 1).cpu().numpy()[:, 0]
+    colour = (3,) if channels == 3 else ()
+    canvas = np.full(
+        (nrow * (height + pad) + pad, ncol * (width + pad) + pad, *colour), 0.5, np.float32
+    )
+    pixels = images.detach().float().clamp(0, 1).cpu().numpy()
+    pixels = pixels.transpose(0, 2, 3, 1) if colour else pixels[:, 0]
     for index in range(count):
         row, col = divmod(index, ncol)
         top, left = pad + row * (height + pad), pad + col * (width + pad)
@@ -73,7 +78,7 @@ def panel_figure(
     import matplotlib.pyplot as plt
 
     tiles = [tile(images, ncol) for _, images in panels]
-    height, width = tiles[0].shape
+    height, width = tiles[0].shape[:2]
     scale = 4.0 / max(height, width) * max(1.0, math.sqrt(max(height, width) / 120))
     columns = min(per_row or len(panels), len(panels))
     rows = math.ceil(len(panels) / columns)

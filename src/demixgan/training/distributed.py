@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from demixgan.errors import DemixganError
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -63,3 +65,16 @@ def finish_together(info: Distributed) -> None:
 def shutdown(info: Distributed) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto``: CUDA when available, else CPU; anything else must be usable here."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DemixganError(
+            f"Device '{requested}' was requested but CUDA is not available on this machine "
+            "(torch was built without it or no GPU is visible). Use --device cpu or auto."
+        )
+    return device

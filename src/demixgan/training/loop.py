@@ -1,18 +1,19 @@
-"""One training loop for vanilla GAN, denoising-GAN and demixing-GAN.
+"""The GAN step of the training engine, one for vanilla GAN, denoising-GAN and demixing-GAN.
 
 The three differ only in their components: the fake observation is always
 operator(sum of components), and the discriminator compares it with the real observations.
 Every random draw of step t comes from a generator seeded by (seed, t), so a run resumed from a
 checkpoint continues exactly as the uninterrupted run would have (on CPU), and the processes of
-a torchrun job each take their slice of the same global batch.
+a torchrun job each take their slice of the same global batch. Resume, logs, checkpoints and
+the NaN stop are the engine's (training/engine.py), shared with the separator and classifier.
 """
 
 from __future__ import annotations
 
-import math
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -20,39 +21,27 @@ from torch.nn.parallel import DistributedDataParallel
 
 from demixgan import __version__
 from demixgan.errors import DemixganError
+from demixgan.io import checkpoints
+from demixgan.io.run_files import CHECKPOINT_DIR, EVOLUTION_DIR, prepare_new_run
 from demixgan.reports.grids import save_panels
-from demixgan.training import checkpoints
-from demixgan.training.config import RunConfig, config_to_dict
-from demixgan.training.distributed import (
-    finish_together,
-    init_distributed,
-    mean_across_processes,
-    shutdown,
-)
-from demixgan.training.losses import discriminator_loss, generator_loss, r1_penalty
-from demixgan.training.run_files import (
-    CHECKPOINT_DIR,
-    EVOLUTION_DIR,
-    STATS_FILE,
-    StatsLog,
-    TensorBoardLog,
-    prepare_new_run,
-)
-from demixgan.training.setup import (
+from demixgan.spec.config import RunConfig, config_to_dict
+from demixgan.spec.factory import (
     build_model,
     build_run_discriminator,
     info_code_dims,
     load_training_data,
-    resolve_device,
 )
+from demixgan.training import engine
+from demixgan.training.distributed import (
+    finish_together,
+    init_distributed,
+    resolve_device,
+    shutdown,
+)
+from demixgan.training.engine import derived_generator
+from demixgan.training.losses import discriminator_loss, generator_loss, r1_penalty
 
 EVOLUTION_SAMPLES = 64
-_MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads (seed, index) over the seed space
-
-
-def derived_generator(seed: int, index: int, stream: int = 0) -> torch.Generator:
-    """A CPU generator for draw ``index`` of ``stream``, independent of any other state."""
-    return torch.Generator().manual_seed((seed * _MIX + stream * 7919 + index) % (2**63))
 
 
 @dataclass(frozen=True)
@@ -84,7 +73,10 @@ class _Schedule:
 
 
 class Trainer:
-    """Holds the model, discriminator, optimisers and data of one run."""
+    """The GAN task: model, discriminator, optimisers and data of one run (engine.TrainingTask)."""
+
+    #: Progress-bar labels of the logged losses.
+    shown: ClassVar[dict[str, str]] = {"d": "loss_d", "g": "loss_g"}
 
     def __init__(self, config: RunConfig, run_dir: Path, *, device: str | None = None) -> None:
         self.config = config
@@ -96,14 +88,14 @@ class Trainer:
                 f"train.batch_size {config.train.batch_size} must divide evenly over "
                 f"{self.dist.world_size} processes."
             )
+        self.data = load_training_data(config)
         torch.manual_seed(config.seed)
-        self.model = build_model(config).to(self.device)
-        self.discriminator = build_run_discriminator(config).to(self.device)
+        self.model = build_model(config, self.data.image).to(self.device)
+        self.discriminator = build_run_discriminator(config, self.data.image).to(self.device)
         self.code_dims = info_code_dims(config)
         self.mass_weights = {
             k: c.mass_weight for k, c in enumerate(config.components) if c.mass_weight > 0
         }
-        self.data = load_training_data(config)
         self.schedule = _Schedule.of(config, self.data.observations.shape[0])
         train = config.train
         self.opt_g = torch.optim.Adam(
@@ -113,6 +105,10 @@ class Trainer:
             self.discriminator.parameters(), lr=train.lr_d, betas=(train.beta1, train.beta2)
         )
         self.step = 0
+        self.name = config.name
+        self.total_steps = self.schedule.total_steps
+        self.batch_size = train.batch_size
+        self.log_every = train.log_every
         self._epoch_order: tuple[int, torch.Tensor] | None = None
         if self.dist.enabled:
             self._model_ddp = DistributedDataParallel(self.model)
@@ -130,6 +126,8 @@ class Trainer:
             "config": config_to_dict(self.config),
             "components": self.component_summary(),
             "training_data": self.data.description,
+            "image": self.data.image.to_dict(),
+            "operator": self.model.operator.to_dict(),
             # 1-based, as in stats.jsonl and evolution/epoch-NNNN.png: the epoch of the last step
             "epoch": self.schedule.epoch_of(max(self.step - 1, 0)) + 1,
             "demixgan_version": __version__,
@@ -150,11 +148,9 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
         }
 
-    def restore(self, checkpoint: checkpoints.Checkpoint) -> None:
-        weights, _ = checkpoints.load_weights(checkpoint.weights_path)
+    def restore(self, weights: Mapping[str, dict[str, torch.Tensor]], state: dict) -> None:
         for name, module in self.modules().items():
             module.load_state_dict(weights[name])
-        state = checkpoints.load_resume_state(checkpoint)
         self.opt_g.load_state_dict(state["optimizer_g"])
         self.opt_d.load_state_dict(state["optimizer_d"])
         torch.set_rng_state(state["torch_rng"])
@@ -245,17 +241,18 @@ class Trainer:
         return dict(zip(("loss_d", "loss_g", "d_real", "d_fake"), values.tolist(), strict=True))
 
     # -- outputs -------------------------------------------------------------------------
-    def save_checkpoint(self) -> checkpoints.Checkpoint:
-        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-            raise self._non_finite("weights")
-        return checkpoints.save_checkpoint(
-            self.run_dir / CHECKPOINT_DIR,
-            self.step,
-            self.modules(),
-            self.metadata(),
-            self.resume_state(),
-            keep_last=self.config.train.keep_last,
-        )
+    def log_fields(self, done: int) -> dict[str, int]:
+        return {"epoch": self.schedule.epoch_of(done - 1) + 1}
+
+    def after_step(self, done: int) -> bool:
+        """The evolution grid at each epoch's end; a checkpoint then and every
+        ``checkpoint_every`` steps (``max_steps`` may end a run inside an epoch)."""
+        step, train = done - 1, self.config.train
+        end_of_epoch = self.schedule.ends_epoch(step)
+        last = done == self.total_steps
+        if (end_of_epoch or last) and train.snapshot_every_epoch:
+            self.save_evolution(self.schedule.epoch_of(step))
+        return done % train.checkpoint_every == 0 or end_of_epoch or last
 
     def save_evolution(self, epoch: int) -> None:
         """The paper's evolution figure: every component for the same fixed latents, each epoch."""
@@ -279,7 +276,7 @@ class Trainer:
             title=f"{self.config.name}: epoch {epoch + 1}, step {self.step}",
         )
 
-    def _non_finite(self, what: str) -> DemixganError:
+    def non_finite(self, what: str) -> DemixganError:
         latest = checkpoints.latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
         kept = f"the last good checkpoint is {latest.weights_path}" if latest else "none was saved"
         return DemixganError(
@@ -316,76 +313,18 @@ def train(
     """Train a run in ``run_dir`` (new, or continued from its latest checkpoint)."""
     run_dir = Path(run_dir)
     trainer = Trainer(config, run_dir, device=device)
-    main = trainer.dist.is_main
-    if resume:
-        latest = checkpoints.latest_checkpoint(run_dir / CHECKPOINT_DIR)
-        if latest is not None:
-            trainer.restore(latest)
-    elif main:
+    if not resume and trainer.dist.is_main:
         prepare_new_run(config, run_dir)
-    stats = StatsLog(run_dir / STATS_FILE, resume_step=trainer.step) if main else None
-    board = TensorBoardLog(run_dir, resume_step=trainer.step if resume else None) if main else None
     try:
-        _run_steps(trainer, stats, board, progress and main)
+        last = engine.run(
+            trainer, run_dir, resume=resume, progress=progress, keep_last=config.train.keep_last
+        )
         finish_together(trainer.dist)
     finally:
-        for log in (stats, board):
-            if log is not None:
-                log.close()
         shutdown(trainer.dist)
-    last = checkpoints.latest_checkpoint(run_dir / CHECKPOINT_DIR) if main else None
     return RunResult(
         run_dir,
         trainer.step,
         trainer.schedule.epoch_of(max(trainer.step - 1, 0)),
         last.weights_path if last else None,
     )
-
-
-def _run_steps(
-    trainer: Trainer, stats: StatsLog | None, board: TensorBoardLog | None, progress: bool
-) -> None:
-    from tqdm import tqdm
-
-    config, schedule = trainer.config, trainer.schedule
-    main = trainer.dist.is_main
-    bar = tqdm(
-        total=schedule.total_steps,
-        initial=trainer.step,
-        desc=config.name,
-        unit="step",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
-    window_start, window_steps = time.perf_counter(), 0
-    while trainer.step < schedule.total_steps:
-        step = trainer.step
-        values = trainer.train_step()
-        window_steps += 1
-        if not all(math.isfinite(v) for v in values.values()):
-            raise trainer._non_finite("losses")
-        bar.update(1)
-        done = trainer.step
-        if done % config.train.log_every == 0 or done == schedule.total_steps:
-            logged = mean_across_processes(
-                torch.tensor(list(values.values())), trainer.dist
-            ).tolist()
-            record = dict(zip(values, logged, strict=True))
-            elapsed = time.perf_counter() - window_start
-            record.update(
-                step=done,
-                epoch=schedule.epoch_of(step) + 1,
-                observations_per_s=window_steps * config.train.batch_size / elapsed,
-            )
-            window_start, window_steps = time.perf_counter(), 0
-            bar.set_postfix(d=f"{record['loss_d']:.3f}", g=f"{record['loss_g']:.3f}")
-            if main:
-                stats.write(record)
-                board.write(done, {k: record[k] for k in values})
-        end_of_epoch = schedule.ends_epoch(step)
-        last = done == schedule.total_steps  # max_steps may end a run inside an epoch
-        if main and (end_of_epoch or last) and config.train.snapshot_every_epoch:
-            trainer.save_evolution(schedule.epoch_of(step))
-        if main and (done % config.train.checkpoint_every == 0 or end_of_epoch or last):
-            trainer.save_checkpoint()
-    bar.close()

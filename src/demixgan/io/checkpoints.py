@@ -38,7 +38,7 @@ from safetensors.torch import load_file, save_file
 from demixgan import __version__
 from demixgan.errors import DemixganError
 from demixgan.io.atomic import atomic_path, check_writable_dir
-from demixgan.training.run_files import CHECKPOINT_DIR
+from demixgan.io.run_files import CHECKPOINT_DIR
 
 CHECKPOINT_FORMAT = "demixgan-checkpoint"
 FORMAT_VERSION = 1

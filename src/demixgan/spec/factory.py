@@ -1,4 +1,8 @@
-"""Turn a run configuration into the objects a run needs: model, discriminator, data, device."""
+"""Turn a run configuration into the objects it names: model, discriminator, training data.
+
+Training and inference both build from here, so a checkpoint rebuilds exactly the model its run
+trained.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +11,30 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from demixgan.data.observed import load_mixtures
 from demixgan.data.superposition import MixtureSampler, build_sampler, make_mixtures
 from demixgan.errors import DemixganError
+from demixgan.models.operators import ClipOperator, IdentityOperator
 from demixgan.models.superposition_model import (
     KnownComponent,
     LearnedComponent,
     SuperpositionModel,
 )
 from demixgan.networks.registry import build_discriminator, build_generator
-from demixgan.training.config import RunConfig
+from demixgan.spec.config import RunConfig
+from demixgan.spec.image import ImageSpec
 
 #: Seed offset of the fixed training mixtures, apart from the seeds of model init and steps.
 DATA_SEED_OFFSET = 1_000_003
 
 
-def build_model(config: RunConfig) -> SuperpositionModel:
-    """The superposition model of a config; parameters initialised from the global RNG.
+def build_model(config: RunConfig, image: ImageSpec) -> SuperpositionModel:
+    """The superposition model of a config for images of ``image``; parameters initialised
+    from the global RNG.
 
     A component that ``shares`` another's generator gets that very module: one network drawn
-    with two independent latents, for parts that come from the same distribution.
+    with two independent latents, for parts that come from the same distribution. Clipped
+    training mixtures are observed through the clip operator, so fakes saturate as they do.
     """
     networks: dict[str, nn.Module] = {}
     components: list[LearnedComponent | KnownComponent] = []
@@ -35,11 +44,18 @@ def build_model(config: RunConfig) -> SuperpositionModel:
             continue
         if c.shares is None:
             networks[c.name] = build_generator(
-                c.arch, c.latent_dim, hidden=c.hidden, channels=c.channels, norm=c.norm
+                c.arch,
+                c.latent_dim,
+                image=image,
+                hidden=c.hidden,
+                channels=c.channels,
+                norm=c.norm,
             )
         components.append(LearnedComponent(c.name, networks[c.shares or c.name]))
     return SuperpositionModel(
         components,
+        image=image,
+        operator=ClipOperator() if config.data.clip else IdentityOperator(),
         coupling=config.model.coupling,
         coupling_scale=config.model.coupling_scale,
     )
@@ -56,10 +72,11 @@ def info_code_dims(config: RunConfig) -> dict[str, int]:
     }
 
 
-def build_run_discriminator(config: RunConfig) -> nn.Module:
+def build_run_discriminator(config: RunConfig, image: ImageSpec) -> nn.Module:
     d = config.discriminator
     return build_discriminator(
         d.arch,
+        image=image,
         channels=d.channels,
         spectral_norm=d.spectral_norm,
         code_dim=sum(info_code_dims(config).values()),
@@ -70,8 +87,9 @@ def build_run_discriminator(config: RunConfig) -> nn.Module:
 class TrainingData:
     """The fixed set of observed training signals (mixtures, or one clean component)."""
 
-    observations: torch.Tensor  # [N, 1, H, W]
+    observations: torch.Tensor  # [N, C, H, W]
     description: str
+    image: ImageSpec
 
 
 def training_sampler(config: RunConfig) -> tuple[MixtureSampler, int]:
@@ -96,6 +114,8 @@ def load_training_data(config: RunConfig) -> TrainingData:
     components), so the learner never sees the same digit under two different corruptions.
     """
     data = config.data
+    if data.mixtures is not None:
+        return _observed_mixtures(config)
     sampler, count = training_sampler(config)
     batch = make_mixtures(sampler, count, seed=config.seed + DATA_SEED_OFFSET)
     if data.observe is None:
@@ -112,17 +132,21 @@ def load_training_data(config: RunConfig) -> TrainingData:
     return TrainingData(
         observations.contiguous(),
         f"{count} {what}{level} ({data.split} split, {data.digit_source})",
+        sampler.image,
     )
 
 
-def resolve_device(requested: str) -> torch.device:
-    """``auto``: CUDA when available, else CPU; anything else must be usable here."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
+def _observed_mixtures(config: RunConfig) -> TrainingData:
+    """A user's own mixtures as the training data (``data.limit`` keeps the first ones)."""
+    observations = load_mixtures(config.data.mixtures)
+    if config.data.limit:
+        observations = observations[: config.data.limit]
+    if observations.shape[0] < config.train.batch_size:
         raise DemixganError(
-            f"Device '{requested}' was requested but CUDA is not available on this machine "
-            "(torch was built without it or no GPU is visible). Use --device cpu or auto."
+            f"The observed mixtures '{config.data.mixtures}' are {observations.shape[0]}, "
+            f"fewer than one batch of {config.train.batch_size}. Lower train.batch_size or "
+            "add mixtures."
         )
-    return device
+    image = ImageSpec(*observations.shape[1:])
+    what = f"{observations.shape[0]} observed {image.describe()} mixtures"
+    return TrainingData(observations.contiguous(), what, image)

@@ -9,7 +9,7 @@ from typing import Any
 
 from demixgan.errors import DemixganError
 from demixgan.io.atomic import check_writable_dir
-from demixgan.training.config import RunConfig, write_resolved_config
+from demixgan.spec.config import RunConfig, write_resolved_config
 
 CONFIG_FILE = "config.json"
 STATS_FILE = "stats.jsonl"

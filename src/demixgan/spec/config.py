@@ -2,8 +2,9 @@
 
 A run is one :class:`RunConfig`: the data recipe whose mixtures the discriminator sees, the K
 components whose sum models them (learned generators or known signal families), the
-discriminator and the optimisation. All of it is checked before any work starts, by one small
-generic validator driven by the dataclass types and the rules in each field's metadata, so
+discriminator and the optimisation. All of it is checked before any work starts, by the validator
+that checks every settings object (spec/validation.py: the dataclass types and the rules in
+each field's metadata), so
 every error names the file, the key path (``components[1].latent_dim``), the bad value and
 what is allowed. Overrides are applied to the raw tables first and validated like the file.
 The resolved config is written as JSON beside a run and parses back to the same object.
@@ -19,25 +20,20 @@ The resolved config is written as JSON beside a run and parses back to the same 
 
 from __future__ import annotations
 
-import difflib
 import json
-import math
-import operator
 import os
-import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
-from functools import cache
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from types import UnionType
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, get_args, get_origin
 
 from demixgan.data.families import FAMILIES, MAX_LEVEL, MIN_LEVEL
 from demixgan.data.superposition import DIGIT_SOURCES, RECIPES
 from demixgan.errors import DemixganError
 from demixgan.io.atomic import atomic_path
 from demixgan.networks.registry import GENERATOR_ARCHS
+from demixgan.spec.validation import Problem, build, hints, join, rule, suggest, unknown
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -51,40 +47,37 @@ _RUN_NAME = (r"[A-Za-z0-9][A-Za-z0-9._+-]*", "of letters, digits and ._+-, start
 _DEVICE = (r"auto|cpu|cuda(:[0-9]+)?", "'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 
-def _field(default: Any = MISSING, **rules: Any) -> Any:
-    """A dataclass field whose ``rules`` (see ``_RULES``) the parser checks."""
-    return field(default=default, metadata=rules)
-
-
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
-    """What the discriminator sees as real: mixtures of a recipe, or one clean component."""
+    """What the discriminator sees as real: mixtures of a recipe, one clean component, or a
+    user's own observed ``mixtures`` (a .npy stack or a folder of PNGs, any supported size)."""
 
-    recipe: str = _field("digit+sines", choices=tuple(RECIPES))
-    level: int | None = _field(None, ge=MIN_LEVEL, le=MAX_LEVEL)
-    digit_source: str = _field("mnist-embedded", choices=DIGIT_SOURCES)
-    split: str = _field("train", choices=("train", "test"))
+    recipe: str = rule("digit+sines", choices=tuple(RECIPES))
+    level: int | None = rule(None, ge=MIN_LEVEL, le=MAX_LEVEL)
+    digit_source: str = rule("mnist-embedded", choices=DIGIT_SOURCES)
+    split: str = rule("train", choices=("train", "test"))
     binarize: bool | None = None
     clip: bool = False
-    limit: int = _field(0, ge=0)
+    limit: int = rule(0, ge=0)
     data_dir: str | None = None
     observe: str | None = None
+    mixtures: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class ComponentConfig:
     """One summand of the model: a generator G_k(z_k) (learned) or a signal family (known)."""
 
-    name: str = _field(pattern=_COMPONENT_NAME)
-    kind: str = _field(choices=("learned", "known"))
-    arch: str = _field("dcgan", choices=tuple(GENERATOR_ARCHS))
-    latent_dim: int = _field(100, ge=1)
-    norm: str | None = _field(None, choices=("none", "batch"))
-    hidden: int = _field(1024, ge=1)
-    channels: int = _field(128, ge=2, even=True)
-    mass_weight: float = _field(0.0, ge=0)
-    family: str | None = _field(None, choices=tuple(FAMILIES))
-    level: int | None = _field(None, ge=MIN_LEVEL, le=MAX_LEVEL)
+    name: str = rule(pattern=_COMPONENT_NAME)
+    kind: str = rule(choices=("learned", "known"))
+    arch: str = rule("dcgan", choices=tuple(GENERATOR_ARCHS))
+    latent_dim: int = rule(100, ge=1)
+    norm: str | None = rule(None, choices=("none", "batch"))
+    hidden: int = rule(1024, ge=1)
+    channels: int = rule(128, ge=2, even=True)
+    mass_weight: float = rule(0.0, ge=0)
+    family: str | None = rule(None, choices=tuple(FAMILIES))
+    level: int | None = rule(None, ge=MIN_LEVEL, le=MAX_LEVEL)
     shares: str | None = None
 
 
@@ -96,45 +89,45 @@ SHARED_NETWORK_FIELDS = ("arch", "latent_dim", "norm", "hidden", "channels")
 class ModelConfig:
     """How the components' latents relate and how their sum is observed."""
 
-    coupling: str = _field("independent", choices=("independent", "identical", "scaled"))
+    coupling: str = rule("independent", choices=("independent", "identical", "scaled"))
     coupling_scale: float = 0.1
-    operator: str = _field("identity", choices=("identity",))
+    operator: str = rule("identity", choices=("identity",))
 
 
 @dataclass(frozen=True, kw_only=True)
 class DiscriminatorConfig:
-    arch: str = _field("dcgan", choices=("dcgan",))
-    channels: int = _field(64, ge=1)
+    arch: str = rule("dcgan", choices=("dcgan",))
+    channels: int = rule(64, ge=1)
     spectral_norm: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    loss: str = _field("paper", choices=("paper", "hinge"))
-    r1_gamma: float = _field(0.0, ge=0)
-    info_weight: float = _field(0.0, ge=0)
-    info_dims: int = _field(4, ge=1)
-    batch_size: int = _field(64, ge=1)
-    epochs: int = _field(10, ge=1)
-    max_steps: int = _field(0, ge=0)
-    lr_g: float = _field(2e-4, gt=0)
-    lr_d: float = _field(2e-4, gt=0)
-    beta1: float = _field(0.5, ge=0, lt=1)
-    beta2: float = _field(0.999, ge=0, lt=1)
-    d_steps: int = _field(1, ge=1)
-    checkpoint_every: int = _field(500, ge=1)
-    keep_last: int = _field(3, ge=1)
-    log_every: int = _field(50, ge=1)
+    loss: str = rule("paper", choices=("paper", "hinge"))
+    r1_gamma: float = rule(0.0, ge=0)
+    info_weight: float = rule(0.0, ge=0)
+    info_dims: int = rule(4, ge=1)
+    batch_size: int = rule(64, ge=1)
+    epochs: int = rule(10, ge=1)
+    max_steps: int = rule(0, ge=0)
+    lr_g: float = rule(2e-4, gt=0)
+    lr_d: float = rule(2e-4, gt=0)
+    beta1: float = rule(0.5, ge=0, lt=1)
+    beta2: float = rule(0.999, ge=0, lt=1)
+    d_steps: int = rule(1, ge=1)
+    checkpoint_every: int = rule(500, ge=1)
+    keep_last: int = rule(3, ge=1)
+    log_every: int = rule(50, ge=1)
     snapshot_every_epoch: bool = True
-    device: str = _field("auto", pattern=_DEVICE)
+    device: str = rule("auto", pattern=_DEVICE)
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """A whole run; build it with :func:`load_config` or :func:`parse_config` (validated)."""
 
-    name: str = _field(pattern=_RUN_NAME)
-    seed: int = _field(0, ge=0)
+    name: str = rule(pattern=_RUN_NAME)
+    seed: int = rule(0, ge=0)
     data: DataConfig = field(default_factory=DataConfig)
     components: tuple[ComponentConfig, ...]
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -143,151 +136,57 @@ class RunConfig:
     description: str = ""
 
 
-class _Problem(Exception):
-    """A validation failure at a key path; turned into a DemixganError naming the source."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path} {message}")
-
-
-_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
-_RULES: dict[str, tuple[Callable[[Any, Any], bool], Callable[[Any], str]]] = {
-    "choices": (lambda value, allowed: value in allowed, lambda c: ", ".join(map(repr, c))),
-    "ge": (operator.ge, ">= {}".format),
-    "gt": (operator.gt, "> {}".format),
-    "le": (operator.le, "<= {}".format),
-    "lt": (operator.lt, "< {}".format),
-    "even": (lambda value, _: value % 2 == 0, lambda _: "even"),
-    "pattern": (lambda value, rule: re.fullmatch(rule[0], value) is not None, lambda r: r[1]),
-}
-
-
-@cache
-def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _suggest(word: object, options: Sequence[str]) -> str:
-    match = difflib.get_close_matches(str(word), options, n=1)
-    return f" (did you mean '{match[0]}'?)" if match else ""
-
-
-def _unknown(path: str, key: object, known: Sequence[str]) -> _Problem:
-    where = f"in [{path}]" if path else "at the top level"
-    return _Problem(
-        _join(path, str(key)),
-        f"is not a known key{_suggest(key, known)}. Keys allowed {where}: {', '.join(known)}",
-    )
-
-
-def _optional(tp: Any) -> Any:
-    """``X | None`` -> ``X`` (None means "the default behaviour"); other types unchanged."""
-    if get_origin(tp) in (Union, UnionType):
-        (tp,) = (arg for arg in get_args(tp) if arg is not type(None))
-    return tp
-
-
-def _convert(value: Any, tp: Any, path: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; ints become floats where a float is due."""
-    inner = _optional(tp)
-    if value is None and inner is not tp:
-        return None
-    if is_dataclass(inner):
-        return _build(inner, value, path)
-    if get_origin(inner) is tuple:
-        if not isinstance(value, list | tuple):
-            raise _Problem(path, f"must be an array of tables ([[{path}]]), but got {value!r}")
-        item = get_args(inner)[0]
-        return tuple(_convert(v, item, f"{path}[{i}]") for i, v in enumerate(value))
-    if inner is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    bad_bool = inner in (int, float) and isinstance(value, bool)
-    if not isinstance(value, inner) or bad_bool or (inner is float and not math.isfinite(value)):
-        raise _Problem(
-            path, f"must be {_TYPE_NAMES[inner]}, but got {value!r} ({type(value).__name__})"
-        )
-    return value
-
-
-def _check_rules(value: Any, tp: Any, rules: Mapping[str, Any], path: str) -> Any:
-    if value is None or all(_RULES[name][0](value, arg) for name, arg in rules.items()):
-        return value
-    if "choices" in rules:
-        choices = rules["choices"]
-        allowed = f"one of {_RULES['choices'][1](choices)}{_suggest(value, choices)}"
-    else:
-        texts = " and ".join(_RULES[name][1](arg) for name, arg in rules.items())
-        allowed = f"{_TYPE_NAMES[_optional(tp)]} {texts}"
-    raise _Problem(path, f"must be {allowed}, but got {value!r}")
-
-
-def _build(cls: type, data: Any, path: str) -> Any:
-    """The generic validator: a dataclass instance from a table, every field checked."""
-    if not isinstance(data, Mapping):
-        raise _Problem(path, f"must be a table, but got {data!r}")
-    known = [f.name for f in fields(cls)]
-    for key in data:
-        if key not in known:
-            raise _unknown(path, key, known)
-    values = {}
-    for spec in fields(cls):
-        key = _join(path, spec.name)
-        if spec.name in data:
-            tp = _hints(cls)[spec.name]
-            value = _convert(data[spec.name], tp, key)
-            values[spec.name] = _check_rules(value, tp, spec.metadata, key)
-        elif spec.default is MISSING and spec.default_factory is MISSING:
-            raise _Problem(key, "is required but missing")
-    return cls(**values)
-
-
 def _check_run(config: RunConfig) -> None:
     """The rules that relate several keys (field-level rules are already checked)."""
     recipe = RECIPES[config.data.recipe]
+    if config.data.mixtures is not None:
+        for key in ("level", "observe"):
+            if getattr(config.data, key) is not None:
+                raise Problem(
+                    f"data.{key}",
+                    "does not apply to observed mixtures (data.mixtures): they are the real "
+                    "data as they are. Remove the key",
+                )
     if config.data.level is not None and not recipe.has_family:
-        raise _Problem(
+        raise Problem(
             "data.level",
             f"= {config.data.level} does not apply: recipe '{recipe.name}' mixes no signal "
             "family. Remove the key (--set data.level= unsets it)",
         )
     parts = [c.name for c in recipe.components]
     if config.data.observe is not None and config.data.observe not in parts:
-        raise _Problem(
+        raise Problem(
             "data.observe",
             f"must name a component of recipe '{recipe.name}' ({', '.join(map(repr, parts))})"
-            f"{_suggest(config.data.observe, parts)}, but got {config.data.observe!r}",
+            f"{suggest(config.data.observe, parts)}, but got {config.data.observe!r}",
         )
     if not config.components:
-        raise _Problem("components", "must list at least one component ([[components]] table)")
+        raise Problem("components", "must list at least one component ([[components]] table)")
     seen: set[str] = set()
     for index, component in enumerate(config.components):
         path = f"components[{index}]"
         if component.name in seen:
-            raise _Problem(f"{path}.name", f"'{component.name}' is used by another component")
+            raise Problem(f"{path}.name", f"'{component.name}' is used by another component")
         seen.add(component.name)
         if component.shares is not None:
             _check_shared(config, index)
         for key in ("family", "level"):
             value = getattr(component, key)
             if component.kind == "known" and value is None:
-                raise _Problem(f"{path}.{key}", "is required for a known component")
+                raise Problem(f"{path}.{key}", "is required for a known component")
             if component.kind == "learned" and value is not None:
-                raise _Problem(
+                raise Problem(
                     f"{path}.{key}",
                     f"= {value!r} is only for known components; a learned one is a generator. "
                     'Remove the key or set kind = "known"',
                 )
     learned = learned_components(config)
     if not learned:
-        raise _Problem("components", "must include a learned component: nothing would be trained")
+        raise Problem("components", "must include a learned component: nothing would be trained")
     if config.model.coupling != "independent" and (
         len(learned) < 2 or any(c.latent_dim > learned[0].latent_dim for c in learned[1:])
     ):
-        raise _Problem(
+        raise Problem(
             "model.coupling",
             f"= '{config.model.coupling}' derives every learned component's latent from the "
             "first one's (its leading coordinates), so it needs at least two learned components "
@@ -303,7 +202,7 @@ def _check_shared(config: RunConfig, index: int) -> None:
     owner = owners.get(component.shares)
     if component.kind != "learned" or owner is None or owner.shares is not None:
         candidates = [name for name, c in owners.items() if c.shares is None]
-        raise _Problem(
+        raise Problem(
             path,
             f"= {component.shares!r} must name an earlier learned component that has its own "
             f"generator ({', '.join(map(repr, candidates)) or 'none here'}), and only a learned "
@@ -315,7 +214,7 @@ def _check_shared(config: RunConfig, index: int) -> None:
         if getattr(component, key) != getattr(owner, key)
     ]
     if differing:
-        raise _Problem(
+        raise Problem(
             path,
             f"= {owner.name!r} draws with {owner.name!r}'s network, so the component must repeat "
             f"its network settings, but {'; '.join(differing)}",
@@ -348,8 +247,8 @@ def _select(items: Any, selector: str, path: str) -> int:
         return int(selector)
     if selector in names:
         return names.index(selector)
-    raise _Problem(
-        _join(path, selector),
+    raise Problem(
+        join(path, selector),
         f"matches no component: use an index below {len(items)} or a name "
         f"({', '.join(map(repr, names))})",
     )
@@ -359,18 +258,18 @@ def _apply_override(raw: dict[str, Any], text: str) -> None:
     """Apply ``key=value`` to the raw tables; an empty value removes the key (its default)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise _Problem(f"override {text!r}", "must have the form KEY=VALUE, e.g. seed=3")
+        raise Problem(f"override {text!r}", "must have the form KEY=VALUE, e.g. seed=3")
     *parents, last = key.strip().split(".")
     node, cls, path, walk = raw, RunConfig, "", iter(parents)
     for name in walk:
         known = [f.name for f in fields(cls)]
         if name not in known:
-            raise _unknown(path, name, known)
-        tp, path = _hints(cls)[name], _join(path, name)
+            raise unknown(path, name, known)
+        tp, path = hints(cls)[name], join(path, name)
         if get_origin(tp) is tuple:
             selector = next(walk, None)
             if selector is None:
-                raise _Problem(
+                raise Problem(
                     path,
                     "needs a component index or name in an override: components.0.latent_dim=16",
                 )
@@ -380,12 +279,12 @@ def _apply_override(raw: dict[str, Any], text: str) -> None:
         elif is_dataclass(tp):
             node, cls = node.setdefault(name, {}), tp
         else:
-            raise _Problem(path, f"is not a table, so '{key.strip()}' names nothing")
+            raise Problem(path, f"is not a table, so '{key.strip()}' names nothing")
         if not isinstance(node, dict):
-            raise _Problem(path, f"must be a table, but got {node!r}")
+            raise Problem(path, f"must be a table, but got {node!r}")
     known = [f.name for f in fields(cls)]
     if last not in known:
-        raise _unknown(path, last, known)
+        raise unknown(path, last, known)
     if value.strip():
         node[last] = _parse_value(value.strip())
     else:
@@ -398,13 +297,13 @@ def _parse(data: Any, *, name: str, overrides: Sequence[str], source: str) -> Ru
     try:
         raw = _plain(data)
         if not isinstance(raw, dict):
-            raise _Problem("the configuration", f"must be a table, but got {data!r}")
+            raise Problem("the configuration", f"must be a table, but got {data!r}")
         for text in overrides:
             _apply_override(raw, text)
         raw.setdefault("name", name)
-        config = _build(RunConfig, raw, "")
+        config = build(RunConfig, raw, "")
         _check_run(config)
-    except _Problem as problem:
+    except Problem as problem:
         raise DemixganError(
             f"Invalid run configuration {source}: {problem}. Fix it in the file or the "
             "override; docs/configs.md lists every key with its type and allowed values."

@@ -1,0 +1,86 @@
+"""The settings of inference: the latent fit's and the separator network's, defined once.
+
+Each field carries its default, bounds and one-line help (spec/validation.py), so the Python
+API, the experiment profiles and the CLI flags (cli/options.py builds them from these fields)
+share one set of defaults and refuse the same values with the same message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from demixgan.spec.validation import check_fields, rule
+
+#: Penalties of the residual A(sum G) - y: squared (the paper), absolute (robust), or squared
+#: with shortfalls discounted (what the fit leaves unexplained is non-negative corruption).
+RESIDUALS = ("l2", "l1", "nonnegative")
+UPDATES = ("joint", "alternating")
+#: What a fit returns per observation: its best restart, or the restarts' outputs averaged
+#: by how well each explains the observation (inference/solver.py).
+COMBINES = ("best", "weighted")
+MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Latent-fit budget; the defaults are the paper's (Adam lr 0.01, 500 steps, 10 restarts)."""
+
+    iterations: int = rule(500, ge=0, help="Adam steps")
+    restarts: int = rule(10, ge=1, help="random restarts; the best fit is kept per observation")
+    lr: float = rule(0.01, gt=0, help="Adam learning rate")
+    latent_weight: float = rule(0.0, ge=0, help="weight lambda of ||z||^2")
+    update: str = rule(
+        "joint",
+        choices=UPDATES,
+        help="joint: all latents in one step; alternating: one component per step (the paper)",
+    )
+    tolerance: float = rule(
+        0.0, ge=0, help="stop once 25 steps lower the objective by less than this fraction"
+    )
+    smoothing: float = rule(
+        0.0, ge=0, le=64, help="coarse-to-fine fit: blur the residual by this many pixels at first"
+    )
+    residual: str = rule(
+        "l2",
+        choices=RESIDUALS,
+        help="penalty of the residual: l2 (the paper), l1 (robust to corruption the generators "
+        "do not draw) or nonnegative (l2 with shortfalls discounted, for corruption that only "
+        "adds light)",
+    )
+    seed: int = rule(0, ge=0, le=MAX_SEED, help="seed of the latent starts")
+    chunk: int = rule(4096, ge=1, help="observations x restarts fitted in one batch (memory)")
+    combine: str = rule(
+        "best",
+        choices=COMBINES,
+        help="best: the restart that fits best (the paper); weighted: the restarts' outputs "
+        "averaged by fit (better where few measurements leave many solutions)",
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self, "latent-fit options")
+
+
+@dataclass(frozen=True)
+class SeparatorOptions:
+    """Training budget of a separator; the defaults took 33.8 minutes in demix-train's report
+    run (two threads, beside other jobs; RESULTS.md)."""
+
+    steps: int = rule(3000, ge=1, help="steps on the model's own draws")
+    batch_size: int = rule(64, ge=1, help="parts drawn per step")
+    lr: float = rule(2e-3, gt=0, help="peak learning rate of the one-cycle schedule")
+    width: int = rule(32, ge=1, help="channels of the U-Net's first level")
+    remix_steps: int = rule(
+        1500, ge=0, help="then steps of remixing the run's training mixtures (0: none)"
+    )
+    remix_fraction: float = rule(
+        0.5, gt=0, le=1, help="share of each remixing batch taken from real mixtures"
+    )
+    remix_lr: float = rule(3e-4, gt=0, help="learning rate of the remixing phase")
+    teacher_every: int = rule(250, ge=1, help="remixing steps between teacher refreshes")
+    seed: int = rule(0, ge=0, le=MAX_SEED, help="seed of the network and its draws")
+    chunk: int = rule(512, ge=1, help="observations per forward pass when separating")
+    checkpoint_every: int = rule(500, ge=1, help="steps between checkpoints of a separator run")
+    log_every: int = rule(50, ge=1, help="steps between lines of its stats.jsonl")
+
+    def __post_init__(self) -> None:
+        check_fields(self, "separator options")

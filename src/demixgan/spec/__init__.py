@@ -1,0 +1,2 @@
+"""Specs below training and inference: the image spec, run configs, their validation and the
+model factory."""
