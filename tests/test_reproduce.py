@@ -62,7 +62,7 @@ def test_demix_test_writes_tables_figures_metrics_and_reports(smoke_run):
         for row in rows
         if row["method"] == "demixing-GAN (paper)" and row["setting"] == "digit+sines"
     ]
-    assert paper[0]["1st PSNR"] == "13.3" and paper[0]["2nd PSNR"] == "14.6"
+    assert paper[0]["part 1 PSNR"] == "13.3" and paper[0]["part 2 PSNR"] == "14.6"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["profile"].startswith("smoke") and metrics["digit+sines"]["n"] == 4
     html = (run / "report.html").read_text()
@@ -204,7 +204,7 @@ def test_demix_train_shows_evolution_and_scores_gains_over_the_split(smoke_run):
     metrics = json.loads((run / "metrics.json").read_text())
     digits = metrics["digit+digit"]
     separator = digits["scores"]["demixing-GAN, amortized separator"]["digit-a"]["psnr"][0]
-    assert float(gains[amortized]["1st"]) == pytest.approx(
+    assert float(gains[amortized]["part 1"]) == pytest.approx(
         separator - digits["scores"]["split y/2"]["digit-a"]["psnr"][0], abs=0.006
     )
     assert digits["separator"]["steps"] == 2 and "separator" not in metrics["digit+lines"]
@@ -213,10 +213,10 @@ def test_demix_train_shows_evolution_and_scores_gains_over_the_split(smoke_run):
     }
     psnr = digits["scores"]["demixing-GAN"]["digit-a"]["psnr"][0]
     split = digits["scores"]["split y/2"]["digit-a"]["psnr"][0]
-    assert float(gains["digit+digit"]["1st"]) == pytest.approx(psnr - split, abs=0.006)
+    assert float(gains["digit+digit"]["part 1"]) == pytest.approx(psnr - split, abs=0.006)
     with open(run / "tables" / "separation.csv", newline="") as file:
         paper = [row for row in csv.DictReader(file) if row["method"].endswith("(paper)")]
-    assert [(r["setting"], r["1st PSNR"], r["2nd PSNR"]) for r in paper] == [
+    assert [(r["setting"], r["part 1 PSNR"], r["part 2 PSNR"]) for r in paper] == [
         ("digits-1-2", "12.5", "12.9")
     ]
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 import argparse
 
 from demixgan.cli.options import add_flags, from_flags
-from demixgan.inference.options import FitOptions, SeparatorOptions
+from demixgan.inference.options import (
+    DEFAULT_METHODS,
+    METHOD_NAMES,
+    FitOptions,
+    SeparatorOptions,
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -116,6 +121,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--digit-source", default=None, help="mnist-embedded or mnist (default: mnist if found)"
     )
     evaluate.add_argument("--data-dir", help="directory holding the MNIST IDX files")
+    evaluate.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help=f"separation methods to score, comma-separated, from {', '.join(METHOD_NAMES)} "
+        f"(default {','.join(DEFAULT_METHODS)}; --separator adds the separator)",
+    )
     evaluate.add_argument("--no-ica", action="store_true", help="skip the ICA baseline")
     evaluate.add_argument("--json", help="also write the scores to this JSON file")
     evaluate.add_argument(
@@ -297,6 +308,12 @@ def _checked_teacher(path: str | None, operator, trained):
     return teacher
 
 
+def _methods(args: argparse.Namespace) -> tuple[str, ...]:
+    """The rows of ``evaluate``: ``--methods`` (comma-separated), without ICA for --no-ica."""
+    names = tuple(name.strip() for name in args.methods.split(",") if name.strip())
+    return tuple(name for name in names if name != "ica") if args.no_ica else names
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from demixgan.inference.api import load
     from demixgan.inference.tasks import evaluate_checkpoint
@@ -312,7 +329,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         level=args.level,
         digit_source=args.digit_source,
         data_dir=args.data_dir,
-        with_ica=not args.no_ica,
+        methods=_methods(args),
         separator=separator,
     )
     print(result.table)

@@ -72,6 +72,15 @@ class Recipe:
         return any(isinstance(c, FamilyComponent) for c in self.components)
 
     @property
+    def signals(self) -> tuple[str, ...]:
+        """Names of the components drawn from real images (the digit of digit + sines).
+
+        >>> get_recipe("digit+waves").signals
+        ('digit',)
+        """
+        return tuple(c.name for c in self.components if isinstance(c, ImageComponent))
+
+    @property
     def exchangeable(self) -> bool:
         """Every part drawn from the same images (two digits of any class): none has a role.
 

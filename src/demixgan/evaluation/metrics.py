@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 #: Pixels at each edge where the 11 x 11 SSIM window would reach outside the image.
@@ -69,24 +71,31 @@ def match_components(estimates: torch.Tensor, truths: torch.Tensor) -> list[int]
     return [assignment[t] for t in range(truths.shape[1])]
 
 
+def order_errors(
+    estimates: torch.Tensor, truths: torch.Tensor, orders: Sequence[Sequence[int]]
+) -> torch.Tensor:
+    """Per-mixture mean squared error [N, len(orders)] of the estimates taken in each order.
+
+    The one permutation matching of demixgan (as asteroid's PIT wrapper serves training and
+    evaluation): the separator's loss takes each mixture's best order among those its
+    exchangeable parts allow, evaluation the best of all orders (``align_each``).
+    """
+    return torch.stack(
+        [(estimates[:, list(order)] - truths).pow(2).flatten(1).mean(1) for order in orders],
+        dim=1,
+    )
+
+
 def align_each(estimates: torch.Tensor, truths: torch.Tensor) -> torch.Tensor:
     """Each mixture's estimates in the order of its truths, by that mixture's best permutation.
 
     For exchangeable parts (two digits from the same classes) no generator owns one part, so
     matching over the whole set, as ``match_components`` does, would score an arbitrary order;
     asteroid's permutation-invariant losses decide per example in the same way. Returns
-    [N, K_true, ...] (lowest summed MSE per mixture; K! orders, so for a handful of parts).
+    [N, K_true, ...] (lowest MSE per mixture; K! orders, so for a handful of parts).
     """
     from itertools import permutations
 
-    k = truths.shape[1]
-    orders = torch.tensor(list(permutations(range(estimates.shape[1]), k)))
-    costs = torch.stack(
-        [
-            sum(mse(estimates[:, e], truths[:, t]) for t, e in enumerate(order.tolist()))
-            for order in orders
-        ],
-        dim=1,
-    )
-    best = orders[costs.argmin(1)]  # [N, K_true]
-    return torch.stack([estimates[torch.arange(len(best)), best[:, t]] for t in range(k)], dim=1)
+    orders = torch.tensor(list(permutations(range(estimates.shape[1]), truths.shape[1])))
+    best = orders[order_errors(estimates, truths, orders.tolist()).argmin(1)]  # [N, K_true]
+    return estimates[torch.arange(len(best))[:, None], best]

@@ -18,6 +18,7 @@ from dataclasses import asdict
 import torch
 
 from demixgan.data.families import get_family
+from demixgan.data.superposition import get_recipe
 from demixgan.evaluation.baselines import lasso_recover
 from demixgan.experiments.context import Context
 from demixgan.experiments.registry import register
@@ -31,6 +32,12 @@ WAVES = (2, 4)
 #: The corruption under which the separator is trained too (the issue's target: 2 waves).
 SEPARATOR_WAVES = 2
 SEPARATOR_COLUMN = "demixing-GAN, separator"
+
+
+def _signal(trained) -> int:
+    """Where a prior's digit is among its learned parts: the component its recipe draws from
+    real images (named by the config, not assumed)."""
+    return trained.model.learned.index(get_recipe(trained.config.data.recipe).signals[0])
 
 
 def _priors(level: int) -> dict[str, str]:
@@ -71,7 +78,7 @@ def compressive_sensing(context: Context) -> Outcome:
             }
             for name, trained in priors.items():
                 parts = trained.recover(measurements, operator, profile.cs_fit)
-                estimates[name] = parts[:, trained.model.learned.index("digit")]
+                estimates[name] = parts[:, _signal(trained)]
             for name, estimate in estimates.items():
                 curves[name].append((estimate - digits).pow(2).mean().item())
             rows.append([str(level), str(m), *(f"{curves[name][-1]:.4f}" for name in curves)])
@@ -122,7 +129,7 @@ def _separator_scores(context, trained, operator, measurements, digits, curves) 
         separator = train_model_separator(trained, options, operator=operator, progress=bar.update)
     minutes = (time.perf_counter() - start) / 60
     parts = trained.separate(measurements, separator, operator)
-    error = (parts[:, trained.model.learned.index("digit")] - digits).pow(2).mean().item()
+    error = (parts[:, _signal(trained)] - digits).pow(2).mean().item()
     return {
         "waves": SEPARATOR_WAVES,
         "m": operator.matrix.shape[0],

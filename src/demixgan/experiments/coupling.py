@@ -9,6 +9,7 @@ if both parts come out better than halving the mixture.
 
 from __future__ import annotations
 
+from demixgan.data.superposition import get_recipe
 from demixgan.experiments.context import Context
 from demixgan.experiments.demixing import SPLIT_ROW, Setting, separation_survey
 from demixgan.experiments.registry import register
@@ -32,6 +33,7 @@ def z_coupling(context: Context) -> Outcome:
     rows = []
     for setting in COUPLINGS:
         metrics = survey.metrics[setting.label]
+        signal = get_recipe(context.config(setting.config).data.recipe).signals[0]
         gains = metrics["gain_over_split"]
         score = min(gains.values())
         metrics["separation_score"] = score
@@ -40,7 +42,7 @@ def z_coupling(context: Context) -> Outcome:
             [
                 setting.label,
                 *(f"{scores['psnr'][0]:.2f}" for scores in psnr.values()),
-                f"{metrics['scores'][SPLIT_ROW]['digit']['psnr'][0]:.2f}",
+                f"{metrics['scores'][SPLIT_ROW][signal]['psnr'][0]:.2f}",
                 f"{score:+.2f}",
             ]
         )

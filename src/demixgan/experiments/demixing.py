@@ -15,8 +15,9 @@ from demixgan.experiments import paper
 from demixgan.experiments.context import Context
 from demixgan.experiments.figures import evolution_figures, separation_panels
 from demixgan.experiments.registry import register
+from demixgan.inference.methods import SEPARATOR_ROW
 from demixgan.inference.options import FitOptions
-from demixgan.inference.tasks import AMORTIZED_ROW, Evaluation, evaluate_checkpoint
+from demixgan.inference.tasks import Evaluation, evaluate_checkpoint
 from demixgan.reports.experiment import Outcome, ResultFigure, ResultTable
 from demixgan.reports.grids import save_panels
 from demixgan.training.separator import train_model_separator
@@ -41,14 +42,16 @@ class Survey:
     rows: list[list[str]] = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
     figures: list[ResultFigure] = field(default_factory=list)
+    parts: int = 2  # the most components of any setting: the tables' part columns
 
     def table(self, name: str, title: str, note: str = "") -> ResultTable:
+        columns = [f"part {k} {m}" for k in range(1, self.parts + 1) for m in ("MSE", "PSNR")]
         return ResultTable(
             name,
             title,
-            ["setting", "method", "1st MSE", "1st PSNR", "2nd MSE", "2nd PSNR", "mixtures"],
-            self.rows,
-            "1st/2nd: the recipe's components in order. Ours are means over the stated number "
+            ["setting", "method", *columns, "mixtures"],
+            [row[:-1] + ["–"] * (len(columns) + 3 - len(row)) + row[-1:] for row in self.rows],
+            "part k: the recipe's k-th component. Ours are means over the stated number "
             "of held-out test mixtures (standard deviations in metrics.json); the paper's rows "
             "are single images. The split y/2 is the bar: a method counts by its gain over it."
             + (f" {note}" if note else ""),
@@ -59,7 +62,7 @@ class Survey:
         return ResultTable(
             "gain-over-split",
             "What each demixing-GAN adds over the split y/2 (PSNR gain, dB)",
-            ["setting", "1st", "2nd"],
+            ["setting", *(f"part {k}" for k in range(1, self.parts + 1))],
             [
                 [label + suffix, *(f"{gain:+.2f}" for gain in metrics[key].values())]
                 for label, metrics in self.metrics.items()
@@ -114,9 +117,10 @@ def separation_survey(
             survey.metrics[setting.label] |= {
                 "separator": asdict(context.profile.separator),
                 "separator_minutes": round(separator_minutes, 1),
-                "gain_over_split_amortized": gain_over_split(evaluation, AMORTIZED_ROW),
+                "gain_over_split_amortized": gain_over_split(evaluation, SEPARATOR_ROW),
             }
         names = list(evaluation.rows[0].scores)
+        survey.parts = max(survey.parts, len(names))
         for row in evaluation.rows:
             cells = [
                 f"{row.scores[name][m][0]:.{d}f}"

@@ -11,6 +11,7 @@ import torch
 from demixgan.evaluation.metrics import align_each
 from demixgan.evaluation.separation import PER_MIXTURE
 from demixgan.inference.api import TrainedModel
+from demixgan.inference.methods import FIT_ROW, GENERATED_ROW, SEPARATOR_ROW
 from demixgan.inference.tasks import Evaluation, Separation
 from demixgan.reports.experiment import ResultFigure
 
@@ -25,18 +26,21 @@ def separation_panels(
     truths = batch.components[shown]
     panels = [(f"{name} (truth)", truths[:, k]) for k, name in enumerate(order)]
     panels.append(("mixture", batch.mixtures[shown]))  # shown clipped to [0, 1]
-    methods = [("GAN", separation.estimates), ("G(z)", separation.generated)]
-    if separation.amortized is not None:
-        methods.append(("separator", separation.amortized))
+    shown_rows = {"GAN": FIT_ROW, "G(z)": GENERATED_ROW, "separator": SEPARATOR_ROW}
+    methods = [
+        (label, separation.estimates[row])
+        for label, row in shown_rows.items()
+        if row in separation.estimates
+    ]
     for label, parts in methods:
         if set(order.values()) == {PER_MIXTURE}:
             aligned = align_each(parts[shown], truths)
         else:
             aligned = parts[shown][:, [trained.component_names.index(e) for e in order.values()]]
         panels += [(f"{label}: {name}", aligned[:, k]) for k, name in enumerate(order)]
-    if separation.ica is not None:
-        for k in range(separation.ica.shape[1]):
-            panels.append((f"ICA {k + 1}", separation.ica[shown, k]))
+    ica = separation.estimates.get("ICA")
+    if ica is not None:
+        panels += [(f"ICA {k + 1}", ica[shown, k]) for k in range(ica.shape[1])]
     return panels
 
 

@@ -11,36 +11,42 @@ from dataclasses import dataclass, field
 
 from demixgan.errors import DemixganError
 from demixgan.inference.options import FitOptions, SeparatorOptions
+from demixgan.spec.validation import check_fields, rule
 
 
 @dataclass(frozen=True)
 class Profile:
+    """A budget, checked by the same validator as run configs and options (spec/validation.py)."""
+
     name: str
     description: str
     #: ``KEY=VALUE`` overrides added to every experiment config (as ``train --set``).
     train_overrides: tuple[str, ...]
     #: Held-out test mixtures per setting (capped by the test images there are).
-    test_mixtures: int
+    test_mixtures: int = rule(ge=1)
     fit: FitOptions
     #: Held-out digits per corruption family and level in denoise-test, and their fit.
-    denoise_digits: int
+    denoise_digits: int = rule(ge=1)
     denoise_fit: FitOptions
     #: Epochs and training digits (0: all 4,000) of the MNIST classifier that reads digits.
-    classifier_epochs: int
+    classifier_epochs: int = rule(ge=1)
     #: Compressive sensing: test images, numbers of measurements m, and the latent fit.
-    cs_images: int
+    cs_images: int = rule(ge=1)
     cs_measurements: tuple[int, ...]
     cs_fit: FitOptions
     #: The latent fit of experiments that compare several trainings (demix-train, fashion,
     #: mnist-fashion, z-coupling) on ``test_mixtures`` each.
     survey_fit: FitOptions
-    classifier_digits: int = 0
-    #: The separator network of the settings scored with one too (inference/amortized.py).
+    classifier_digits: int = rule(0, ge=0)
+    #: The separator network of the settings scored with one too (training/separator.py).
     separator: SeparatorOptions = field(default_factory=SeparatorOptions)
     #: cs: the m at which the 2-wave demixing prior is also read by a separator network
     #: (the issue's target m; 0: none), and that network's budget (teacher and student each).
-    cs_separator_measurements: int = 100
+    cs_separator_measurements: int = rule(100, ge=0)
     cs_separator: SeparatorOptions = field(default_factory=SeparatorOptions)
+
+    def __post_init__(self) -> None:
+        check_fields(self, f"profile {self.name!r}")
 
 
 SMOKE_SEPARATOR = SeparatorOptions(steps=2, batch_size=4, width=8, remix_steps=2, teacher_every=1)

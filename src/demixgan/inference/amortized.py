@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from demixgan.errors import DemixganError
+from demixgan.evaluation.metrics import order_errors
 from demixgan.io import checkpoints
 from demixgan.models.superposition_model import SuperpositionModel
 from demixgan.networks.separators import UNetSeparator
@@ -77,10 +78,7 @@ def matched_squared_error(
     estimates: torch.Tensor, parts: torch.Tensor, orders: Sequence[Sequence[int]]
 ) -> torch.Tensor:
     """Per-observation mean squared error [B] under the best of ``orders`` of the estimates."""
-    errors = torch.stack(
-        [(estimates[:, order] - parts).pow(2).flatten(1).mean(1) for order in orders]
-    )
-    return errors.min(0).values
+    return order_errors(estimates, parts, orders).min(1).values
 
 
 SEPARATOR_KIND = "separator"

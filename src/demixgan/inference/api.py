@@ -157,14 +157,16 @@ class TrainedModel:
             parts = project_onto_mixture(parts, mixtures)
         return parts[:, learned]
 
-    def make_consistent(self, parts: torch.Tensor, mixtures: torch.Tensor) -> torch.Tensor:
-        """``parts`` projected onto the mixtures where the model says y = sum of its parts.
+    @property
+    def projects_onto_mixture(self) -> bool:
+        """Whether the model says y is exactly the sum of its learned parts, so separated parts
+        are projected onto the mixture. Clipped training mixtures (the clip operator), or a
+        known (sampled) component beside the generators, mean they need not sum to y."""
+        return self.model.operator.name == "identity" and not self.model.known
 
-        Clipped training mixtures (the clip operator), or a known (sampled) component beside
-        the generators, mean the learned parts need not sum to y; then the parts are returned
-        as they are.
-        """
-        if self.model.operator.name != "identity" or self.model.known:
+    def make_consistent(self, parts: torch.Tensor, mixtures: torch.Tensor) -> torch.Tensor:
+        """``parts`` projected onto the mixtures where ``projects_onto_mixture``; else as is."""
+        if not self.projects_onto_mixture:
             return parts
         return project_onto_mixture(parts, mixtures)
 

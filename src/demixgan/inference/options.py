@@ -19,6 +19,9 @@ UPDATES = ("joint", "alternating")
 #: by how well each explains the observation (inference/solver.py).
 COMBINES = ("best", "weighted")
 MAX_SEED = 2**63 - 1
+#: The separation methods an evaluation can score (inference/methods.py), in table order.
+METHOD_NAMES = ("fit", "separator", "ica", "mixture", "split")
+DEFAULT_METHODS = ("fit", "ica", "mixture", "split")
 
 
 @dataclass(frozen=True)

@@ -11,26 +11,16 @@ import torch
 
 from demixgan.data.superposition import MixtureBatch
 from demixgan.errors import DemixganError
-from demixgan.evaluation.separation import (
-    MethodScore,
-    markdown_table,
-    reference_scores,
-    score_method,
-)
+from demixgan.evaluation.separation import MethodScore, markdown_table, score_method
 from demixgan.inference.amortized import Separator
 from demixgan.inference.api import TrainedModel, check_finite
-from demixgan.inference.options import MAX_SEED, FitOptions
+from demixgan.inference.methods import build_methods
+from demixgan.inference.options import DEFAULT_METHODS, MAX_SEED, FitOptions
 from demixgan.io.images import read_npy, read_stack
 from demixgan.models.operators import GaussianOperator
 from demixgan.spec.image import ImageSpec
 
 TASKS = ("denoise", "demix", "cs")
-#: The row of the generators' own outputs, before the mixture-consistency projection.
-GENERATED_ROW = "demixing-GAN, G(z) only"
-#: The separator network trained on the model's draws and remixed training mixtures.
-AMORTIZED_ROW = "demixing-GAN, amortized separator"
-#: ICA's sources alone, not summing to the mixture: the reading nearest the paper's ICA rows.
-ICA_SHARES_ROW = "ICA, shares only"
 
 
 def prepare_observations(
@@ -158,17 +148,10 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Separation:
-    """The test mixtures of an evaluation and every method's estimates [N, K, 1, H, W].
-
-    ``estimates`` are the model's separated parts, ``generated`` the generators' outputs
-    before the mixture-consistency projection, ``amortized`` a separator's where one was given.
-    """
+    """The test mixtures of an evaluation and every method's parts [N, K, C, H, W], by row."""
 
     batch: MixtureBatch
-    estimates: torch.Tensor
-    generated: torch.Tensor
-    ica: torch.Tensor | None
-    amortized: torch.Tensor | None = None
+    estimates: dict[str, torch.Tensor]
 
 
 def evaluate_checkpoint(
@@ -180,18 +163,18 @@ def evaluate_checkpoint(
     level: int | None = None,
     digit_source: str | None = None,
     data_dir: str | os.PathLike | None = None,
-    with_ica: bool = True,
+    methods: Sequence[str] = DEFAULT_METHODS,
     separator: Separator | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Evaluation, Separation]:
-    """Separate ``n`` held-out test mixtures; score the model, ICA, the split and the input.
-
-    With a trained ``separator`` its one-pass estimates are scored too (``AMORTIZED_ROW``).
-    """
+    """Separate ``n`` held-out test mixtures by each of ``methods`` (inference/methods.py) and
+    score them against the true parts, one row per method; a ``separator`` adds its row."""
     from demixgan.data.superposition import build_sampler, make_mixtures
 
     if n < 1:
         raise DemixganError(f"--n must be at least 1 test mixture, got {n}.")
+    if separator is not None and "separator" not in methods:
+        methods = (*methods, "separator")
     recipe = recipe or trained.config.data.recipe
     level = level if level is not None else trained.config.data.level
     digit_source = digit_source or default_digit_source(data_dir)
@@ -203,37 +186,20 @@ def evaluate_checkpoint(
             f"The recipe {recipe} has {len(sampler.names)} components but the checkpoint "
             f"separates {len(trained.model.learned)}; pick a recipe with as many components."
         )
+    chosen = build_methods(methods, trained, options, separator=separator, progress=progress)
     batch = make_mixtures(sampler, n, options.seed + 1)
-    generated = trained.demix(batch.mixtures, options, progress=progress, consistent=False)
-    estimates = trained.make_consistent(generated, batch.mixtures)
-
-    def score(method: str, estimates: torch.Tensor, names: Sequence[str]) -> MethodScore:
-        return score_method(
-            method,
-            estimates,
+    estimates = {method.name: method.separate(batch.mixtures) for method in chosen}
+    rows = [
+        score_method(
+            method.name,
+            estimates[method.name],
             batch.components,
             sampler.names,
-            names,
+            method.part_names,
             per_mixture=sampler.recipe.exchangeable,
         )
-
-    rows = [score("demixing-GAN", estimates, trained.component_names)]
-    if estimates is not generated:
-        rows.append(score(GENERATED_ROW, generated, trained.component_names))
-    amortized = None
-    if separator is not None:
-        amortized = trained.separate(batch.mixtures, separator)
-        rows.append(score(AMORTIZED_ROW, amortized, trained.component_names))
-    ica = None
-    if with_ica:
-        from demixgan.evaluation.baselines import ica_shares, with_rest_split
-
-        shares = ica_shares(batch.mixtures, n_components=len(sampler.names), seed=options.seed)
-        ica = with_rest_split(shares, batch.mixtures)
-        ica_names = [f"ICA {k + 1}" for k in range(ica.shape[1])]
-        rows.append(score("ICA", ica, ica_names))
-        rows.append(score(ICA_SHARES_ROW, shares, ica_names))
-    rows += reference_scores(batch.mixtures, batch.components, sampler.names)
+        for method in chosen
+    ]
     evaluation = Evaluation(
         checkpoint=str(trained.checkpoint),
         recipe=recipe,
@@ -244,7 +210,7 @@ def evaluate_checkpoint(
         rows=rows,
         table=markdown_table(rows, sampler.names, n),
     )
-    return evaluation, Separation(batch, estimates, generated, ica, amortized)
+    return evaluation, Separation(batch, estimates)
 
 
 def _test_images(components, digit_source: str) -> str:

@@ -1,0 +1,81 @@
+"""One way to separate: every method returns parts [N, K, C, H, W], and an evaluation is the
+list of methods it is given (`demixgan evaluate --methods ...`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import demixgan
+from demixgan.cli.main import main
+from demixgan.errors import DemixganError
+from demixgan.inference.methods import (
+    FIT_ROW,
+    GENERATED_ROW,
+    Ica,
+    LatentFit,
+    Mixture,
+    Split,
+    build_methods,
+)
+from demixgan.inference.options import FitOptions
+from demixgan.inference.tasks import evaluate_checkpoint
+
+FAST = FitOptions(iterations=5, restarts=1, seed=0)
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_every_baseline_returns_k_parts_of_the_observations_shape(parts):
+    """K = 3 as well as 2, grey and RGB: the split and ICA's full reading sum to each y."""
+    for shape in ((1, 28, 28), (3, 32, 32)):
+        y = torch.rand(2, *shape, generator=torch.Generator().manual_seed(parts))
+        for method in (Split(parts), Mixture(parts), Ica(parts, seed=0)):
+            estimate = method.separate(y)
+            assert estimate.shape == (2, parts, *shape), method.name
+            assert len(method.part_names) == parts
+        assert torch.allclose(Split(parts).separate(y).sum(1), y)
+        assert torch.allclose(Ica(parts).separate(y).sum(1), y, atol=1e-4)
+
+
+def test_the_fits_two_rows_come_from_one_fit(tiny_runs):
+    """G(z) as fitted and its consistent projection: one latent fit, two readings."""
+    trained = demixgan.load(tiny_runs["demix"])
+    calls = []
+    methods = build_methods(["fit"], trained, FAST, progress=calls.append)
+    assert [m.name for m in methods] == [FIT_ROW, GENERATED_ROW]
+    y = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2
+    consistent, generated = (m.separate(y) for m in methods)
+    assert sum(calls) == 3  # three mixtures fitted once
+    assert torch.equal(generated, LatentFit(trained, FAST, consistent=False).separate(y))
+    assert torch.allclose(consistent.sum(1), y.clamp(0, 2), atol=1e-4)
+
+
+def test_an_evaluation_scores_the_methods_it_is_given(tiny_runs):
+    trained = demixgan.load(tiny_runs["demix"])
+    evaluation, separation = evaluate_checkpoint(trained, FAST, n=4, methods=("fit", "split"))
+    rows = [row.method for row in evaluation.rows]
+    assert rows == [FIT_ROW, GENERATED_ROW, "split y/2"]
+    assert set(separation.estimates) == set(rows)
+
+
+def test_methods_on_the_command_line(tiny_runs, tmp_path, capsys):
+    out = tmp_path / "scores.json"
+    args = ["evaluate", str(tiny_runs["demix"]), "--n", "4", "--iterations", "5", "--restarts"]
+    assert main([*args, "1", "--methods", "split,mixture", "--json", str(out)]) == 0
+    assert [row["method"] for row in json.loads(out.read_text())["rows"]] == [
+        "input (mixture)",
+        "split y/2",
+    ]
+    capsys.readouterr()
+    assert main([*args, "1", "--methods", "fit,lasso"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown separation methods lasso" in err and "Traceback" not in err
+    assert main([*args, "1", "--methods", "separator"]) == 2
+    assert "add --separator DIR" in capsys.readouterr().err
+
+
+def test_no_method_is_refused(tiny_runs):
+    with pytest.raises(DemixganError, match="none given"):
+        build_methods([], demixgan.load(tiny_runs["demix"]), FAST)
