@@ -1,8 +1,9 @@
 """Latent-fit throughput: the batched solver against fitting one latent at a time.
 
 Run: ``.venv/bin/python benchmarks/bench_solver.py [--checkpoint RUN_OR_FILE] [--n 1000]``
-(default model: the paper's demixing architecture of ``configs/demix-digit-sines.toml``, freshly
-initialised: the timing does not depend on the weights). Prints a Markdown table.
+(default model: the paper's demixing architecture of
+``configs/paper-demix-digit-sines.toml``, freshly initialised: the timing does not depend on
+the weights). Prints a Markdown table.
 
 Measured in one process, with the same thread count:
 
@@ -83,7 +84,8 @@ def main() -> None:
     if args.checkpoint:
         model, _ = load_model(args.checkpoint)
     else:
-        model = build_model(load_config(REPO / "configs" / "demix-digit-sines.toml"), MNIST_IMAGE)
+        config = load_config(REPO / "configs" / "paper-demix-digit-sines.toml")
+        model = build_model(config, MNIST_IMAGE)
     model.eval()
     use_shared = SHARED_MNIST.is_dir()
     sampler = build_sampler(

@@ -1,7 +1,7 @@
 """Training throughput of a run config: bare train step, end to end, and the fp32 matmul rate.
 
 Run: ``.venv/bin/python benchmarks/bench_train.py [--steps N] [--config PATH]`` (default: the
-paper's demixing architecture, ``configs/demix-digit-sines.toml``). Prints a Markdown table.
+paper's demixing architecture, ``configs/paper-demix-digit-sines.toml``). Prints a Markdown table.
 
 What is measured, all in one process and with the same thread count:
 
@@ -55,7 +55,7 @@ from demixgan.spec.factory import training_sampler
 from demixgan.training import loop
 from demixgan.training.distributed import resolve_device
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demix-digit-sines.toml"
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper-demix-digit-sines.toml"
 TARGET_END_TO_END = 0.90
 TARGET_MATMUL = 0.60
 

@@ -1,5 +1,6 @@
 """The layout the architecture page promises (docs/architecture.md), checked on the source:
-inference never imports training, and the paper's image size lives in the image spec alone."""
+inference never imports training, the paper's image size lives in the image spec alone, and
+no two config files share a name."""
 
 from __future__ import annotations
 
@@ -44,3 +45,10 @@ def test_no_bare_mnist_size_in_code():
             if token.type == tokenize.NUMBER and token.string in ("28", "784", "28.0")
         ]
     assert not found, found
+
+
+def test_configs_have_no_same_named_twins():
+    """One name, one config: the repository's configs and the experiments' assets differ in name."""
+    repo_configs = {p.name for p in (SRC.parents[1] / "configs").glob("*.toml")}
+    assets = {p.name for p in (SRC / "assets" / "experiments").glob("*.toml")}
+    assert not repo_configs & assets

@@ -17,7 +17,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     source = train.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--config", help="TOML run configuration, e.g. configs/demix-digit-sines.toml"
+        "--config", help="TOML run configuration, e.g. configs/paper-demix-digit-sines.toml"
     )
     source.add_argument(
         "--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint"
