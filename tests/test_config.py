@@ -303,7 +303,7 @@ _LARGER_COUPLED_LATENT = {
         # unknown names
         (_with(data={"recipe": "digit+sine"}), "data.recipe", "did you mean 'digit+sines'"),
         (_with(data={"digit_source": "emnist"}), "data.digit_source", "'mnist-embedded'"),
-        (_with(data={"split": "val"}), "data.split", "one of 'train', 'test'"),
+        (_with(data={"split": "val"}), "data.split", "one of 'train', 'validation', 'test'"),
         (_with(train={"loss": "wgan"}), "train.loss", "one of 'paper', 'hinge'"),
         (_with(train={"device": "gpu"}), "train.device", "'cuda:N'"),
         (_with(train={"device": "cuda:x"}), "train.device", "but got 'cuda:x'"),

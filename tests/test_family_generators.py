@@ -159,7 +159,9 @@ def test_searching_the_curves_removes_what_a_fit_from_the_prior_leaves():
         curves = fit.components[:, 1]
         errors[way] = ((corrupted - curves).clamp(0, 1) - digits).pow(2).mean().item()
         found[way] = _share_found(truth, fit.latents["sines"])
-    assert errors["search"] < 0.25 * errors["prior"], errors  # measured 0.0097 vs 0.063
+    # measured 0.0147 vs 0.0553 (PCA of the first 1,000 train-split digits; 0.0097 vs 0.063
+    # with the first 1,000 of the whole training part, before the validation split)
+    assert errors["search"] < 0.4 * errors["prior"], errors
     assert found["search"] >= max(0.95, found["prior"] + 0.1), found  # 98% vs 82%
 
 

@@ -47,15 +47,19 @@ def assert_image_set(data, n: int, shape=(28, 28)) -> None:
 # ------------------------------------------------------------------------- mnist-embedded
 
 
-def test_embedded_has_500_per_class_split_400_100():
-    train, test = load_images("mnist-embedded"), load_images("mnist-embedded", "test")
-    assert_image_set(train, 4000)
+def test_embedded_has_500_per_class_split_367_33_100():
+    """Train, validation (carved from the training part) and test: disjoint, stratified."""
+    train, validation, test = (load_images("mnist-embedded", split) for split in SPLITS)
+    assert_image_set(train, 3670)
+    assert_image_set(validation, 330)
     assert_image_set(test, 1000)
-    assert train.labels.bincount().tolist() == [400] * 10
+    assert train.labels.bincount().tolist() == [367] * 10
+    assert validation.labels.bincount().tolist() == [33] * 10
     assert test.labels.bincount().tolist() == [100] * 10
     assert train.class_names == tuple("0123456789") and train.source == "mnist-embedded"
-    assert len(row_hashes(train.images) | row_hashes(test.images)) == 5000
-    assert not row_hashes(train.images) & row_hashes(test.images)
+    hashes = [row_hashes(part.images) for part in (train, validation, test)]
+    assert len(hashes[0] | hashes[1] | hashes[2]) == 5000
+    assert not hashes[0] & hashes[1] and not hashes[0] & hashes[2] and not hashes[1] & hashes[2]
 
 
 def test_embedded_split_is_deterministic_and_loads_are_cached_and_fresh():
@@ -70,7 +74,7 @@ def test_embedded_split_is_deterministic_and_loads_are_cached_and_fresh():
 
 def test_embedded_class_filter_and_binarize():
     data = load_images("mnist-embedded", classes=["1", 2], binarize=True)
-    assert_image_set(data, 800)
+    assert_image_set(data, 734)  # 367 training digits per class
     assert set(data.labels.tolist()) == {1, 2}
     assert set(data.images.unique().tolist()) == {0.0, 1.0}
 
@@ -131,12 +135,17 @@ def test_fashion_dress_and_bag(fashion_dir: Path):
     assert data.labels.bincount().tolist() == [0, 0, 0, 1000, 0, 0, 0, 0, 1000]
     assert data.class_names[3] == "dress" and data.class_names[8] == "bag"
     train = load_images("fashion-mnist", "train", classes=["ankle_boot"])
-    assert len(train) == 6000 and set(train.labels.tolist()) == {9}
+    validation = load_images("fashion-mnist", "validation", classes=["ankle_boot"])
+    assert (len(train), len(validation)) == (5500, 500) and set(train.labels.tolist()) == {9}
 
 
 def test_fashion_checksums_verified(fashion_dir: Path):
     info = [d for d in describe_sources() if d["source"] == "fashion-mnist"]
-    assert [(d["checksum"], d["count"]) for d in info] == [("verified", 60000), ("verified", 10000)]
+    assert [(d["checksum"], d["count"]) for d in info] == [
+        ("verified", 55000),
+        ("verified", 5000),
+        ("verified", 10000),
+    ]
     assert info[0]["path"] == str(fashion_dir)
 
 
@@ -180,8 +189,8 @@ def test_class_names_and_bad_arguments():
         class_names("folder")
     with pytest.raises(DemixganError, match="mnist-embedded"):
         load_images("cifar")
-    with pytest.raises(DemixganError, match="train, test"):
-        load_images("mnist-embedded", "validation")
+    with pytest.raises(DemixganError, match="train, validation, test"):
+        load_images("mnist-embedded", "val")
 
 
 # ------------------------------------------------------------------ lookup and verification
@@ -278,17 +287,19 @@ def test_folder_single_class_png_and_npy(tmp_path: Path):
     (root / "notes.txt").write_text("ignored")
     train, test = load_images("folder", data_dir=root), load_images("folder", "test", data_dir=root)
     assert train.class_names == ("sigs",)
-    assert_image_set(train, 6, shape=(8, 6))
+    assert_image_set(train, 5, shape=(8, 6))  # 6 training images, 1 of them for validation
+    assert_image_set(load_images("folder", "validation", data_dir=root), 1, shape=(8, 6))
     assert_image_set(test, 2, shape=(8, 6))
     everything = row_hashes(train.images) | row_hashes(test.images)
-    assert not row_hashes(train.images) & row_hashes(test.images) and len(everything) == 8
+    assert not row_hashes(train.images) & row_hashes(test.images) and len(everything) == 7
 
 
 def test_folder_values(tmp_path: Path):
     _png(tmp_path / "a.png", np.full((4, 4), 51, np.uint8))
     _png(tmp_path / "b.png", np.full((4, 4), 65535, np.uint16))
     np.save(tmp_path / "c.npy", np.full((4, 4), 0.5))
-    images = torch.cat([load_images("folder", split, data_dir=tmp_path).images for split in SPLITS])
+    parts = ("train", "test")  # three images: none is held out for validation
+    images = torch.cat([load_images("folder", split, data_dir=tmp_path).images for split in parts])
     means = sorted(float(m) for m in images.mean(dim=(1, 2, 3)))
     assert means == pytest.approx([0.2, 0.5, 1.0])
 
@@ -371,7 +382,12 @@ def test_folder_described(tmp_path: Path):
     for i in range(10):
         np.save(tmp_path / f"{i}.npy", np.full((3, 3), i / 10))
     rows = [d for d in describe_sources(tmp_path) if d["source"] == "folder"]
-    assert [(d["count"], d["checksum"]) for d in rows] == [(8, "unverified"), (2, "unverified")]
+    counts = [(d["split"], d["count"], d["checksum"]) for d in rows]
+    assert counts == [
+        ("train", 7, "unverified"),
+        ("validation", 1, "unverified"),
+        ("test", 2, "unverified"),
+    ]
 
 
 def test_folder_split_is_stable_across_loads(tmp_path: Path):

@@ -27,7 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--data",
         choices=DATA_SOURCES,
         default="mnist-embedded",
-        help="training digits: the 4,000 embedded ones (default, no download) or MNIST's 60,000",
+        help="training digits: the 3,670 embedded ones (default, no download) or MNIST's 55,000",
     )
     parser.add_argument(
         "--data-dir",

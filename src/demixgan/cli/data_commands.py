@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from demixgan.data.catalog import SPLITS
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     data = commands.add_parser("data", help="inspect datasets, signal families and mixture recipes")
@@ -21,7 +23,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     show.add_argument("recipe", help="mixture recipe, e.g. digit+sines (see 'demixgan data info')")
     show.add_argument("--level", type=int, help="level of the signal family component (default 1)")
     show.add_argument("-n", type=int, default=64, help="number of mixtures to show (default 64)")
-    show.add_argument("--split", choices=("train", "test"), default="train")
+    show.add_argument("--split", choices=SPLITS, default="train")
     show.add_argument("--seed", type=int, default=0)
     show.add_argument(
         "--digit-source", default="mnist-embedded", help="mnist-embedded (default) or mnist"

@@ -16,6 +16,11 @@ import numpy as np
 
 SPLIT_SEED = 5270  # seeds the per-class train/test split of mnist-embedded and folder sources
 TEST_FRACTION = 0.2
+#: The validation part carved from every source's training images, per class: 1/12 of them
+#: (MNIST's 60,000 training digits give the paper's 55,000 / 5,000), seeded apart from the test
+#: split. Budgets and settings are chosen on it; the test split is read only to report.
+VALIDATION_SEED = 6121
+VALIDATION_FRACTION = 1 / 12
 _Arrays = tuple[np.ndarray, np.ndarray]  # images [N, H, W] (uint8 or float32), labels [N]
 
 
@@ -29,23 +34,45 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _test_mask(labels: np.ndarray) -> np.ndarray:
-    """Seeded, stratified test selection: round(TEST_FRACTION * n) images of each class."""
+def _held_out(n: int, fraction: float) -> int:
+    """Images of a class of ``n`` that a seeded, stratified selection holds out."""
+    return math.floor(fraction * n + 0.5)
+
+
+def _stratified_mask(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Seeded, stratified selection: round(fraction * n) images of each class."""
     mask = np.zeros(labels.shape[0], dtype=bool)
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)
-        n_test = math.floor(TEST_FRACTION * members.size + 0.5)
-        rng = np.random.default_rng([SPLIT_SEED, int(cls)])
-        mask[rng.permutation(members)[:n_test]] = True
+        rng = np.random.default_rng([seed, int(cls)])
+        mask[rng.permutation(members)[: _held_out(members.size, fraction)]] = True
     return mask
 
 
 def _split(arrays: _Arrays, split: str) -> _Arrays:
+    """The train (the whole training part) or test split of a source without official ones."""
     images, labels = arrays
-    rows = _test_mask(labels)
+    rows = _stratified_mask(labels, TEST_FRACTION, SPLIT_SEED)
     if split == "train":
         rows = ~rows
     return _readonly(images[rows]), _readonly(labels[rows])
+
+
+def carve_validation(arrays: _Arrays, split: str) -> _Arrays:
+    """From a source's whole training part: its ``validation`` images, or the ``train`` rest."""
+    images, labels = arrays
+    rows = _stratified_mask(labels, VALIDATION_FRACTION, VALIDATION_SEED)
+    if split == "train":
+        rows = ~rows
+    return _readonly(images[rows]), _readonly(labels[rows])
+
+
+def carved_counts(class_counts: list[int], split: str) -> list[int]:
+    """Per-class counts of ``carve_validation``'s ``split`` from the training part's counts."""
+    held = [_held_out(n, VALIDATION_FRACTION) for n in class_counts]
+    if split == "validation":
+        return held
+    return [n - h for n, h in zip(class_counts, held, strict=True)]
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from demixgan.spec.image import MNIST_IMAGE
 
+#: Every source's splits: train and validation are disjoint parts of its training images
+#: (``arrays.carve_validation``), test is its test set.
+SPLITS = ("train", "validation", "test")
 #: The catalogued datasets (MNIST, Fashion-MNIST) hold the paper's image size.
 IMAGE_SIZE = (MNIST_IMAGE.height, MNIST_IMAGE.width)
 

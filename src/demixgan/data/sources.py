@@ -25,8 +25,12 @@ with a warning and reported as "mismatch" by ``describe_sources``.
 
 Splits: mnist-embedded and folder have no official test set, so each class is split with a
 fixed seed (``SPLIT_SEED``): round(20%) of its images, chosen by a seeded permutation, form
-"test" and the rest "train" (400/100 per class for mnist-embedded). Both keep file order and
-are disjoint. Changing ``SPLIT_SEED`` changes every such split, so it is a constant.
+"test" and the rest the training part (400/100 per class for mnist-embedded). From every
+source's training part (MNIST's and Fashion-MNIST's 60,000 training images too), round(1/12)
+of each class, chosen by another seeded permutation (``VALIDATION_SEED``), form "validation"
+and the rest "train" (367/33/100 per class for mnist-embedded; 55,000 / 5,000 / 10,000 for
+MNIST, as the paper used it). The three keep file order and are disjoint. The seeds are
+constants: changing one changes every split.
 """
 
 from __future__ import annotations
@@ -39,8 +43,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from demixgan.data.arrays import SPLIT_SEED, TEST_FRACTION, _Arrays
-from demixgan.data.catalog import DATASETS, MNIST, normalize_class_name
+from demixgan.data.arrays import (
+    SPLIT_SEED,
+    TEST_FRACTION,
+    _Arrays,
+    carve_validation,
+    carved_counts,
+)
+from demixgan.data.catalog import DATASETS, MNIST, SPLITS, normalize_class_name
 from demixgan.data.embedded_source import _describe_embedded, _embedded_location, _embedded_split
 from demixgan.data.folder_source import (
     _describe_folder,
@@ -66,7 +76,6 @@ __all__ = [
 ]
 
 SOURCES: tuple[str, ...] = ("mnist", "fashion-mnist", "mnist-embedded", "folder")
-SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -119,12 +128,19 @@ def load_images(
 
 
 def _arrays(source: str, split: str, data_dir, download: bool) -> _Arrays:
-    """Cached, read-only images [N, H, W] and labels [N] of one split."""
+    """Read-only images [N, H, W] and labels [N] of one split (the source's files cached)."""
+    if split == "test":
+        return _source_split(source, "test", data_dir, download)
+    return carve_validation(_source_split(source, "train", data_dir, download), split)
+
+
+def _source_split(source: str, part: str, data_dir, download: bool) -> _Arrays:
+    """The source's own train or test images (before the validation part is carved)."""
     if source == "folder":
-        return _folder_split(_folder_root(data_dir), split)
+        return _folder_split(_folder_root(data_dir), part)
     if source == "mnist-embedded":
-        return _embedded_split(split)
-    return _idx_split(DATASETS[source], split, data_dir, download)
+        return _embedded_split(part)
+    return _idx_split(DATASETS[source], part, data_dir, download)
 
 
 def class_names(source: str) -> tuple[str, ...]:
@@ -162,14 +178,24 @@ def describe_sources(data_dir: str | os.PathLike | None = None) -> list[dict]:
     """
     out = []
     for source in SOURCES:
-        for split in SPLITS:
+        for part in ("train", "test"):
             if source == "folder":
-                entry = _describe_folder(data_dir, split)
+                entry = _describe_folder(data_dir, part)
             elif source == "mnist-embedded":
-                entry = _describe_embedded(split)
+                entry = _describe_embedded(part)
             else:
-                entry = _describe_idx(DATASETS[source], split, data_dir)
-            out.append({"source": source, "split": split, **entry})
+                entry = _describe_idx(DATASETS[source], part, data_dir)
+            if part == "test":
+                out.append({"source": source, "split": "test", **entry})
+                continue
+            for split in ("train", "validation"):  # carved from the training files, unread
+                counts = entry["class_counts"]
+                carved = None if counts is None else carved_counts(counts, split)
+                count = entry["count"] if carved is None else sum(carved)
+                out.append(
+                    {"source": source, "split": split, **entry, "count": count}
+                    | {"class_counts": carved or counts}
+                )
     return out
 
 

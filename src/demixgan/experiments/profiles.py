@@ -28,7 +28,7 @@ class Profile:
     #: Held-out digits per corruption family and level in denoise-test, and their fit.
     denoise_digits: int = rule(ge=1)
     denoise_fit: FitOptions
-    #: Epochs and training digits (0: all 4,000) of the MNIST classifier that reads digits.
+    #: Epochs and training digits (0: all 3,670) of the MNIST classifier that reads digits.
     classifier_epochs: int = rule(ge=1)
     #: Compressive sensing: test images, numbers of measurements m, and the latent fit.
     cs_images: int = rule(ge=1)

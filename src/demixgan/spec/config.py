@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
+from demixgan.data.catalog import SPLITS
 from demixgan.data.families import FAMILIES, MAX_LEVEL, MIN_LEVEL
 from demixgan.data.superposition import DIGIT_SOURCES, RECIPES
 from demixgan.errors import DemixganError
@@ -55,7 +56,7 @@ class DataConfig:
     recipe: str = rule("digit+sines", choices=tuple(RECIPES))
     level: int | None = rule(None, ge=MIN_LEVEL, le=MAX_LEVEL)
     digit_source: str = rule("mnist-embedded", choices=DIGIT_SOURCES)
-    split: str = rule("train", choices=("train", "test"))
+    split: str = rule("train", choices=SPLITS)
     binarize: bool | None = None
     clip: bool = False
     limit: int = rule(0, ge=0)

@@ -1,6 +1,6 @@
 """The classifier step of the training engine: the MNIST classifier that reads denoised digits.
 
-Only 4,000 real digits are available without a download, so training draws a fresh random
+Only 3,670 real training digits are available without a download, so training draws a fresh random
 affine distortion of every digit each epoch (rotation, scale, shear, shift) and thresholds half
 of them at 0.5: the GAN experiments use binarized digits, and the classifier must read both
 kinds. Every draw comes from one generator seeded by ``seed`` (its state, the epoch's order and
