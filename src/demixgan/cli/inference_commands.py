@@ -262,6 +262,7 @@ def run_separator(args: argparse.Namespace) -> int:
 def _separator_job(args: argparse.Namespace) -> dict:
     """What a new separator run records: enough for --resume to continue it alone."""
     from dataclasses import asdict
+    from pathlib import Path
 
     from demixgan.errors import DemixganError
 
@@ -270,12 +271,16 @@ def _separator_job(args: argparse.Namespace) -> dict:
             "Give the checkpoint and -o DIR for a new separator run (demixgan separator RUN -o "
             "DIR), or --resume DIR to continue one."
         )
+
+    def absolute(path: str | None) -> str | None:  # --resume may run from another directory
+        return None if path is None else str(Path(path).resolve())
+
     return {
-        "checkpoint": args.checkpoint,
+        "checkpoint": absolute(args.checkpoint),
         "options": asdict(from_flags(SeparatorOptions, args)),
         "measurements": args.measurements,
         "matrix_seed": args.matrix_seed,
-        "teacher": args.teacher,
+        "teacher": absolute(args.teacher),
     }
 
 
