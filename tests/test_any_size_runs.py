@@ -23,6 +23,7 @@ from demixgan.data.superposition import draw_family
 from demixgan.inference.amortized import load_separator
 from demixgan.inference.options import FitOptions, SeparatorOptions
 from demixgan.io.checkpoints import latest_checkpoint, load_weights
+from demixgan.spec.config import config_to_dict as config_dict
 from demixgan.spec.config import parse_config
 from demixgan.spec.image import ImageSpec
 from demixgan.training.loop import train
@@ -84,6 +85,7 @@ def test_a_run_on_own_mixtures_is_built_for_their_size(own_run):
     assert trained.model.image == image
     sidecar = json.loads(latest_checkpoint(own_run["run"] / "checkpoints").sidecar_path.read_text())
     assert sidecar["image"] == image.to_dict()
+    assert sidecar["operator"] == {"name": "identity"} == trained.model.operator.to_dict()
     with torch.no_grad():
         parts = trained.model.components(trained.model.sample_latents(2, torch.Generator()))
     assert parts.shape == (2, 2, *image.shape)
@@ -134,6 +136,22 @@ def test_mixtures_of_another_size_than_the_run_are_refused(own_run, tmp_path, ca
     err = capsys.readouterr().err
     assert own_run["image"].describe() in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_clipped_mixtures_are_observed_through_the_clip_operator(own_run):
+    """A run on saturated images models the saturation: its observations are clipped like its
+    data (an unclipped run's are the exact sum)."""
+    from demixgan.spec.factory import build_model
+
+    config = config_dict(_config(own_run["root"] / "mixtures.npy", 1))
+    bright = torch.full((2, *own_run["image"].shape), 1.5)
+    for clip, brightest in ((True, 1.0), (False, 1.5)):
+        run = parse_config({**config, "data": {"clip": clip}}, name="c")
+        model = build_model(run, own_run["image"])
+        assert model.operator(bright).max().item() == brightest
+        with torch.no_grad():
+            latents = model.sample_latents(2, torch.Generator().manual_seed(0))
+            assert torch.equal(model(latents), model.operator(model.components(latents).sum(1)))
 
 
 # -- a killed separator run resumes exactly ------------------------------------------------

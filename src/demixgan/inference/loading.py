@@ -8,6 +8,7 @@ from pathlib import Path
 from demixgan.errors import DemixganError
 from demixgan.io import checkpoints
 from demixgan.io.run_files import CHECKPOINT_DIR
+from demixgan.models.operators import operator_from_dict
 from demixgan.models.superposition_model import SuperpositionModel
 from demixgan.spec.config import RunConfig, parse_config
 from demixgan.spec.factory import build_model
@@ -40,7 +41,10 @@ def load_model(path: str | os.PathLike) -> tuple[SuperpositionModel, RunConfig]:
             "'demixgan train' or one of its .safetensors checkpoints."
         )
     config = parse_config(sidecar["config"], name=sidecar["config"].get("name", "run"))
-    model = build_model(config, ImageSpec.from_dict(sidecar.get("image"), f"'{path}'"))
+    image = ImageSpec.from_dict(sidecar.get("image"), f"'{path}'")
+    model = build_model(config, image)
+    if "operator" in sidecar:  # the operator it trained with (older checkpoints: the config's)
+        model.operator = operator_from_dict(sidecar["operator"], image)
     model.load_state_dict(weights["model"])
     return model, config
 
