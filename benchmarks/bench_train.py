@@ -52,7 +52,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from demixgan.io.run_files import STATS_FILE
 from demixgan.spec.config import RunConfig, load_config
 from demixgan.spec.factory import training_sampler
-from demixgan.training import loop
+from demixgan.training import engine, loop
 from demixgan.training.distributed import resolve_device
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper-demix-digit-sines.toml"
@@ -313,19 +313,16 @@ def _timed(call: Callable, into: list[float]) -> Callable:
 def run_end_to_end(config: RunConfig, device: str, variant: Variant) -> EndToEndRun:
     """``train()`` as the CLI runs it; its step loop is timed apart from setup and teardown.
 
-    ``loop._run_steps`` is wrapped (not changed): the wrapper notes when the loop starts and
-    ends, and wraps the trainer's methods to time each step, checkpoint and evolution grid.
+    The engine's ``run_steps`` and ``save_checkpoint`` are wrapped (not changed): the wrappers
+    note when the loop starts and ends, and time each step, checkpoint and evolution grid.
     """
-    original = loop._run_steps
+    original, original_save = engine.run_steps, engine.save_checkpoint
     result = EndToEndRun()
 
     def timed_run_steps(trainer: loop.Trainer, *args: object, **kwargs: object) -> None:
         variant.apply(trainer)
-        step_fn, checkpoint_fn, evolution_fn = (
-            trainer.train_step,
-            trainer.save_checkpoint,
-            trainer.save_evolution,
-        )
+        step_fn, evolution_fn = trainer.train_step, trainer.save_evolution
+        checkpoint_fn = original_save
 
         def step() -> dict[str, float]:
             start = time.perf_counter()
@@ -335,16 +332,16 @@ def run_end_to_end(config: RunConfig, device: str, variant: Variant) -> EndToEnd
             result.step_end.append(end - loop_start)
             return values
 
-        def checkpoint():
-            result.checkpoint_steps.append(trainer.step)
-            return checkpoint_fn()
+        def checkpoint(task, *args: object):
+            result.checkpoint_steps.append(task.step)
+            return checkpoint_fn(task, *args)
 
         def evolution(epoch: int) -> None:
             result.evolution_epochs.append(epoch + 1)
             evolution_fn(epoch)
 
         trainer.train_step = step
-        trainer.save_checkpoint = _timed(checkpoint, result.checkpoint_s)
+        engine.save_checkpoint = _timed(checkpoint, result.checkpoint_s)
         trainer.save_evolution = _timed(evolution, result.evolution_s)
         loop_start = time.perf_counter()
         try:
@@ -354,13 +351,13 @@ def run_end_to_end(config: RunConfig, device: str, variant: Variant) -> EndToEnd
 
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         run_dir = Path(tmp) / "run"
-        loop._run_steps = timed_run_steps
+        engine.run_steps = timed_run_steps
         try:
             start = time.perf_counter()
             loop.train(config, run_dir, device=device, progress=False)
             result.total_s = time.perf_counter() - start
         finally:
-            loop._run_steps = original
+            engine.run_steps, engine.save_checkpoint = original, original_save
         stats = run_dir / STATS_FILE
         result.log_records = len(stats.read_text().splitlines()) if stats.exists() else 0
     return result
