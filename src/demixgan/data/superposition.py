@@ -118,6 +118,11 @@ RECIPES: dict[str, Recipe] = {
             (_digit(), FamilyComponent("lines", "lines")),
         ),
         Recipe(
+            "digit+sines+lines",
+            "an MNIST digit crossed by thin sinusoidal curves and by full-length lines (K = 3)",
+            (_digit(), FamilyComponent("sines", "sines"), FamilyComponent("lines", "lines")),
+        ),
+        Recipe(
             "digit+digit",
             "two independent MNIST digits, each from all ten classes",
             (_digit("digit-a"), _digit("digit-b")),
