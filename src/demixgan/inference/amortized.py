@@ -85,11 +85,11 @@ SEPARATOR_KIND = "separator"
 
 
 class Separator(nn.Module):
-    """A trained separator: ``separate(observations)`` -> parts [N, K, 1, 28, 28] in the
+    """A trained separator: ``separate(observations)`` -> parts [N, K, C, H, W] in the
     model's component order (known components included).
 
     ``matrix_seed`` names the Gaussian matrix whose measurements [N, m] it separates (m is the
-    network's ``measurements``); None: it separates whole mixtures [N, 1, 28, 28].
+    network's ``measurements``); None: it separates whole mixtures [N, C, H, W].
     """
 
     def __init__(

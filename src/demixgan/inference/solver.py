@@ -31,7 +31,7 @@ L1_ROUNDING = 1e-3
 @dataclass(frozen=True)
 class LatentFit:
     latents: dict[str, torch.Tensor]  # [N, d_k] best restart per observation
-    components: torch.Tensor  # [N, K_learned, 1, H, W] in the model's learned order
+    components: torch.Tensor  # [N, K_learned, C, H, W] in the model's learned order
     measurement_error: torch.Tensor  # [N] mean squared residual (per measurement) of components
     iterations: int  # iterations run (the most over chunks; fewer than asked after convergence)
 
