@@ -114,6 +114,14 @@ def test_evaluate_prints_the_table_with_baselines(tiny_runs, tmp_path, capsys):
     assert json.loads(out.read_text())["n"] == 8
 
 
+def test_empty_measurements_are_one_clear_error(tiny_runs, tmp_path, capsys):
+    np.save(tmp_path / "none.npy", np.zeros((0, 40), dtype=np.float32))
+    out = tmp_path / "out"
+    assert run("cs", tiny_runs["denoise"], tmp_path / "none.npy", "-o", out, *FAST) == 2
+    err = capsys.readouterr().err
+    assert "No measurements were given" in err and "Traceback" not in err and not out.exists()
+
+
 def test_restarts_combined_by_weight_and_a_bad_combine(tiny_runs, tmp_path, capsys):
     y = np.random.default_rng(0).normal(size=(2, 40)).astype(np.float32)
     np.save(tmp_path / "y.npy", y)
@@ -136,7 +144,12 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     np.save(empty, np.zeros((0, 28, 28), dtype=np.float32))
     broken = tmp_path / "broken.npy"
     broken.write_bytes(b"not numpy")
+    scalar, huge = tmp_path / "scalar.npy", tmp_path / "huge.npy"
+    np.save(scalar, np.array(3.0))
+    np.save(huge, np.full((2, 28, 28), 3e38, dtype=np.float32))
     return {
+        "scalar": (scalar, "holds a single number"),
+        "huge": (huge, "far outside what this model's 2 parts"),
         "channels": (rgb, "grey 28x28 images"),
         "size": (small, "grey 28x28 images"),
         "nan": (nan, "NaN or infinite"),
@@ -146,7 +159,9 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["channels", "size", "nan", "empty", "corrupt", "missing"])
+@pytest.mark.parametrize(
+    "case", ["channels", "size", "nan", "empty", "corrupt", "missing", "scalar", "huge"]
+)
 def test_bad_inputs_are_clear_errors_and_write_nothing(tiny_runs, tmp_path, capsys, case):
     path, message = _bad_inputs(tmp_path)[case]
     out = tmp_path / "out"

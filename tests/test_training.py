@@ -402,6 +402,7 @@ CLI_ERRORS = {
     "resume with --set": (["--resume", "run", "--set", "seed=3"], "--set"),
     "resume with --run-dir": (["--resume", "run", "--run-dir", "new"], "--run-dir"),
     "no CUDA": (["--config", str(TINY), "--device", "cuda"], "CUDA is not available"),
+    "unknown device": (["--config", str(TINY), "--device", "tpu"], "Device 'tpu' is not one"),
 }
 
 

@@ -183,6 +183,8 @@ class TrainedModel:
     @staticmethod
     def _checked_measurements(measurements, operator: GaussianOperator) -> torch.Tensor:
         measurements = check_finite(_as_float(measurements), "measurements")
+        if measurements.ndim == 2 and measurements.shape[0] == 0:
+            raise DemixganError("No measurements were given (an empty array): nothing to fit.")
         if measurements.ndim != 2 or measurements.shape[1] != operator.matrix.shape[0]:
             raise DemixganError(
                 f"Compressive measurements must be an [N, m] array with m = "
@@ -199,8 +201,18 @@ class TrainedModel:
         return fit_latents(self.model, observations, options, operator=operator, progress=progress)
 
     def images(self, observations) -> torch.Tensor:
-        """Observations as float images of this model's spec [N, C, H, W] (checked, finite)."""
-        return as_images(observations, self.model.image)
+        """Observations as float images of this model's spec [N, C, H, W] (checked, finite,
+        and within reach of the model: K parts in [0, 1] sum to at most K)."""
+        images = as_images(observations, self.model.image)
+        reach = len(self.model.names)
+        if images.min() < -reach or images.max() > 2 * reach:
+            raise DemixganError(
+                f"The observations range from {images.min().item():.4g} to "
+                f"{images.max().item():.4g}, far outside what this model's {reach} parts in "
+                f"[0, 1] can sum to ([0, {reach}]). Scale images to [0, 1] per part (uint8 "
+                "arrays and PNGs are divided by 255 when read)."
+            )
+        return images
 
     def _require_components(self, needed: int, task: str, instead: str) -> None:
         count = len(self.model.learned)

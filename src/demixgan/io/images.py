@@ -68,6 +68,11 @@ def read_stack(paths: list[str | os.PathLike]) -> np.ndarray:
         if not path.is_file():
             raise DemixganError(f"The input file '{path}' does not exist.")
         array = read_png(path) if suffix == ".png" else read_npy(path)
+        if array.ndim == 0:
+            raise DemixganError(
+                f"The array file {path} holds a single number ({array.dtype}), not an image; "
+                "save images as [H, W] or a stack [N, ...]."
+            )
         if suffix == ".png" and array.shape[0] == 3:
             array = array[None]
         if suffix == ".npy" and array.ndim == 2:

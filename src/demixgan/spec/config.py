@@ -45,7 +45,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 _COMPONENT_NAME = (r"[A-Za-z][A-Za-z0-9_+-]*", "starting with a letter, then letters, digits, _+-")
 #: Run names become directory names.
 _RUN_NAME = (r"[A-Za-z0-9][A-Za-z0-9._+-]*", "of letters, digits and ._+-, starting alphanumeric")
-_DEVICE = (r"auto|cpu|cuda(:[0-9]+)?", "'auto', 'cpu', 'cuda' or 'cuda:N'")
+#: The devices a run may ask for (train.device, --device).
+DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]+)?"
+_DEVICE = (DEVICE_PATTERN, "'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
 from demixgan.errors import DemixganError
+from demixgan.spec.config import DEVICE_PATTERN
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,11 @@ def resolve_device(requested: str) -> torch.device:
     """``auto``: CUDA when available, else CPU; anything else must be usable here."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if re.fullmatch(DEVICE_PATTERN, requested) is None:
+        raise DemixganError(
+            f"Device {requested!r} is not one demixgan trains on: use auto, cpu, cuda or cuda:N "
+            "(--device, or train.device in the config)."
+        )
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DemixganError(
