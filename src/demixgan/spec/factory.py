@@ -112,10 +112,22 @@ def load_training_data(config: RunConfig) -> TrainingData:
 
     Each image of the split is used once (paired with one independent draw of the other
     components), so the learner never sees the same digit under two different corruptions.
+    A user's own ``data.mixtures`` are taken as they are.
     """
+    data = _observed_mixtures(config) if config.data.mixtures else _recipe_data(config)
+    count = data.observations.shape[0]
+    if count < config.train.batch_size:
+        raise DemixganError(
+            f"The training data ({data.description}) has {count} observations, fewer than one "
+            f"batch of {config.train.batch_size}. Lower train.batch_size, raise data.limit or "
+            "add observations."
+        )
+    return data
+
+
+def _recipe_data(config: RunConfig) -> TrainingData:
+    """A recipe's mixtures (or one clean component of them) drawn from its split."""
     data = config.data
-    if data.mixtures is not None:
-        return _observed_mixtures(config)
     sampler, count = training_sampler(config)
     batch = make_mixtures(sampler, count, seed=config.seed + DATA_SEED_OFFSET)
     if data.observe is None:
@@ -123,11 +135,6 @@ def load_training_data(config: RunConfig) -> TrainingData:
     else:
         index = sampler.names.index(data.observe)
         observations, what = batch.components[:, index], f"clean '{data.observe}' of {data.recipe}"
-    if count < config.train.batch_size:
-        raise DemixganError(
-            f"The training data has {count} observations, fewer than one batch of "
-            f"{config.train.batch_size}. Lower train.batch_size or raise data.limit."
-        )
     level = f" level {sampler.level}" if sampler.level is not None else ""
     return TrainingData(
         observations.contiguous(),
@@ -141,12 +148,6 @@ def _observed_mixtures(config: RunConfig) -> TrainingData:
     observations = load_mixtures(config.data.mixtures)
     if config.data.limit:
         observations = observations[: config.data.limit]
-    if observations.shape[0] < config.train.batch_size:
-        raise DemixganError(
-            f"The observed mixtures '{config.data.mixtures}' are {observations.shape[0]}, "
-            f"fewer than one batch of {config.train.batch_size}. Lower train.batch_size or "
-            "add mixtures."
-        )
     image = ImageSpec(*observations.shape[1:])
     what = f"{observations.shape[0]} observed {image.describe()} mixtures"
     return TrainingData(observations.contiguous(), what, image)
