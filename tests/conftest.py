@@ -4,11 +4,18 @@ environment, so that no test reads or writes the real cache or reaches the netwo
 from __future__ import annotations
 
 import gzip
+import os
 import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Fuzz tests (Hypothesis): few, derandomized examples in CI; DEMIXGAN_FUZZ=long for many more.
+settings.register_profile("ci", max_examples=12, derandomize=True, deadline=None, database=None)
+settings.register_profile("long", max_examples=400, deadline=None)
+settings.load_profile(os.environ.get("DEMIXGAN_FUZZ", "ci"))
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")

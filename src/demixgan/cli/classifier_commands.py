@@ -49,13 +49,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_train_classifier(args: argparse.Namespace) -> int:
-    import sys
-    import time
-
     from demixgan.data.sources import load_images
     from demixgan.errors import DemixganError
-    from demixgan.evaluation.classification import check_output_dir, save_classifier
-    from demixgan.training.classifier import train_classifier
+    from demixgan.evaluation.classification import check_output_dir
+    from demixgan.io.locks import output_lock
 
     epochs = DEFAULT_EPOCHS[args.data] if args.epochs is None else args.epochs
     if not 1 <= epochs <= 1000:
@@ -63,6 +60,18 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     train_set = load_images(args.data, "train", data_dir=args.data_dir)
     held_out = _held_out_sets(args.data, args.data_dir)
     check_output_dir(args.output)  # before minutes of training
+    with output_lock(args.output, "classifier output directory"):  # until the classifier is saved
+        return _train_and_save(args, epochs, train_set, held_out)
+
+
+def _train_and_save(
+    args: argparse.Namespace, epochs: int, train_set: ImageSet, held_out: dict[str, ImageSet]
+) -> int:
+    import sys
+    import time
+
+    from demixgan.evaluation.classification import save_classifier
+    from demixgan.training.classifier import train_classifier
 
     def report(epoch: int, loss: float) -> None:
         print(f"epoch {epoch}/{epochs}  loss {loss:.4f}", file=sys.stderr, flush=True)

@@ -68,16 +68,23 @@ def run_info(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from demixgan.data.superposition import build_sampler, make_mixtures
     from demixgan.errors import DemixganError
     from demixgan.io.atomic import check_writable_dir
-    from demixgan.reports.grids import save_panels
+    from demixgan.io.locks import output_lock
 
     if not 1 <= args.n <= 1024:
         raise DemixganError(f"-n must be between 1 and 1024 mixtures, got {args.n}.")
     if not args.output.lower().endswith(".png"):
         raise DemixganError(f"The output '{args.output}' must be a .png file.")
     check_writable_dir(Path(args.output).resolve().parent)
+    with output_lock(args.output, "image"):
+        return _show(args)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from demixgan.data.superposition import build_sampler, make_mixtures
+    from demixgan.reports.grids import save_panels
+
     sampler = build_sampler(
         args.recipe,
         level=args.level,

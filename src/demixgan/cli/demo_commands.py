@@ -36,6 +36,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     from demixgan.errors import DemixganError
     from demixgan.experiments.demo import run_demo as demo
+    from demixgan.io.locks import output_lock
 
     if not 1 <= args.n <= 1000:
         raise DemixganError(
@@ -47,13 +48,14 @@ def run_demo(args: argparse.Namespace) -> int:
             "uses the shipped checkpoint as it is."
         )
     run_dir = Path(args.output or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
-    result = demo(
-        run_dir,
-        train_first=args.train,
-        overrides=args.overrides,
-        n=args.n,
-        progress=not args.no_progress,
-    )
+    with output_lock(run_dir, "demo directory"):
+        result = demo(
+            run_dir,
+            train_first=args.train,
+            overrides=args.overrides,
+            n=args.n,
+            progress=not args.no_progress,
+        )
     print(result.evaluation.table)
     print(f"\nreport: {result.report}")
     return 0

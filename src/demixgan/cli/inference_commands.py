@@ -162,6 +162,13 @@ def _options(args: argparse.Namespace) -> FitOptions:
 
 
 def run_task(args: argparse.Namespace) -> int:
+    from demixgan.inference.outputs import new_output
+
+    with new_output(args.output):  # held from the first check to the final rename
+        return _run_task(args)
+
+
+def _run_task(args: argparse.Namespace) -> int:
     from demixgan.inference.api import load
     from demixgan.inference.outputs import check_new_output, write_outputs
     from demixgan.inference.tasks import prepare_observations, read_truth, run_inference
@@ -196,21 +203,12 @@ def _load_separator(path: str | None):
 
 
 def run_separator(args: argparse.Namespace) -> int:
-    import sys
-    import time
-    from dataclasses import asdict
     from pathlib import Path
 
-    from demixgan.inference.amortized import save_separator
     from demixgan.inference.api import load
     from demixgan.inference.tasks import measurement_operator
-    from demixgan.training.separator import (
-        finished_separator,
-        read_job,
-        start_run,
-        steps_done,
-        train_model_separator,
-    )
+    from demixgan.io.locks import run_lock
+    from demixgan.training.separator import check_new_run, read_job
 
     job = _separator_job(args) if args.resume is None else read_job(Path(args.resume))
     run_dir = Path(args.resume or args.output)
@@ -219,6 +217,34 @@ def run_separator(args: argparse.Namespace) -> int:
     trained.require_demixing()
     operator = measurement_operator(job["measurements"], job["matrix_seed"], trained.model.image)
     teacher = _checked_teacher(job["teacher"], operator, trained)
+    if args.resume is None:
+        check_new_run(run_dir)  # refused before its lock file is made; checked again under it
+    with run_lock(run_dir, "separator run directory"):  # every input checked: lock, then write
+        return _train_separator_run(args, job, run_dir, options, trained, operator, teacher)
+
+
+def _train_separator_run(
+    args: argparse.Namespace,
+    job: dict,
+    run_dir,
+    options: SeparatorOptions,
+    trained,
+    operator,
+    teacher,
+) -> int:
+    """The writing half of ``run_separator``, under the run directory's lock."""
+    import sys
+    import time
+    from dataclasses import asdict
+
+    from demixgan.inference.amortized import save_separator
+    from demixgan.training.separator import (
+        finished_separator,
+        start_run,
+        steps_done,
+        train_model_separator,
+    )
+
     if args.resume is not None and finished_separator(run_dir) is not None:
         print(f"the separator run in {run_dir} is finished: its separator is there")
         return 0
@@ -320,6 +346,15 @@ def _methods(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from demixgan.io.locks import output_lock
+
+    if args.json is None:
+        return _run_evaluate(args)
+    with output_lock(args.json, "scores file"):  # a second evaluate into it is refused at once
+        return _run_evaluate(args)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
     from demixgan.inference.api import load
     from demixgan.inference.tasks import evaluate_checkpoint
 
@@ -350,10 +385,19 @@ def run_name(args: argparse.Namespace) -> int:
     import json
 
     from demixgan.errors import DemixganError
-    from demixgan.inference.api import check_names, load, names_path
+    from demixgan.inference.api import TrainedModel, check_names, names_path, read_names
+    from demixgan.inference.loading import load_model, resolve_checkpoint
     from demixgan.io.atomic import atomic_path
 
-    trained = load(args.checkpoint)
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    model, config = load_model(checkpoint)
+    try:
+        current, damaged = read_names(checkpoint, model.learned), None
+    except DemixganError as error:  # a damaged names file: naming them again replaces it
+        if not args.names:
+            raise
+        current, damaged = {}, error
+    trained = TrainedModel(model, config, checkpoint, current)
     learned = trained.model.learned
     if not args.names:
         for generator, shown in zip(learned, trained.component_names, strict=True):
@@ -370,4 +414,9 @@ def run_name(args: argparse.Namespace) -> int:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(names, indent=2) + "\n", encoding="utf-8")
     print(f"named {', '.join(f'{k} = {v}' for k, v in names.items())} in {path}")
+    if damaged is not None:
+        print(
+            f"replaced the damaged {path} (it could not be read as generator names), so only "
+            "the names given now are recorded"
+        )
     return 0

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from demixgan import __version__
@@ -24,6 +26,7 @@ from demixgan.errors import DemixganError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process killed by it
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,9 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OUT_OF_MEMORY = (
+    "The command ran out of memory (nothing was written). Ask for less at once: fewer "
+    "inputs per call, a smaller --chunk or --batch-size, fewer --restarts, or a smaller "
+    "network; or run it on a machine with more memory."
+)
+
+
+class Terminated(BaseException):
+    """SIGTERM as an exception, so cleanups (temp files, staged outputs, locks) still run."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return args.run(args) or 0
     except DemixganError as error:
@@ -60,3 +80,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("demixgan: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:
+        print(f"demixgan: error: {OUT_OF_MEMORY}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except RuntimeError as error:
+        if "can't allocate memory" not in str(error) and "out of memory" not in str(error):
+            raise
+        print(f"demixgan: error: {OUT_OF_MEMORY}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Terminated:
+        print("demixgan: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

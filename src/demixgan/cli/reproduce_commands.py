@@ -52,6 +52,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         reproduce_all,
         train_models,
     )
+    from demixgan.io.locks import output_lock
 
     if args.name == "list":
         for experiment in all_experiments():
@@ -76,9 +77,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
         return 0
     stamp = time.strftime("%Y%m%d-%H%M%S")
     output = args.output or f"runs/reproduce/{args.name}-{args.profile}-{stamp}"
-    if args.name == "all":
-        report = reproduce_all(output, **options)
-    else:
-        report = reproduce(args.name, output, **options)
+    with output_lock(output, "report directory"):  # its staging directory is shared
+        if args.name == "all":
+            report = reproduce_all(output, **options)
+        else:
+            report = reproduce(args.name, output, **options)
     print(f"report: {report}")
     return 0

@@ -37,11 +37,11 @@ def add_overrides(parser: argparse.ArgumentParser, help_text: str) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import json
     import os
     from pathlib import Path
 
     from demixgan.errors import DemixganError
+    from demixgan.io.json_files import read_json
     from demixgan.io.run_files import CONFIG_FILE, default_run_dir
     from demixgan.spec.config import load_config, parse_config
     from demixgan.training.loop import train
@@ -54,19 +54,21 @@ def run_train(args: argparse.Namespace) -> int:
             )
         run_dir = Path(args.resume)
         config_path = run_dir / CONFIG_FILE
+        if run_dir.is_file():
+            raise DemixganError(
+                f"Cannot resume from '{run_dir}': it is a file, not a run directory. Give the "
+                "directory 'demixgan train' wrote (the one holding config.json and checkpoints/)."
+            )
         if not config_path.is_file():
             raise DemixganError(
                 f"Cannot resume from '{run_dir}': it has no {CONFIG_FILE}, so it is not a "
                 "demixgan run directory (or its first write never finished)."
             )
-        try:
-            data = json.loads(config_path.read_text(encoding="utf-8"))
-        except ValueError as exc:  # invalid JSON or not UTF-8
-            raise DemixganError(
-                f"Cannot resume from '{run_dir}': its {CONFIG_FILE} is not valid JSON ({exc}), so "
-                "the run's configuration is lost or was edited by hand. Restore the file, or start "
-                "a new run with --config."
-            ) from None
+        data = read_json(
+            config_path,
+            "run configuration",
+            "The run's settings are lost; restore the file, or start a new run with --config.",
+        )
         config = parse_config(data, name=run_dir.name)
     else:
         config = load_config(args.config, args.overrides)

@@ -6,6 +6,8 @@ Training it is the classifier step of the training engine (training/classifier.p
 from __future__ import annotations
 
 import os
+import reprlib
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -59,21 +61,64 @@ def save_classifier(
 
 
 def load_classifier(path: str | os.PathLike) -> tuple[MnistClassifier, dict]:
-    """Load a classifier from its directory, .safetensors or .json file (CPU, eval mode)."""
+    """Load a classifier from its directory, .safetensors or .json file (CPU, eval mode).
+
+    The layer widths its sidecar records are checked, and the network they build compared
+    with the weights' header, before any tensor is read or allocated.
+    """
+
+    def fit(sidecar: dict) -> checkpoints.Fit:
+        shape = _classifier_shape(sidecar, path)
+        planned = checkpoints.plan(lambda: {MODULE: MnistClassifier(shape)}, path, "a classifier")
+        return checkpoints.Fit(
+            planned,
+            what="the classifier its sidecar describes",
+            subject=lambda key: f"the sidecar's classifier_shape ({shape})",
+            remedy="The sidecar was edited or belongs to other weights; use another classifier, "
+            "or train one with 'demixgan train-classifier'.",
+        )
+
     weights, sidecar = checkpoints.load_finished(
-        path, KIND, "an MNIST classifier", "demixgan train-classifier"
+        path, KIND, "an MNIST classifier", "demixgan train-classifier", fit=fit
     )
+    model = MnistClassifier(_classifier_shape(sidecar, path))
     try:
-        model = MnistClassifier(ClassifierShape(**sidecar["classifier_shape"]))
         model.load_state_dict(weights[MODULE])
-    except (KeyError, TypeError, RuntimeError) as exc:
+    except RuntimeError as exc:  # the header was checked; kept so no traceback can escape
         raise DemixganError(
-            f"The classifier checkpoint '{path}' does not describe a network this version "
-            f"builds ({type(exc).__name__}: {exc}). Train a new one with "
-            "'demixgan train-classifier'."
+            f"The classifier checkpoint '{path}' does not load into the network it describes "
+            f"({exc}). Train a new one with 'demixgan train-classifier'."
         ) from None
     model.eval()
     return model, sidecar
+
+
+def _classifier_shape(sidecar: dict, path: str | os.PathLike) -> ClassifierShape:
+    """The layer widths a classifier's sidecar records: whole widths >= 1, a dropout in [0, 1)."""
+    data = sidecar.get("classifier_shape")
+    names = [field.name for field in fields(ClassifierShape)]
+    widths = [name for name in names if name != "dropout"]
+    if not isinstance(data, dict) or not set(data) <= set(names):
+        problem = f"classifier_shape must be a table of {', '.join(names)}"
+    elif bad := [key for key in widths if key in data and not _whole(data[key], 1)]:
+        problem = f"classifier_shape.{bad[0]} must be an integer >= 1"
+    elif "dropout" in data and not (
+        isinstance(data["dropout"], int | float)
+        and not isinstance(data["dropout"], bool)
+        and 0 <= data["dropout"] < 1
+    ):
+        problem = "classifier_shape.dropout must be a number from 0 to below 1"
+    else:
+        return ClassifierShape(**data)
+    raise DemixganError(
+        f"The classifier checkpoint '{path}' does not describe a network this version builds: "
+        f"{problem}, but its sidecar records {reprlib.repr(data)}. The sidecar was edited or "
+        "written by another program; train a new one with 'demixgan train-classifier'."
+    )
+
+
+def _whole(value: object, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def check_images(images: torch.Tensor) -> None:

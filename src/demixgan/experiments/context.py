@@ -24,6 +24,7 @@ from demixgan.experiments.profiles import Profile
 from demixgan.inference.api import TrainedModel, load
 from demixgan.io import checkpoints
 from demixgan.io.atomic import atomic_path
+from demixgan.io.json_files import read_json
 from demixgan.io.run_files import training_minutes
 from demixgan.networks.classifier import MnistClassifier
 from demixgan.spec.config import RunConfig, load_config
@@ -129,7 +130,9 @@ def _subset(digits: ImageSet, count: int | None) -> ImageSet:
 def _completed(run: Path) -> dict | None:
     """The record of a finished stored run (steps, minutes), or None if it never finished."""
     done = run / COMPLETE_FILE
-    return json.loads(done.read_text(encoding="utf-8")) if done.is_file() else None
+    if not done.is_file():
+        return None
+    return read_json(done, "completion record", "Delete the stored run to train it again.")
 
 
 def _mark_complete(run: Path, steps: int, minutes: float) -> None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,6 +44,7 @@ from torch import nn
 from demixgan.errors import DemixganError
 from demixgan.evaluation.metrics import order_errors
 from demixgan.io import checkpoints
+from demixgan.models.operators import MAX_SEED
 from demixgan.models.superposition_model import SuperpositionModel
 from demixgan.networks.separators import UNetSeparator
 from demixgan.spec.image import ImageSpec
@@ -184,20 +186,83 @@ def save_separator(
 
 
 def load_separator(path: str | os.PathLike) -> tuple[Separator, dict]:
-    """A separator from its directory or files (CPU), and its sidecar; never runs code."""
+    """A separator from its directory or files (CPU), and its sidecar; never runs code.
+
+    The sidecar's description of the network is checked, and the network it describes is
+    compared with the weights' header, before any tensor is read or allocated.
+    """
+
+    def fit(sidecar: dict) -> checkpoints.Fit:
+        shape, image, _, _ = _separator_fields(sidecar, path)
+        planned = checkpoints.plan(
+            lambda: {"separator": UNetSeparator(**shape, image=image)}, path, "a separator"
+        )
+        settings = ", ".join(f"{key} = {value}" for key, value in shape.items())
+        return checkpoints.Fit(
+            planned,
+            what="the separator its sidecar describes",
+            subject=lambda key: f"the sidecar's separator_shape ({settings})",
+            remedy="The sidecar was edited or belongs to other weights; use another separator, "
+            "or train a new one with 'demixgan separator'.",
+        )
+
     weights, sidecar = checkpoints.load_finished(
-        path, SEPARATOR_KIND, "a separator", "demixgan separator"
+        path, SEPARATOR_KIND, "a separator", "demixgan separator", fit=fit
     )
+    shape, image, names, matrix_seed = _separator_fields(sidecar, path)
+    network = UNetSeparator(**shape, image=image)
     try:
-        shape = dict(sidecar["separator_shape"])
-        image = ImageSpec.from_dict(shape.pop("image", None), f"'{path}'")
-        network = UNetSeparator(**shape, image=image)
         network.load_state_dict(weights["separator"])
-        names = [str(name) for name in sidecar["separator_components"]]
-        matrix_seed = sidecar.get("separator_matrix_seed")
-    except (KeyError, TypeError, RuntimeError) as exc:
+    except RuntimeError as exc:  # the header was checked; kept so no traceback can escape
         raise DemixganError(
-            f"The separator checkpoint '{path}' does not describe a network this version builds "
-            f"({type(exc).__name__}: {exc}). Train a new one with 'demixgan separator'."
+            f"The separator checkpoint '{path}' does not load into the network it describes "
+            f"({exc}). Train a new one with 'demixgan separator'."
         ) from None
     return Separator(network.eval(), names, matrix_seed=matrix_seed), sidecar
+
+
+def _separator_fields(
+    sidecar: dict, path: str | os.PathLike
+) -> tuple[dict[str, int], ImageSpec, list[str], int | None]:
+    """Network shape, image spec, component names and matrix seed of a separator's sidecar,
+    each checked: a sidecar may have been edited (a width of 2e9, names that are numbers)."""
+    shape = sidecar.get("separator_shape")
+    names = sidecar.get("separator_components")
+    seed = sidecar.get("separator_matrix_seed")
+    keys = ("components", "width", "measurements", "image")
+    problem = None
+    if not isinstance(shape, dict) or not {"components", "width"} <= set(shape) <= set(keys):
+        problem = f"separator_shape must be a table of {', '.join(keys)}, not {_short(shape)}"
+    else:
+        for key, low in (("components", 1), ("width", 1), ("measurements", 0)):
+            value = shape.get(key, low)
+            if not _whole(value) or value < low:
+                problem = f"separator_shape.{key} must be an integer >= {low}, not {_short(value)}"
+                break
+    if problem is None and not (
+        isinstance(names, list)
+        and all(isinstance(name, str) for name in names)
+        and len(names) == shape["components"]
+    ):
+        problem = (
+            f"separator_components must list the names of its {shape['components']} "
+            f"components, not {_short(names)}"
+        )
+    if problem is None and seed is not None and not (_whole(seed) and 0 <= seed <= MAX_SEED):
+        problem = f"separator_matrix_seed must be null or from 0 to {MAX_SEED}, not {_short(seed)}"
+    if problem is not None:
+        raise DemixganError(
+            f"The separator checkpoint '{path}' does not describe a network this version "
+            f"builds: {problem}. Its sidecar was edited or written by another program; train a "
+            "new one with 'demixgan separator'."
+        )
+    image = ImageSpec.from_dict(shape.get("image"), f"'{path}'")
+    return {key: shape[key] for key in keys[:3] if key in shape}, image, names, seed
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(value: Any) -> str:
+    return reprlib.repr(value)

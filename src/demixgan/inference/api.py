@@ -6,7 +6,6 @@ operator and checks that the model has the components the task needs.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,10 +16,12 @@ import torch
 from demixgan.errors import DemixganError
 from demixgan.inference.amortized import Separator
 from demixgan.inference.consistency import project_onto_mixture
-from demixgan.inference.loading import load_model, resolve_checkpoint
+from demixgan.inference.loading import open_checkpoint
 from demixgan.inference.options import FitOptions
 from demixgan.inference.solver import LatentFit, fit_latents
 from demixgan.inference.stroke_search import fit_with_stroke_search
+from demixgan.io.images import intensities
+from demixgan.io.json_files import read_json
 from demixgan.models.operators import GaussianOperator
 from demixgan.models.superposition_model import SuperpositionModel
 from demixgan.spec.config import RunConfig
@@ -228,8 +229,7 @@ class TrainedModel:
 
 def load(path: str | os.PathLike) -> TrainedModel:
     """Load a checkpoint (a run directory means its latest one) for inference, on CPU."""
-    checkpoint = resolve_checkpoint(path)
-    model, config = load_model(checkpoint)
+    checkpoint, model, config = open_checkpoint(path)
     return TrainedModel(model, config, checkpoint, read_names(checkpoint, model.learned))
 
 
@@ -244,13 +244,11 @@ def read_names(checkpoint: str | os.PathLike, learned: Sequence[str]) -> dict[st
     path = names_path(checkpoint)
     if not path.is_file():
         return {}
-    try:
-        names = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DemixganError(
-            f"The component names in '{path}' cannot be read ({exc}). Fix or delete the file, or "
-            "name the components again with 'demixgan name'."
-        ) from None
+    names = read_json(
+        path,
+        "component names file",
+        "Fix or delete the file, or name the components again with 'demixgan name'.",
+    )
     if not isinstance(names, dict) or not all(
         k in learned and isinstance(v, str) for k, v in names.items()
     ):
@@ -304,10 +302,13 @@ def as_images(observations, image: ImageSpec) -> torch.Tensor:
 
 
 def _as_float(values) -> torch.Tensor:
+    """Float observations; integer arrays and tensors are intensities, read as files are."""
     tensor = torch.as_tensor(values)
     if tensor.is_complex() or tensor.dtype == torch.bool:
         raise DemixganError(f"Observations must be real numbers, not {tensor.dtype}.")
-    return tensor.float()
+    if tensor.is_floating_point():
+        return tensor.float()
+    return torch.from_numpy(intensities(tensor.numpy(), "The observations array"))
 
 
 def check_finite(values: torch.Tensor, what: str) -> torch.Tensor:

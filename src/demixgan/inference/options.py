@@ -28,8 +28,10 @@ DEFAULT_METHODS = ("fit", "ica", "mixture", "split")
 class FitOptions:
     """Latent-fit budget; the defaults are the paper's (Adam lr 0.01, 500 steps, 10 restarts)."""
 
-    iterations: int = rule(500, ge=0, help="Adam steps")
-    restarts: int = rule(10, ge=1, help="random restarts; the best fit is kept per observation")
+    iterations: int = rule(500, ge=0, le=10**7, help="Adam steps")
+    restarts: int = rule(
+        10, ge=1, le=10_000, help="random restarts; the best fit is kept per observation"
+    )
     lr: float = rule(0.01, gt=0, help="Adam learning rate")
     latent_weight: float = rule(0.0, ge=0, help="weight lambda of ||z||^2")
     update: str = rule(
@@ -68,12 +70,12 @@ class SeparatorOptions:
     """Training budget of a separator; the defaults took 33.8 minutes in demix-train's report
     run (two threads, beside other jobs; RESULTS.md)."""
 
-    steps: int = rule(3000, ge=1, help="steps on the model's own draws")
-    batch_size: int = rule(64, ge=1, help="parts drawn per step")
+    steps: int = rule(3000, ge=1, le=10**8, help="steps on the model's own draws")
+    batch_size: int = rule(64, ge=1, le=65_536, help="parts drawn per step")
     lr: float = rule(2e-3, gt=0, help="peak learning rate of the one-cycle schedule")
-    width: int = rule(32, ge=1, help="channels of the U-Net's first level")
+    width: int = rule(32, ge=1, le=1024, help="channels of the U-Net's first level")
     remix_steps: int = rule(
-        1500, ge=0, help="then steps of remixing the run's training mixtures (0: none)"
+        1500, ge=0, le=10**8, help="then steps of remixing the run's training mixtures (0: none)"
     )
     remix_fraction: float = rule(
         0.5, gt=0, le=1, help="share of each remixing batch taken from real mixtures"

@@ -1,7 +1,9 @@
 """Write an inference task's outputs: one PNG per estimated component, ``.npy`` stacks, metrics.
 
 Everything goes to a staging directory beside the output that is renamed into place at the
-end, so a failed or interrupted run leaves no half-written output directory.
+end, so a failed or interrupted run leaves no half-written output directory; a command holds
+the output's lock (``new_output``) from its first check to that rename, so a second command
+writing the same output is refused at once instead of failing at the rename.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,8 @@ from demixgan.evaluation.separation import METRICS, score_method
 from demixgan.inference.api import TrainedModel
 from demixgan.io.atomic import check_writable_dir
 from demixgan.io.images import write_png
+from demixgan.io.locks import output_lock
+from demixgan.io.stale import make_temp_dir, remove_stale_temps
 
 
 def check_new_output(path: str | os.PathLike) -> Path:
@@ -34,6 +39,17 @@ def check_new_output(path: str | os.PathLike) -> Path:
     return path
 
 
+@contextmanager
+def new_output(path: str | os.PathLike, what: str = "output") -> Iterator[Path]:
+    """``check_new_output`` under the output's lock, held until the block ends (the rename).
+
+    Checked before the lock too, so that a refused output leaves no lock file behind.
+    """
+    check_new_output(path)
+    with output_lock(path, what):
+        yield check_new_output(path)
+
+
 def write_outputs(
     output: Path,
     trained: TrainedModel,
@@ -46,7 +62,8 @@ def write_outputs(
     Per component: ``NAME.npy`` [N, C, H, W] and one PNG per input (grey or RGB, the input's
     size)."""
     names = trained.component_names
-    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.partial-"))
+    remove_stale_temps(output.parent, ".partial")  # staged by a killed run
+    staging = make_temp_dir(output.parent, output.name, ".partial")
     try:
         for k, name in enumerate(names):
             folder = staging / name
@@ -60,9 +77,16 @@ def write_outputs(
             metrics = _metrics(estimates, truth, names)
             (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
             summary += "\n" + _describe(metrics)
-        if output.exists():
-            output.rmdir()  # checked empty up front
-        os.replace(staging, output)
+        try:
+            if output.exists():
+                output.rmdir()  # checked empty up front
+            os.replace(staging, output)
+        except OSError as exc:  # written meanwhile by a process that does not lock it
+            raise DemixganError(
+                f"The output '{output}' was created by another process while this one ran "
+                f"({exc.strerror or exc}), so nothing was written, to keep that result. Run "
+                "the command again with a new output directory."
+            ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

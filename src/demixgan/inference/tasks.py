@@ -21,6 +21,8 @@ from demixgan.models.operators import GaussianOperator
 from demixgan.spec.image import ImageSpec
 
 TASKS = ("denoise", "demix", "cs")
+#: An evaluation's largest test set: ten times the MNIST test split, minutes per method.
+MAX_TEST_MIXTURES = 100_000
 
 
 def prepare_observations(
@@ -90,6 +92,12 @@ def read_truth(
             "input, in the same order."
         )
     learned = len(trained.model.learned)
+    if task == "denoise" and truth.shape[1] != 1:
+        c, h, w = image.shape
+        raise DemixganError(
+            f"--truth holds {truth.shape[1]} components per image, but denoise estimates one "
+            f"clean image per input; give the clean images ([N, {c}, {h}, {w}] or PNGs)."
+        )
     if task == "demix" and truth.shape[1] != learned:
         raise DemixganError(
             f"--truth holds {truth.shape[1]} components per mixture; the checkpoint separates "
@@ -171,12 +179,13 @@ def evaluate_checkpoint(
     score them against the true parts, one row per method; a ``separator`` adds its row."""
     from demixgan.data.superposition import build_sampler, make_mixtures
 
-    if n < 1:
-        raise DemixganError(f"--n must be at least 1 test mixture, got {n}.")
+    if not 1 <= n <= MAX_TEST_MIXTURES:
+        raise DemixganError(f"--n must be from 1 to {MAX_TEST_MIXTURES:,} test mixtures, got {n}.")
     if separator is not None and "separator" not in methods:
         methods = (*methods, "separator")
+    if level is None and recipe in (None, trained.config.data.recipe):
+        level = trained.config.data.level  # another recipe: its own default level
     recipe = recipe or trained.config.data.recipe
-    level = level if level is not None else trained.config.data.level
     digit_source = digit_source or default_digit_source(data_dir)
     sampler = build_sampler(
         recipe, level=level, split="test", digit_source=digit_source, data_dir=data_dir

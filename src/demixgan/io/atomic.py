@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from demixgan.errors import DemixganError
+from demixgan.io.stale import make_temp, remove_stale_temps
 
 
 def check_writable_dir(directory: str | os.PathLike, what: str = "output") -> Path:
@@ -38,13 +39,13 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``destination``; rename it into place only on success.
 
     On any exception the temporary file is removed, so an interrupted write never leaves a
-    file that looks complete.
+    file that looks complete; one left by a killed process is removed by the next write
+    into the directory.
     """
     dest = Path(destination)
     directory = check_writable_dir(dest.parent if str(dest.parent) else ".")
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    remove_stale_temps(directory, ".tmp")  # those of killed writers (they name their PID)
+    tmp = make_temp(directory, dest.name, ".tmp")
     try:
         yield tmp
         tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions

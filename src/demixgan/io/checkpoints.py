@@ -16,15 +16,20 @@ complete checkpoint is either the previous one or the new one.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import platform
 import re
+import reprlib
+import stat
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,12 +37,15 @@ from typing import Any
 
 import safetensors
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from demixgan import __version__
 from demixgan.errors import DemixganError
 from demixgan.io.atomic import atomic_path, check_writable_dir
+from demixgan.io.json_files import json_problem
 from demixgan.io.run_files import CHECKPOINT_DIR
 
 CHECKPOINT_FORMAT = "demixgan-checkpoint"
@@ -61,6 +69,12 @@ _RESERVED = (
     "versions",
 )
 _CHUNK = 1 << 20
+#: A sidecar is a few kilobytes; a far larger "sidecar" is not one and is not read into memory.
+MAX_SIDECAR_BYTES = 16 << 20
+#: Sidecars nest a few levels (config -> components -> a table); deeper nesting is tampering.
+MAX_SIDECAR_DEPTH = 32
+#: Floating dtypes whose values are checked to be finite when weights load.
+_CHECKED_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,37 @@ class Checkpoint:
     sidecar_path: Path
     resume_path: Path
     metadata: dict
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A tensor as a safetensors header describes it, before any of its data is read."""
+
+    dtype: str  # safetensors' name: "F32", "I64", "BOOL", ...
+    shape: tuple[int, ...]
+
+
+def _subject(key: str) -> str:
+    return "the network built to receive it"
+
+
+@dataclass(frozen=True)
+class Fit:
+    """What a checkpoint's weights must fit before any tensor is read: the modules they are
+    loaded into (their state_dicts' shapes and dtypes; see ``shapes_only``), and the words of
+    the error that names the first tensor that does not fit.
+
+    ``what`` completes "The weights of PATH do not fit ...", ``subject(key)`` names what builds
+    a tensor ("the config (latent_dim = 8)"), ``remedy`` ends the message.
+    """
+
+    modules: Mapping[str, nn.Module]
+    what: str = "the networks built to receive them"
+    subject: Callable[[str], str] = _subject
+    remedy: str = (
+        "The checkpoint was written for other networks (another run, or one whose configuration "
+        "was edited since): use a checkpoint of this run, or start a new one."
+    )
 
 
 def save_checkpoint(
@@ -160,92 +205,338 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Checkpoint]:
     return found
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A newer checkpoint passed over on the way to the newest usable one, and why."""
+
+    sidecar_path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"Skipping checkpoint '{self.sidecar_path}': {self.reason}"
+
+
+def newest_usable(
+    directory: str | os.PathLike, *, verify: bool = True
+) -> tuple[Checkpoint | None, list[Skipped]]:
+    """The newest complete checkpoint whose files match their recorded hashes (or None), and
+    the newer ones that were unreadable or failed verification, newest first."""
+    skipped = []
+    for step, sidecar_path in reversed(_sidecar_files(Path(directory))):
+        try:
+            checkpoint = _read_checkpoint(sidecar_path, step)
+            if verify:
+                _verify(checkpoint.weights_path, checkpoint.metadata["weights_sha256"], "weights")
+                if checkpoint.metadata.get("resume_file") is not None:
+                    _verify(checkpoint.resume_path, checkpoint.metadata["resume_sha256"], "resume")
+        except DemixganError as exc:
+            skipped.append(Skipped(sidecar_path, str(exc)))
+            continue
+        return checkpoint, skipped
+    return None, skipped
+
+
 def latest_checkpoint(directory: str | os.PathLike, *, verify: bool = True) -> Checkpoint | None:
     """The newest complete checkpoint whose files match their recorded hashes, or None.
 
     Newer checkpoints that are unreadable or fail verification are skipped with a warning
     naming them, so a corrupted file costs one checkpoint interval, not the run.
     """
-    for step, sidecar_path in reversed(_sidecar_files(Path(directory))):
-        try:
-            checkpoint = _read_checkpoint(sidecar_path, step)
-            if verify:
-                _verify(checkpoint.weights_path, checkpoint.metadata["weights_sha256"], "weights")
-                if checkpoint.metadata["resume_file"] is not None:
-                    _verify(checkpoint.resume_path, checkpoint.metadata["resume_sha256"], "resume")
-        except DemixganError as exc:
-            warnings.warn(f"Skipping checkpoint '{sidecar_path}': {exc}", stacklevel=2)
-            continue
-        return checkpoint
-    return None
+    latest, skipped = newest_usable(directory, verify=verify)
+    for passed in skipped:
+        warnings.warn(str(passed), stacklevel=2)
+    return latest
+
+
+def unusable(directory: str | os.PathLike, skipped: list[Skipped]) -> DemixganError:
+    """The error for a directory whose checkpoints all failed their checks."""
+    which = "its one checkpoint" if len(skipped) == 1 else f"all {len(skipped)} checkpoints"
+    return DemixganError(
+        f"'{directory}' holds no usable checkpoint: {which} failed the checks (the newest, "
+        f"'{skipped[0].sidecar_path}': {skipped[0].reason.split('. ')[0].rstrip('.')}). "
+        "Restore the damaged files from their source, or pass another run directory or "
+        ".safetensors checkpoint file."
+    )
 
 
 def read_sidecar(path: str | os.PathLike) -> dict:
-    """Read and validate the sidecar of a checkpoint (``path``: its .json or its .safetensors)."""
-    sidecar_path = _companion(Path(path), _SIDECAR)
-    try:
-        text = sidecar_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    """Read and validate the sidecar of a checkpoint (``path``: its .json or its .safetensors).
+
+    Whatever the file holds (not JSON, a directory, nesting 100,000 levels deep, gigabytes), the
+    result is a validated sidecar or a DemixganError.
+    """
+    path = Path(path)
+    sidecar_path = _companion(path, _SIDECAR)
+    raw = _read_sidecar_bytes(path, sidecar_path)
+    data, problem = json_problem(raw, MAX_SIDECAR_DEPTH)
+    if problem is not None:
         raise DemixganError(
-            f"The checkpoint sidecar '{sidecar_path}' does not exist: the checkpoint is incomplete "
-            "(its save was interrupted) or its .json file was not copied along with the weights. "
-            "Copy the .json file that belongs to these weights next to them, or use another "
-            "checkpoint."
-        ) from None
-    except OSError as exc:
-        raise DemixganError(
-            f"Cannot read the checkpoint sidecar '{sidecar_path}': {exc.strerror or exc}. Check "
-            "the file's permissions, or use another checkpoint."
-        ) from None
-    except UnicodeDecodeError:
-        text = ""  # not UTF-8: reported below as invalid JSON
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DemixganError(
-            f"The checkpoint sidecar '{sidecar_path}' is not valid JSON ({exc.msg}): it is "
-            "truncated or damaged. Use another checkpoint, or copy this one again from its source."
-        ) from None
+            f"The checkpoint sidecar '{sidecar_path}' is not valid JSON ({problem}): it is "
+            "truncated, damaged or was edited. Use another checkpoint, or copy this one again "
+            "from its source."
+        )
     _validate(data, sidecar_path)
     return data
 
 
+def _read_sidecar_bytes(given: Path, sidecar_path: Path) -> bytes:
+    """The sidecar's bytes: a regular file of at most ``MAX_SIDECAR_BYTES``."""
+    try:
+        if not stat.S_ISREG(sidecar_path.stat().st_mode):
+            raise DemixganError(
+                f"The checkpoint sidecar '{sidecar_path}' is not a regular file (it is a "
+                "directory or a device). Give the .json file written next to a checkpoint's "
+                ".safetensors weights."
+            )
+        with open(sidecar_path, "rb") as file:
+            raw = file.read(MAX_SIDECAR_BYTES + 1)
+    except FileNotFoundError:
+        if given != sidecar_path and _exists(given):
+            raise DemixganError(
+                f"The checkpoint sidecar '{sidecar_path}' does not exist: the checkpoint is "
+                "incomplete (its save was interrupted) or its .json file was not copied along "
+                "with the weights. Copy the .json file that belongs to these weights next to "
+                "them, or use another checkpoint."
+            ) from None
+        weights_path = _companion(given, _WEIGHTS)
+        raise DemixganError(
+            f"The checkpoint '{given}' does not exist: neither its weights '{weights_path}' nor "
+            f"its sidecar '{sidecar_path}' is there. Check the path: give a run directory of "
+            "'demixgan train' or a checkpoint's .safetensors file (for example "
+            "checkpoints/step-000001000.safetensors)."
+        ) from None
+    except OSError as exc:
+        raise DemixganError(
+            f"Cannot read the checkpoint sidecar '{sidecar_path}': {exc.strerror or exc}. Check "
+            "the file and its permissions, or use another checkpoint."
+        ) from None
+    if len(raw) > MAX_SIDECAR_BYTES:
+        raise DemixganError(
+            f"The checkpoint sidecar '{sidecar_path}' is larger than {MAX_SIDECAR_BYTES >> 20} "
+            "MiB, while demixgan writes a few kilobytes there: it is not a checkpoint sidecar. "
+            "Use another checkpoint."
+        )
+    return raw
+
+
+def _exists(path: Path) -> bool:
+    """Whether anything (even a dangling link) is at ``path``."""
+    return path.exists() or path.is_symlink()
+
+
+def read_header(path: str | os.PathLike) -> dict[str, TensorInfo]:
+    """Name, dtype and shape of every tensor of a safetensors file, read from its header alone.
+
+    safetensors also checks that the header is at most 100 MB and that every tensor lies
+    inside the file, so the shapes bound what loading can allocate.
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode  # a link loop is reported as such, not as a missing file
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        with safe_open(str(path), framework="pt") as file:
+            slices = {key: file.get_slice(key) for key in file.keys()}  # noqa: SIM118
+            header = {k: TensorInfo(t.get_dtype(), tuple(t.get_shape())) for k, t in slices.items()}
+    except FileNotFoundError:
+        raise _missing(path, "weights") from None
+    except (SafetensorError, OSError) as exc:
+        raise _unreadable(path, exc) from None
+    return header
+
+
 def load_weights(
-    path: str | os.PathLike, *, verify: bool = True
+    path: str | os.PathLike,
+    *,
+    verify: bool = True,
+    fit: Fit | Mapping[str, nn.Module] | None = None,
 ) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
     """Load a checkpoint's weights as ``{module name: state_dict}`` plus its sidecar.
 
     ``path`` is the .safetensors file or its .json sidecar. Only safetensors is parsed (no
-    pickle). With ``verify``, the weights must match the SHA-256 the sidecar records.
+    pickle). With ``verify``, the weights must match the SHA-256 the sidecar records. Before
+    any tensor is read, the header must list exactly the tensors the sidecar names and, with
+    ``fit`` (modules, or a :class:`Fit`), hold the shapes and kinds of dtype their state_dicts
+    have. Floating tensors must be finite: NaN weights are refused, not demixed.
     """
     path = Path(path)
     sidecar = read_sidecar(path)
     weights_path = _companion(path, _WEIGHTS)
     if verify:
         _verify(weights_path, sidecar["weights_sha256"], "weights")
-    try:
-        flat = load_file(weights_path)
-    except FileNotFoundError:
-        raise _missing(weights_path, "weights") from None
-    except (SafetensorError, OSError) as exc:
-        raise DemixganError(
-            f"The checkpoint weights '{weights_path}' cannot be read as safetensors ({exc}): the "
-            "file is tampered or truncated. Use another checkpoint, or copy this one again from "
-            "its source."
-        ) from None
-    expected = {f"{name}.{key}" for name, keys in sidecar["modules"].items() for key in keys}
-    if set(flat) != expected:
+    header = read_header(weights_path)
+    listing = sidecar["modules"]
+    expected = {f"{name}.{key}" for name, keys in listing.items() for key in keys}
+    if set(header) != expected:
         raise DemixganError(
             f"The tensors in '{weights_path}' do not match the list in its sidecar "
-            f"({len(set(flat) - expected)} unexpected, {len(expected - set(flat))} missing): the "
-            "weights and the .json belong to different checkpoints. Keep each checkpoint's "
+            f"({len(set(header) - expected)} unexpected, {len(expected - set(header))} missing): "
+            "the weights and the .json belong to different checkpoints. Keep each checkpoint's "
             "files together, or use another checkpoint."
         )
-    weights = {
-        name: {key: flat[f"{name}.{key}"] for key in keys}
-        for name, keys in sidecar["modules"].items()
-    }
+    if fit is not None:
+        _check_fit(weights_path, header, listing, fit if isinstance(fit, Fit) else Fit(fit))
+    try:
+        flat = load_file(weights_path)
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        # Also a file removed since it was hashed (a writer pruning it), which safetensors
+        # reports as a RuntimeError.
+        if not weights_path.is_file():
+            raise _missing(weights_path, "weights") from None
+        raise _unreadable(weights_path, exc) from None
+    if set(flat) != expected:  # replaced since its header was read
+        raise DemixganError(
+            f"The checkpoint weights '{weights_path}' changed while they were loaded. Load them "
+            "again once nothing writes to the file."
+        )
+    _check_finite(weights_path, flat)
+    weights = {name: {key: flat[f"{name}.{key}"] for key in keys} for name, keys in listing.items()}
     return weights, sidecar
+
+
+def _unreadable(path: Path, exc: Exception) -> DemixganError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+    return DemixganError(
+        f"The checkpoint weights '{path}' cannot be read as safetensors ({reason}): the file is "
+        "tampered or truncated. Use another checkpoint, or copy this one again from its source."
+    )
+
+
+def _kind(dtype: str | torch.dtype) -> str:
+    """What a dtype holds, by safetensors name ("F32") or torch dtype: the classes of values
+    load_state_dict converts within (a float16 export loads into float32), "" for the rest."""
+    name = str(dtype).removeprefix("torch.")
+    if name in ("F16", "BF16", "F32", "F64", "float16", "bfloat16", "float32", "float64"):
+        return "floating-point"
+    if name in ("BOOL", "bool"):
+        return "boolean"
+    if name.startswith(("I", "U", "int", "uint")):
+        return "integer"
+    return ""  # complex, float8 and the like: nothing demixgan saves
+
+
+def _shape(shape: tuple[int, ...] | torch.Size) -> str:
+    return str(list(shape))
+
+
+def _check_fit(
+    path: Path, header: Mapping[str, TensorInfo], listing: Mapping[str, list[str]], fit: Fit
+) -> None:
+    """Refuse weights that ``fit.modules`` cannot take, naming the first tensor that differs."""
+
+    def refuse(detail: str) -> DemixganError:
+        return DemixganError(
+            f"The weights of '{path}' do not fit {fit.what}: {detail}. {fit.remedy}"
+        )
+
+    for name, module in fit.modules.items():
+        if name not in listing:
+            raise refuse(
+                f"they hold no '{name}' network (only {', '.join(map(repr, listing)) or 'none'})"
+            )
+        built = {f"{name}.{key}": value for key, value in module.state_dict().items()}
+        stored = [f"{name}.{key}" for key in listing[name]]
+        missing = [key for key in built if key not in header]
+        extra = [key for key in stored if key not in built]
+        if missing or extra:
+            counts = f"{len(missing)} missing from the file, {len(extra)} unexpected"
+            if missing:
+                raise refuse(
+                    f"{fit.subject(missing[0])} builds {missing[0]}, which the file lacks "
+                    f"({counts})"
+                )
+            raise refuse(
+                f"the file holds {extra[0]}, which {fit.subject(extra[0])} does not build "
+                f"({counts})"
+            )
+        for key, tensor in built.items():
+            info = header[key]
+            if info.shape != tuple(tensor.shape):
+                raise refuse(
+                    f"{key} has shape {_shape(info.shape)} in the file but "
+                    f"{fit.subject(key)} builds {_shape(tensor.shape)}"
+                )
+            if _kind(info.dtype) != _kind(tensor.dtype) or not _kind(info.dtype):
+                raise refuse(
+                    f"{key} holds {info.dtype} values in the file but {fit.subject(key)} builds "
+                    f"a {str(tensor.dtype).removeprefix('torch.')} tensor"
+                )
+
+
+def _check_finite(path: Path, flat: Mapping[str, torch.Tensor]) -> None:
+    """Refuse NaN or infinite weights: a network with them computes NaN everywhere."""
+    bad = {}
+    for key, tensor in sorted(flat.items()):
+        if tensor.dtype in _CHECKED_FLOATS:
+            count = tensor.numel() - int(torch.isfinite(tensor).sum())
+            if count:
+                bad[key] = count
+    if bad:
+        key, count = next(iter(bad.items()))
+        more = f", and {len(bad) - 1} more tensors hold some too" if len(bad) > 1 else ""
+        raise DemixganError(
+            f"The checkpoint weights '{path}' hold non-finite values: {key} has {count} NaN or "
+            f"infinite among its {flat[key].numel()} values{more}. A network with them computes "
+            "NaN for every input; training diverged before the save or the file was tampered with. "
+            "Use another (earlier) checkpoint."
+        )
+
+
+#: Factories that allocate a tensor of a given size; ``shapes_only`` moves large ones to meta.
+_FACTORIES = frozenset({torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn})
+#: Under ``shapes_only``, tensors of more elements than this have no storage.
+_META_ABOVE = 1 << 16
+
+
+class _LargeOnMeta(TorchFunctionMode):
+    """Create every tensor of more than ``_META_ABOVE`` elements on the meta device."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = dict(kwargs or {})
+        if func in _FACTORIES and kwargs.get("device") is None and _numel(args) > _META_ABOVE:
+            kwargs["device"] = "meta"
+        return func(*args, **kwargs)
+
+
+def _numel(args: tuple) -> int:
+    """Elements a factory call's size arguments ask for (0 where they are not a size)."""
+    size = args[0] if args and isinstance(args[0], tuple | list | torch.Size) else args
+    if not all(isinstance(n, int) for n in size):
+        return 0
+    return math.prod(size)
+
+
+@contextmanager
+def shapes_only() -> Iterator[None]:
+    """Build modules whose state_dicts have the true shapes and dtypes, at almost no cost.
+
+    For checking a checkpoint before its tensors are read: the sizes a tampered sidecar asks
+    for (a hidden width of 2e9) must cost nothing. Unlike ``torch.device("meta")``, only
+    tensors of more than 65,536 elements are made without storage, so the small buffers some
+    networks compute from the image size (with boolean masks, which meta tensors cannot
+    evaluate) are still computed. The global RNG is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]), _LargeOnMeta():
+        yield
+
+
+def plan(
+    build: Callable[[], Mapping[str, nn.Module]], path: str | os.PathLike, what: str
+) -> dict[str, nn.Module]:
+    """The modules ``build`` makes under ``shapes_only``, for a :class:`Fit`.
+
+    A size no machine could hold (beyond int64, or overflowing torch's storage size) is the
+    sidecar's fault: it becomes one DemixganError naming ``what`` the sidecar records.
+    """
+    try:
+        with shapes_only():
+            return dict(build())
+    except (RuntimeError, TypeError, ValueError, OverflowError, MemoryError) as exc:
+        raise DemixganError(
+            f"The checkpoint '{path}' records {what} that cannot be built ({type(exc).__name__}: "
+            f"{reprlib.repr(str(exc))}): its sidecar was edited or written by another program. "
+            "Use another checkpoint."
+        ) from None
 
 
 def load_resume_state(checkpoint: Checkpoint) -> dict:
@@ -382,9 +673,11 @@ def _companion(path: Path, suffix: str) -> Path:
     for known in (_SIDECAR, _WEIGHTS):
         if path.name.endswith(known):
             return path.with_name(path.name[: -len(known)] + suffix)
+    missing = "" if _exists(path) else " does not exist and"
     raise DemixganError(
-        f"'{path}' is not a checkpoint file: give the .safetensors weights or the .json sidecar "
-        "of a checkpoint (for example checkpoints/step-000001000.safetensors)."
+        f"'{path}'{missing} is not a checkpoint file: give the .safetensors weights or the .json "
+        "sidecar of a checkpoint (for example checkpoints/step-000001000.safetensors), or a run "
+        "directory."
     )
 
 
@@ -435,11 +728,16 @@ def _validate(data: Any, path: Path) -> None:
     if not (
         isinstance(modules, dict)
         and all(
-            isinstance(keys, list) and all(isinstance(key, str) for key in keys)
-            for keys in modules.values()
+            name
+            and isinstance(keys, list)
+            and all(isinstance(key, str) and key for key in keys)
+            and len(set(keys)) == len(keys)
+            for name, keys in modules.items()
         )
     ):
         problems.append("modules")
+    if not isinstance(data.get("kind", ""), str):
+        problems.append("kind")
     if not (_is_file_name(data.get("weights_file")) and _is_sha256(data.get("weights_sha256"))):
         problems.append("weights_file/weights_sha256")
     resume = data.get("resume_file"), data.get("resume_sha256")
@@ -541,14 +839,24 @@ def save_finished(
 
 
 def load_finished(
-    path: str | os.PathLike, kind: str, what: str, writer: str
+    path: str | os.PathLike,
+    kind: str,
+    what: str,
+    writer: str,
+    fit: Callable[[dict], Fit] | None = None,
 ) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
     """Weights and sidecar of a finished ``kind`` model from its directory or files.
 
     ``what`` names the kind for users ("an MNIST classifier"), ``writer`` the command that
-    writes it; any other checkpoint (a GAN run's) is refused with both.
+    writes it; any other checkpoint (a GAN run's) is refused with both. ``fit(sidecar)`` gives
+    the modules (see :func:`plan`) the weights must fit before they are read.
     """
     path = Path(path)
+    if not _exists(path):
+        raise DemixganError(
+            f"'{path}' does not exist. Pass the directory written by '{writer}' or its "
+            ".safetensors file."
+        )
     if path.is_dir():
         # A GAN run directory keeps its checkpoints one level down: find them to name the kind.
         latest = latest_checkpoint(path) or latest_checkpoint(path / CHECKPOINT_DIR)
@@ -558,11 +866,23 @@ def load_finished(
                 f"'{writer}' or its .safetensors file."
             )
         path = latest.weights_path
-    found = read_sidecar(path).get("kind")
+    sidecar = read_sidecar(path)
+    found = sidecar.get("kind")
     if found != kind:
         raise DemixganError(
             f"The checkpoint '{path}' is a {found or 'untyped'} checkpoint, not {what} (its "
             f'sidecar\'s "kind" is {found!r}, not {kind!r}). Pass a checkpoint written by '
             f"'{writer}'."
         )
-    return load_weights(path)
+    weights, loaded = load_weights(path, fit=None if fit is None else fit(sidecar))
+    if loaded != sidecar:
+        raise changed_while_loading(path)
+    return weights, loaded
+
+
+def changed_while_loading(path: str | os.PathLike) -> DemixganError:
+    """The error of a sidecar replaced between two reads of one load."""
+    return DemixganError(
+        f"The checkpoint '{path}' changed while it was loaded (its sidecar was rewritten). Load "
+        "it again once nothing writes to it."
+    )

@@ -53,7 +53,7 @@ def read_stack(paths: list[str | os.PathLike]) -> np.ndarray:
     """PNG files and ``.npy`` stacks concatenated along the first axis as float32.
 
     A PNG is one image: grey ones stack as [1, H, W], RGB ones as [1, 3, H, W]; a ``.npy`` is
-    [H, W] (one image) or a stack [N, ...]; uint8 arrays are scaled by 1/255 like PNGs. Shapes
+    [H, W] (one image) or a stack [N, ...]; integer arrays are intensities (``intensities``). Shapes
     are checked by the caller, which knows what it expects.
     """
     if not paths:
@@ -77,9 +77,7 @@ def read_stack(paths: list[str | os.PathLike]) -> np.ndarray:
             array = array[None]
         if suffix == ".npy" and array.ndim == 2:
             array = array[None]
-        if not (np.issubdtype(array.dtype, np.number) and not np.iscomplexobj(array)):
-            raise DemixganError(f"The array file {path} holds {array.dtype} values, not numbers.")
-        parts.append(array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array)
+        parts.append(intensities(array, f"The array file {path}"))
     shapes = {a.shape[1:] for a in parts}
     if len(shapes) > 1:
         raise DemixganError(
@@ -87,6 +85,31 @@ def read_stack(paths: list[str | os.PathLike]) -> np.ndarray:
             "images of one size."
         )
     return np.concatenate(parts).astype(np.float32)
+
+
+def intensities(array: np.ndarray, what: str = "The array") -> np.ndarray:
+    """Real values as float32, integers read as pixel intensities like a PNG's.
+
+    One rule for every integer type, so the same image gives the same result however it was
+    stored: uint16 is 16-bit (divided by 65535), any other integer type 8-bit (divided by 255,
+    and refused outside 0..255 rather than guessed at).
+    """
+    if not (np.issubdtype(array.dtype, np.number) and not np.iscomplexobj(array)):
+        raise DemixganError(
+            f"{what} holds {array.dtype} values, not real numbers; give images as floats in "
+            "[0, 1] or as integer intensities (uint8 0..255, uint16 0..65535)."
+        )
+    if not np.issubdtype(array.dtype, np.integer):
+        return array.astype(np.float32)
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if array.size and (array.min() < 0 or array.max() > 255):
+        raise DemixganError(
+            f"{what} holds {array.dtype} values from {array.min()} to {array.max()}; integer "
+            "images are read as 8-bit intensities (0..255, divided by 255) or, as uint16, "
+            "16-bit ones. Store them as uint8 / uint16, or as floats in [0, 1]."
+        )
+    return array.astype(np.float32) / 255.0
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:

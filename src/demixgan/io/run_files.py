@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from demixgan.errors import DemixganError
-from demixgan.io.atomic import check_writable_dir
+from demixgan.io.atomic import atomic_path, check_writable_dir
+from demixgan.io.json_files import json_problem
+from demixgan.io.locks import LOCK_NAME
 from demixgan.spec.config import RunConfig, write_resolved_config
 
 CONFIG_FILE = "config.json"
@@ -21,13 +24,37 @@ def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
     return Path(root) / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def prepare_new_run(config: RunConfig, run_dir: Path) -> Path:
-    """Create the directory of a fresh run and write its resolved config; refuse to mix runs."""
-    if run_dir.exists() and any(run_dir.iterdir()):
+def check_new_run_dir(run_dir: Path) -> Path:
+    """Refuse, before any work, a directory a new run must not be written into.
+
+    A regular file cannot hold a run; a non-empty directory holds an earlier run (continue
+    it with --resume) or something else (a lock file a killed run left behind does not count).
+    """
+    if run_dir.exists() and not run_dir.is_dir():
         raise DemixganError(
-            f"The run directory '{run_dir}' already exists and is not empty. Continue that run "
-            f"with '--resume {run_dir}', or choose another directory with --run-dir."
+            f"The run directory '{run_dir}' is a file, not a directory, so a run cannot be "
+            "written there. Choose another path with --run-dir (a new or empty directory)."
         )
+    if run_dir.is_dir() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+        if (run_dir / CONFIG_FILE).is_file():
+            raise DemixganError(
+                f"The run directory '{run_dir}' already holds a run. Continue that run with "
+                f"'--resume {run_dir}', or choose another directory with --run-dir."
+            )
+        raise DemixganError(
+            f"The directory '{run_dir}' is not empty and is not a demixgan run (it has no "
+            f"{CONFIG_FILE}), so a new run would mix its files with what is there. Choose "
+            "another directory with --run-dir (a new or empty one)."
+        )
+    return run_dir
+
+
+def prepare_new_run(config: RunConfig, run_dir: Path) -> Path:
+    """Create the directory of a fresh run and write its resolved config; refuse to mix runs.
+
+    Call it holding the run's lock (locks.run_lock), so two new runs cannot both pass the
+    check and write into one directory."""
+    check_new_run_dir(run_dir)
     check_writable_dir(run_dir, "run directory")
     write_resolved_config(config, run_dir / CONFIG_FILE)
     return run_dir
@@ -42,17 +69,64 @@ def training_minutes(run_dir: Path, batch_size: int) -> float:
     resume from a checkpoint between two log lines counts the steps from the last kept line
     at the resumed window's rate: off by at most one logging window per resume.
     """
-    path = run_dir / STATS_FILE
-    if not path.is_file():
-        return 0.0
     seconds, previous_step = 0.0, 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            steps = record["step"] - previous_step
-            seconds += steps * batch_size / record["observations_per_s"]
-            previous_step = record["step"]
+    for record in read_stats(run_dir / STATS_FILE):
+        rate = record.get("observations_per_s")
+        if not isinstance(rate, (int, float)) or not rate > 0:
+            continue  # a line without a throughput (written by hand) adds no time
+        steps = record["step"] - previous_step
+        seconds += steps * batch_size / rate
+        previous_step = record["step"]
     return seconds / 60
+
+
+def read_stats(path: Path) -> list[dict[str, Any]]:
+    """The records of a stats log; a cut-short last line (a kill mid-write) is dropped with a
+    warning, a damaged line before it is a DemixganError: only the last can be half-written."""
+    return [record for _, record in _stats_lines(path)]
+
+
+def _stats_lines(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(line as written, record) of each valid line of a stats log (see read_stats)."""
+    if not path.is_file():
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DemixganError(
+            f"The training log '{path}' cannot be read ({exc}). Check its permissions, or move "
+            "it away (the checkpoints do not need it) and run the command again."
+        ) from None
+    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    records = []
+    for index, (number, line) in enumerate(numbered):
+        record = _stats_record(line)
+        if record is not None:
+            records.append((line, record))
+        elif index == len(numbered) - 1:
+            warnings.warn(
+                f"Dropping line {number} of '{path}': it is not a complete JSON record (the "
+                f"process writing it was stopped mid-line): {line[:80]!r}",
+                stacklevel=2,
+            )
+        else:
+            raise DemixganError(
+                f"The training log '{path}' is damaged: line {number} of {len(lines)} is not "
+                f"a JSON record with a step ({line[:60]!r}), and only the last line can be cut "
+                "short by a stopped run. Restore the file, or delete the damaged line (the "
+                "checkpoints do not need the log), then run the command again."
+            )
+    return records
+
+
+def _stats_record(line: str) -> dict[str, Any] | None:
+    record, problem = json_problem(line)
+    if problem is not None:
+        return None
+    step = record.get("step") if isinstance(record, dict) else None
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return None
+    return record
 
 
 class StatsLog:
@@ -61,12 +135,9 @@ class StatsLog:
     def __init__(self, path: Path, *, resume_step: int | None = None) -> None:
         self.path = path
         if resume_step is not None and path.exists():
-            kept = [
-                line
-                for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= resume_step
-            ]
-            path.write_text("".join(line + "\n" for line in kept))
+            kept = [line for line, record in _stats_lines(path) if record["step"] <= resume_step]
+            with atomic_path(path) as tmp:
+                tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
         self._file = path.open("a", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:

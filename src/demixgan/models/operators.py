@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 import torch
@@ -108,16 +109,38 @@ def mix(parts: torch.Tensor, operator: nn.Module | None = None) -> torch.Tensor:
     return total if operator is None else operator(total)
 
 
+#: Largest Gaussian matrix a sidecar may ask for, in entries (4 GiB of float32): 170 times
+#: MNIST's largest (7,840 rows of 784 pixels), while 2e9 rows would ask for 6 TB.
+MAX_MATRIX_ENTRIES = 1 << 30
+#: Seeds of the Gaussian matrix: what torch.Generator.manual_seed takes, kept non-negative.
+MAX_SEED = 2**63 - 1
+
+
 def operator_from_dict(data: Any, image: ImageSpec) -> Operator:
-    """The operator a ``to_dict`` table describes, for images of ``image``."""
+    """The operator a ``to_dict`` table describes, for images of ``image``.
+
+    The table comes from a sidecar, which may have been edited: anything but the tables
+    ``to_dict`` writes (with m from 1 to 10 x the pixels, a matrix of at most
+    ``MAX_MATRIX_ENTRIES``, a seed from 0 to 2^63 - 1) is refused before a matrix is drawn.
+    """
     name = data.get("name") if isinstance(data, dict) else None
-    if name == "identity":
-        return IdentityOperator()
-    if name == "clip":
-        return ClipOperator()
-    if name == "gaussian" and isinstance(data.get("measurements"), int):
-        return GaussianOperator(data["measurements"], image, seed=int(data.get("seed", 0)))
+    if name in ("identity", "clip") and set(data) == {"name"}:
+        return IdentityOperator() if name == "identity" else ClipOperator()
+    if name == "gaussian" and set(data) <= {"name", "measurements", "seed"}:
+        m, seed = data.get("measurements"), data.get("seed", 0)
+        rows_ok = (
+            _whole(m) and 1 <= m <= 10 * image.pixels and m * image.pixels <= MAX_MATRIX_ENTRIES
+        )
+        if rows_ok and _whole(seed) and 0 <= seed <= MAX_SEED:
+            return GaussianOperator(m, image, seed=seed)
     raise DemixganError(
-        f"Unknown measurement operator {data!r}: the operators are identity, clip and gaussian "
-        "(with measurements and seed). The file was edited or written by a newer version."
+        f"Unknown or invalid measurement operator {reprlib.repr(data)}: the operators are "
+        '{"name": "identity"}, {"name": "clip"} and {"name": "gaussian", "measurements": m, '
+        f'"seed": s}} with m from 1 to {10 * image.pixels} (ten times the {image.pixels} values '
+        f"of a {image.describe()} image, and at most {MAX_MATRIX_ENTRIES:,} matrix entries) and "
+        f"s from 0 to {MAX_SEED}. The file was edited or written by a newer version."
     )
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -34,7 +34,17 @@ from demixgan.data.superposition import DIGIT_SOURCES, RECIPES
 from demixgan.errors import DemixganError
 from demixgan.io.atomic import atomic_path
 from demixgan.networks.registry import GENERATOR_ARCHS
-from demixgan.spec.validation import Problem, build, hints, join, rule, suggest, unknown
+from demixgan.spec.validation import (
+    Problem,
+    build,
+    hints,
+    join,
+    nesting_depth,
+    rule,
+    shown,
+    suggest,
+    unknown,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,6 +58,14 @@ _RUN_NAME = (r"[A-Za-z0-9][A-Za-z0-9._+-]*", "of letters, digits and ._+-, start
 #: The devices a run may ask for (train.device, --device).
 DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]+)?"
 _DEVICE = (DEVICE_PATTERN, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+#: Upper bounds of the network sizes: far above any real run (the paper: latent 100, hidden
+#: 1024, 128 generator and 64 discriminator channels), far below sizes that cannot be allocated
+#: (hidden = 2e9 alone would be 64 GB), so a typo or a tampered file is refused, not an OOM.
+MAX_LATENT_DIM = 4096
+MAX_HIDDEN = 16384
+MAX_CHANNELS = 2048
+#: Tables and arrays nest 3 levels in a run configuration; deeper nesting is not one.
+MAX_DEPTH = 16
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,10 +92,10 @@ class ComponentConfig:
     name: str = rule(pattern=_COMPONENT_NAME)
     kind: str = rule(choices=("learned", "known"))
     arch: str = rule("dcgan", choices=tuple(GENERATOR_ARCHS))
-    latent_dim: int = rule(100, ge=1)
+    latent_dim: int = rule(100, ge=1, le=MAX_LATENT_DIM)
     norm: str | None = rule(None, choices=("none", "batch"))
-    hidden: int = rule(1024, ge=1)
-    channels: int = rule(128, ge=2, even=True)
+    hidden: int = rule(1024, ge=1, le=MAX_HIDDEN)
+    channels: int = rule(128, ge=2, le=MAX_CHANNELS, even=True)
     mass_weight: float = rule(0.0, ge=0)
     family: str | None = rule(None, choices=tuple(FAMILIES))
     level: int | None = rule(None, ge=MIN_LEVEL, le=MAX_LEVEL)
@@ -100,7 +118,7 @@ class ModelConfig:
 @dataclass(frozen=True, kw_only=True)
 class DiscriminatorConfig:
     arch: str = rule("dcgan", choices=("dcgan",))
-    channels: int = rule(64, ge=1)
+    channels: int = rule(64, ge=1, le=MAX_CHANNELS)
     spectral_norm: bool = False
 
 
@@ -239,6 +257,8 @@ def _parse_value(text: str) -> Any:
         parsed = tomllib.loads(f"value = {text}")
     except tomllib.TOMLDecodeError:
         return text
+    except (RecursionError, ValueError):  # nested too deeply, or an integer of 4300+ digits
+        raise Problem(f"override value {shown(text)}", "is not a value a setting takes") from None
     return parsed["value"] if len(parsed) == 1 else text
 
 
@@ -284,7 +304,7 @@ def _apply_override(raw: dict[str, Any], text: str) -> None:
         else:
             raise Problem(path, f"is not a table, so '{key.strip()}' names nothing")
         if not isinstance(node, dict):
-            raise Problem(path, f"must be a table, but got {node!r}")
+            raise Problem(path, f"must be a table, but got {shown(node)}")
     known = [f.name for f in fields(cls)]
     if last not in known:
         raise unknown(path, last, known)
@@ -294,13 +314,26 @@ def _apply_override(raw: dict[str, Any], text: str) -> None:
         node.pop(last, None)
 
 
-def _parse(data: Any, *, name: str, overrides: Sequence[str], source: str) -> RunConfig:
+def _parse(
+    data: Any,
+    *,
+    name: str,
+    overrides: Sequence[str],
+    source: str,
+    advice: str = "Fix it in the file or the override",
+) -> RunConfig:
     if overrides:
         source += " with " + " ".join(f"--set {text}" for text in overrides)
     try:
+        if nesting_depth(data, MAX_DEPTH) > MAX_DEPTH:
+            raise Problem(
+                "the configuration",
+                f"nests tables or arrays more than {MAX_DEPTH} levels deep, where a run "
+                "configuration has 3",
+            )
         raw = _plain(data)
         if not isinstance(raw, dict):
-            raise Problem("the configuration", f"must be a table, but got {data!r}")
+            raise Problem("the configuration", f"must be a table, but got {shown(data)}")
         for text in overrides:
             _apply_override(raw, text)
         raw.setdefault("name", name)
@@ -308,15 +341,28 @@ def _parse(data: Any, *, name: str, overrides: Sequence[str], source: str) -> Ru
         _check_run(config)
     except Problem as problem:
         raise DemixganError(
-            f"Invalid run configuration {source}: {problem}. Fix it in the file or the "
-            "override; docs/configs.md lists every key with its type and allowed values."
+            f"Invalid run configuration {source}: {problem}. {advice}; "
+            "docs/configs.md lists every key with its type and allowed values."
         ) from None
     return config
 
 
-def parse_config(data: Mapping[str, Any], *, name: str, overrides: Sequence[str] = ()) -> RunConfig:
-    """Validate a configuration mapping; ``name`` is used when ``data`` has no ``name``."""
-    return _parse(data, name=name, overrides=overrides, source=f"'{name}'")
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    name: str,
+    overrides: Sequence[str] = (),
+    source: str | None = None,
+    advice: str | None = None,
+) -> RunConfig:
+    """Validate a configuration mapping; ``name`` is used when ``data`` has no ``name``.
+
+    ``source`` says where it comes from in errors (default: its name), ``advice`` how to fix
+    it (default: in the file or the override), e.g. for a configuration read from a sidecar.
+    """
+    extra = {} if advice is None else {"advice": advice}
+    source = f"'{name}'" if source is None else source
+    return _parse(data, name=name, overrides=overrides, source=source, **extra)
 
 
 def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> RunConfig:
@@ -339,6 +385,16 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> RunCo
         raise DemixganError(
             f"The run configuration '{file}' is not valid UTF-8 TOML: {exc}. Fix the syntax "
             "there (docs/configs.md shows the layout) and run the command again."
+        ) from None
+    except RecursionError:
+        raise DemixganError(
+            f"The run configuration '{file}' nests arrays or tables too deeply to parse, where a "
+            "run configuration nests 3 levels. Fix the file (docs/configs.md shows the layout)."
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise DemixganError(
+            f"The run configuration '{file}' holds a value TOML cannot represent here ({exc}). "
+            "Fix it there (docs/configs.md lists every key) and run the command again."
         ) from None
     return _parse(data, name=file.stem, overrides=overrides, source=f"'{file}'")
 

@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -27,6 +28,8 @@ CHANNELS = (1, 3)
 #: Sides a network accepts: halving twice must leave at least this many pixels.
 MIN_BASE = 4
 MAX_SIDE = 1024
+_KEYS = ("channels", "height", "width")
+_ADVICE = ". Crop or resize the images to a supported size."
 
 
 @dataclass(frozen=True)
@@ -45,22 +48,20 @@ class ImageSpec:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.channels not in CHANNELS:
-            problems.append(f"{self.channels} channels (1 grey or 3 RGB are supported)")
+        if not _whole(self.channels) or self.channels not in CHANNELS:
+            problems.append(f"{_short(self.channels)} channels (1 grey or 3 RGB are supported)")
         for side in ("height", "width"):
             value = getattr(self, side)
-            if isinstance(value, bool) or not isinstance(value, int):
-                problems.append(f"a {side} of {value!r} (a whole number of pixels is needed)")
+            if not _whole(value):
+                problems.append(f"a {side} of {_short(value)} (a whole number of pixels is needed)")
             elif not 4 * MIN_BASE <= value <= MAX_SIDE or _halvings(value) < 2:
                 problems.append(
                     f"a {side} of {value} px (sides from {4 * MIN_BASE} to {MAX_SIDE} that "
                     f"halve at least twice are supported: the nearest are {_nearest(value)})"
                 )
         if problems:
-            raise DemixganError(
-                f"Images of {self.channels} x {self.height} x {self.width} cannot be used: "
-                f"{'; '.join(problems)}. Crop or resize the images to a supported size."
-            )
+            size = " x ".join(_short(getattr(self, key)) for key in _KEYS)
+            raise DemixganError(f"Images of {size} cannot be used: {'; '.join(problems)}{_ADVICE}")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -94,13 +95,29 @@ class ImageSpec:
         """The spec recorded in a sidecar; a missing one is the paper's MNIST size."""
         if data is None:
             return MNIST_IMAGE
-        keys = ("channels", "height", "width")
-        if not isinstance(data, Mapping) or sorted(data) != sorted(keys):
+        if not isinstance(data, Mapping) or sorted(map(str, data)) != sorted(_KEYS):
             raise DemixganError(
-                f"The image spec in {where} must be a table of {', '.join(keys)}, but got "
-                f"{data!r}. The file was edited or written by another program."
+                f"The image spec in {where} must be a table of {', '.join(_KEYS)}, but got "
+                f"{_short(data)}. The file was edited or written by another program."
             )
-        return cls(**{key: data[key] for key in keys})
+        try:
+            return cls(**{key: data[key] for key in _KEYS})
+        except DemixganError as exc:  # "Images of ...": the images are the sidecar's, not given
+            raise DemixganError(
+                f"The image spec in {where} is not one this version supports: "
+                f"{str(exc).removesuffix(_ADVICE)}. The file was edited or written by another "
+                "program."
+            ) from None
+
+
+def _short(value: Any) -> str:
+    """A value for a message: a tampered file's 10 MB string shows as an excerpt."""
+    return reprlib.repr(value)
+
+
+def _whole(value: Any) -> bool:
+    """An int that is not a bool (``True`` is 1 to Python, not a channel count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _halvings(side: int) -> int:
@@ -114,6 +131,7 @@ def _halvings(side: int) -> int:
 
 def _nearest(side: int) -> str:
     """The closest supported sides below and above ``side``, for an error message."""
+    side = min(max(side, 4 * MIN_BASE), MAX_SIDE)  # no search from a side of -10**18
     low = next((s for s in range(side, 4 * MIN_BASE - 1, -1) if _halvings(s) >= 2), None)
     high = next((s for s in range(side, MAX_SIDE + 1) if _halvings(s) >= 2), None)
     return " or ".join(str(s) for s in dict.fromkeys((low, high)) if s is not None)

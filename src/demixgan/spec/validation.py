@@ -14,6 +14,7 @@ import difflib
 import math
 import operator
 import re
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, field, fields, is_dataclass
 from functools import cache
@@ -37,6 +38,38 @@ class Problem(Exception):
         super().__init__(f"{path} {message}")
 
 
+#: Values in messages: a tampered file's 10 MB string or 900-deep list shows as a short excerpt.
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlevel = 4
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, shortened to an excerpt where it is long or deeply nested."""
+    return _SHORT.repr(value)
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply lists, tuples and mappings nest in ``value`` (a scalar: 0), counted until it
+    passes ``limit``. Iterative, so a structure too deep for recursion is measured as well."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > limit:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+#: No integer setting may exceed what torch and numpy hold (int64).
+MAX_INT = 2**63 - 1
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
 RULES: dict[str, tuple[Callable[[Any, Any], bool], Callable[[Any], str]]] = {
     "choices": (lambda value, allowed: value in allowed, lambda c: ", ".join(map(repr, c))),
@@ -55,11 +88,12 @@ def hints(cls: type) -> dict[str, Any]:
 
 
 def join(path: str, key: str) -> str:
+    key = key if len(key) <= 80 else f"{key[:40]}...{key[-20:]}"  # a tampered file's long key
     return f"{path}.{key}" if path else key
 
 
 def suggest(word: object, options: Sequence[str]) -> str:
-    match = difflib.get_close_matches(str(word), options, n=1)
+    match = difflib.get_close_matches(str(word)[:100], options, n=1)
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
@@ -87,7 +121,7 @@ def convert(value: Any, tp: Any, path: str) -> Any:
         return build(inner, value, path)
     if get_origin(inner) is tuple:
         if not isinstance(value, list | tuple):
-            raise Problem(path, f"must be an array of tables ([[{path}]]), but got {value!r}")
+            raise Problem(path, f"must be an array of tables ([[{path}]]), but got {shown(value)}")
         item = get_args(inner)[0]
         return tuple(convert(v, item, f"{path}[{i}]") for i, v in enumerate(value))
     if inner is float and isinstance(value, int) and not isinstance(value, bool):
@@ -95,7 +129,11 @@ def convert(value: Any, tp: Any, path: str) -> Any:
     bad_bool = inner in (int, float) and isinstance(value, bool)
     if not isinstance(value, inner) or bad_bool or (inner is float and not math.isfinite(value)):
         raise Problem(
-            path, f"must be {TYPE_NAMES[inner]}, but got {value!r} ({type(value).__name__})"
+            path, f"must be {TYPE_NAMES[inner]}, but got {shown(value)} ({type(value).__name__})"
+        )
+    if inner is int and not -MAX_INT <= value <= MAX_INT:
+        raise Problem(
+            path, f"must be an integer within +-{MAX_INT} (64 bits), but got {shown(value)}"
         )
     return value
 
@@ -110,13 +148,13 @@ def check_rules(value: Any, tp: Any, rules: Mapping[str, Any], path: str) -> Any
     else:
         texts = " and ".join(RULES[name][1](arg) for name, arg in rules.items())
         allowed = f"{TYPE_NAMES[optional(tp)]} {texts}"
-    raise Problem(path, f"must be {allowed}, but got {value!r}")
+    raise Problem(path, f"must be {allowed}, but got {shown(value)}")
 
 
 def build(cls: type, data: Any, path: str) -> Any:
     """A dataclass instance from a table, every field checked (unknown keys refused)."""
     if not isinstance(data, Mapping):
-        raise Problem(path, f"must be a table, but got {data!r}")
+        raise Problem(path, f"must be a table, but got {shown(data)}")
     known = [f.name for f in fields(cls)]
     for key in data:
         if key not in known:

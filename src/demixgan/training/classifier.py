@@ -11,6 +11,7 @@ evaluation/classification.py's.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -146,6 +147,18 @@ class ClassifierTask:
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
         }
+
+    def check_checkpoint(self, metadata: Mapping[str, Any]) -> list[str]:
+        """Only a classifier run's checkpoint of the same network shape continues this one."""
+        expected = json.loads(json.dumps(self.metadata()))  # as the sidecar stores it
+        found = {key: metadata.get(key) for key in expected}
+        if found != expected:
+            raise DemixganError(
+                f"The checkpoint to resume ({found}) is not a classifier run's of this network "
+                f"({expected}): the directory belongs to another run. Resume it with the "
+                "settings that wrote it, or train into a new directory."
+            )
+        return []
 
     def restore(self, weights: Mapping[str, dict[str, torch.Tensor]], state: dict) -> None:
         self.model.load_state_dict(weights[MODULE])

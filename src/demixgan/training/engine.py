@@ -12,8 +12,11 @@ directory a task trains in memory (the Python API's quick path) through the same
 from __future__ import annotations
 
 import math
+import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +24,7 @@ import torch
 from torch import nn
 
 from demixgan.errors import DemixganError
-from demixgan.io import checkpoints
+from demixgan.io import checkpoints, locks
 from demixgan.io.run_files import CHECKPOINT_DIR, STATS_FILE, StatsLog, TensorBoardLog
 from demixgan.training.distributed import Distributed, mean_across_processes
 
@@ -65,8 +68,12 @@ class TrainingTask(Protocol):
     def resume_state(self) -> dict[str, Any]:
         """Optimisers, schedules, RNG states: what exact resume needs beyond the weights."""
 
+    def check_checkpoint(self, metadata: Mapping[str, Any]) -> list[str]:
+        """Refuse (DemixganError) a checkpoint this task cannot continue from (another kind of
+        run, other shapes, a changed loss); return the changes it will apply, for the user."""
+
     def restore(self, weights: Mapping[str, dict[str, torch.Tensor]], state: dict) -> None:
-        """Continue from a checkpoint's weights and resume state."""
+        """Continue from a checkpoint's weights and resume state (checked by the engine)."""
 
     def non_finite(self, what: str) -> DemixganError:
         """The error that stops training when ``what`` (losses, weights) became NaN or inf."""
@@ -84,23 +91,96 @@ def run(
 
     ``resume`` continues from the newest complete checkpoint in ``run_dir`` (the task restores
     its weights and state), dropping log lines past it; without one, the task starts at 0.
+    The process that writes (rank 0) holds the run directory's lock throughout, so a second
+    writer is refused instead of interleaving its checkpoints and log lines with these.
     """
     main = task.dist.is_main and run_dir is not None
     folder = None if run_dir is None else run_dir / CHECKPOINT_DIR
-    if resume and folder is not None:
-        latest = checkpoints.latest_checkpoint(folder)
-        if latest is not None:
-            weights, _ = checkpoints.load_weights(latest.weights_path)
-            task.restore(weights, checkpoints.load_resume_state(latest))
-    stats = StatsLog(run_dir / STATS_FILE, resume_step=task.step) if main else None
-    board = TensorBoardLog(run_dir, resume_step=task.step if resume else None) if main else None
-    try:
-        run_steps(task, stats, board, progress if task.dist.is_main else False, folder, keep_last)
-    finally:
-        for log in (stats, board):
-            if log is not None:
-                log.close()
-    return checkpoints.latest_checkpoint(folder) if main else None
+    with locks.run_lock(run_dir) if main else nullcontext():
+        if resume and folder is not None:
+            resume_from(task, folder)
+        stats = StatsLog(run_dir / STATS_FILE, resume_step=task.step) if main else None
+        board = TensorBoardLog(run_dir, resume_step=task.step if resume else None) if main else None
+        try:
+            progress = progress if task.dist.is_main else False
+            run_steps(task, stats, board, progress, folder, keep_last)
+        finally:
+            for log in (stats, board):
+                if log is not None:
+                    log.close()
+        return checkpoints.latest_checkpoint(folder) if main else None
+
+
+def resume_from(task: TrainingTask, folder: Path) -> checkpoints.Checkpoint | None:
+    """Restore ``task`` from the newest usable checkpoint in ``folder``, every check first.
+
+    Refused before anything is restored or written: a run whose checkpoints are all
+    unusable (starting over would silently discard its training), a checkpoint of another
+    kind or configuration (``task.check_checkpoint``), and steps that are not this run's.
+    A run with no checkpoint yet (stopped before its first) starts from step 0, with a warning.
+    """
+    latest = _latest_for_resume(folder)
+    if latest is None:
+        return None
+    applied = task.check_checkpoint(latest.metadata)
+    fit = checkpoints.Fit(task.modules(), what="the networks the run's config.json builds")
+    weights, _ = checkpoints.load_weights(latest.weights_path, fit=fit)
+    state = checkpoints.load_resume_state(latest)
+    _check_steps(task, latest, state)
+    if task.dist.is_main:
+        for change in applied:
+            print(f"demixgan: {change}", file=sys.stderr, flush=True)
+    task.restore(weights, state)
+    return latest
+
+
+def _latest_for_resume(folder: Path) -> checkpoints.Checkpoint | None:
+    """The newest verified checkpoint; None only when there is none at all yet."""
+    latest, skipped = checkpoints.newest_usable(folder)
+    run_dir = folder.parent
+    if latest is None and skipped:
+        reasons = "; ".join(
+            f"'{s.sidecar_path.name}': {s.reason.split('. ')[0].rstrip('.')}" for s in skipped
+        )
+        raise DemixganError(
+            f"Cannot resume the run in '{run_dir}': none of its {len(skipped)} checkpoints "
+            f"can be used ({reasons}). Starting again from step 0 would silently discard its "
+            "training, so nothing was written. Restore the damaged files (for example from a "
+            f"backup), or, to really start over, delete '{folder}' and resume again."
+        )
+    for passed in skipped:  # newer checkpoints skipped on the way to ``latest``
+        warnings.warn(str(passed), stacklevel=3)
+    if latest is None:
+        warnings.warn(
+            f"The run in '{run_dir}' has no complete checkpoint yet (it was stopped before its "
+            "first one was written), so training starts from step 0.",
+            stacklevel=3,
+        )
+    return latest
+
+
+def _check_steps(task: TrainingTask, checkpoint: checkpoints.Checkpoint, state: dict) -> None:
+    """The step a checkpoint resumes at must be one number, within this run's steps."""
+    recorded = state.get("step")
+    whole = isinstance(recorded, int) and not isinstance(recorded, bool)
+    if not whole:
+        problem = f"its resume state records step {recorded!r}, not a whole number"
+    elif recorded != checkpoint.step:
+        problem = (
+            f"its sidecar records step {checkpoint.step} but its resume state step {recorded}, "
+            "so its files belong to different checkpoints"
+        )
+    elif not 0 <= recorded <= task.total_steps:
+        problem = f"step {recorded} lies outside this run's steps 0..{task.total_steps}"
+    else:
+        return
+    raise DemixganError(
+        f"Cannot resume from the checkpoint '{checkpoint.sidecar_path}': {problem}. It does "
+        "not belong to this run as configured (its files were edited or mixed with another "
+        "run's, or the run was shortened since), so nothing was written. Delete this "
+        "checkpoint's three files to resume from the one before it, restore the run's settings, "
+        "or start a new run."
+    )
 
 
 def run_steps(

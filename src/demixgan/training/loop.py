@@ -10,10 +10,12 @@ the NaN stop are the engine's (training/engine.py), shared with the separator an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -21,10 +23,15 @@ from torch.nn.parallel import DistributedDataParallel
 
 from demixgan import __version__
 from demixgan.errors import DemixganError
-from demixgan.io import checkpoints
-from demixgan.io.run_files import CHECKPOINT_DIR, EVOLUTION_DIR, prepare_new_run
+from demixgan.io import checkpoints, locks
+from demixgan.io.run_files import (
+    CHECKPOINT_DIR,
+    EVOLUTION_DIR,
+    check_new_run_dir,
+    prepare_new_run,
+)
 from demixgan.reports.grids import save_panels
-from demixgan.spec.config import RunConfig, config_to_dict
+from demixgan.spec.config import RunConfig, config_to_dict, parse_config
 from demixgan.spec.factory import (
     build_model,
     build_run_discriminator,
@@ -42,6 +49,27 @@ from demixgan.training.engine import derived_generator
 from demixgan.training.losses import discriminator_loss, generator_loss, r1_penalty
 
 EVOLUTION_SAMPLES = 64
+RUN_KIND = "gan-run"
+#: Settings a resumed run may change in config.json: the optimisers' hyperparameters (set on
+#: the restored optimisers), the run's length, and how often it logs and checkpoints. Any other
+#: change alters the networks' shapes, the data or the loss, and is refused.
+RESUMABLE_CHANGES = frozenset(
+    {
+        "name",
+        "description",
+        "train.lr_g",
+        "train.lr_d",
+        "train.beta1",
+        "train.beta2",
+        "train.epochs",
+        "train.max_steps",
+        "train.checkpoint_every",
+        "train.keep_last",
+        "train.log_every",
+        "train.snapshot_every_epoch",
+        "train.device",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -122,7 +150,7 @@ class Trainer:
 
     def metadata(self) -> dict:
         return {
-            "kind": "gan-run",
+            "kind": RUN_KIND,
             "config": config_to_dict(self.config),
             "components": self.component_summary(),
             "training_data": self.data.description,
@@ -153,8 +181,43 @@ class Trainer:
             module.load_state_dict(weights[name])
         self.opt_g.load_state_dict(state["optimizer_g"])
         self.opt_d.load_state_dict(state["optimizer_d"])
+        # The restored optimisers bring the checkpoint's hyperparameters; config.json's win
+        # (equal unless changed on purpose: check_checkpoint announced each change).
+        train = self.config.train
+        for optimizer, lr in ((self.opt_g, train.lr_g), (self.opt_d, train.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"], group["betas"] = lr, (train.beta1, train.beta2)
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
+
+    def check_checkpoint(self, metadata: Mapping[str, Any]) -> list[str]:
+        """Refuse another kind of checkpoint, or one trained with settings this run's config
+        changes in a way that cannot continue; list the changes that will be applied."""
+        where = f"'{self.run_dir}'"
+        if metadata.get("kind", RUN_KIND) != RUN_KIND:
+            raise DemixganError(
+                f"The run directory {where} holds a {metadata.get('kind')} checkpoint, not a GAN "
+                "run's, so 'demixgan train --resume' cannot continue it. Resume it with the "
+                "command that wrote it, or start a new run with --config."
+            )
+        if not isinstance(metadata.get("config"), dict):
+            return []  # no record of the configuration it trained with: nothing to compare
+        changes = config_changes(_normalized(metadata["config"]), config_to_dict(self.config))
+        refused = {k: v for k, v in changes.items() if k not in RESUMABLE_CHANGES}
+        if refused:
+            listed = ", ".join(f"{k}: {_shown(a)} -> {_shown(b)}" for k, (a, b) in refused.items())
+            raise DemixganError(
+                f"Cannot resume {where}: its config.json differs from the configuration its "
+                f"checkpoint of step {metadata.get('step')} was trained with in {listed}, "
+                "which change the networks' shapes, the training data or the loss, so the "
+                "checkpoint cannot continue under them and nothing was written. Restore those "
+                "values in config.json to resume, or start a new run with --config and --set "
+                "(learning rates, betas, epochs, max_steps and the logging and checkpoint "
+                "intervals may change on resume)."
+            )
+        return [
+            f"applying changed {k}: {_shown(a)} -> {_shown(b)}" for k, (a, b) in changes.items()
+        ]
 
     # -- one step ------------------------------------------------------------------------
     def _real_batch(self, step: int) -> torch.Tensor:
@@ -279,12 +342,59 @@ class Trainer:
     def non_finite(self, what: str) -> DemixganError:
         latest = checkpoints.latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
         kept = f"the last good checkpoint is {latest.weights_path}" if latest else "none was saved"
+        remedies = ["lower the learning rates (train.lr_g, train.lr_d)"]
+        if self.config.train.loss != "hinge":
+            remedies.append('train.loss = "hinge"')
+        if not self.config.discriminator.spectral_norm:
+            remedies.append("discriminator.spectral_norm = true")
         return DemixganError(
             f"Training of '{self.config.name}' stopped at step {self.step}: the {what} became "
-            f"NaN or infinite (the GAN diverged); {kept}. Lower the learning rates, try "
-            'train.loss = "hinge" or discriminator.spectral_norm = true in a new run '
-            "(--config ... --set KEY=VALUE)."
+            f"NaN or infinite (the GAN diverged); {kept}. In a new run (--config ... --set "
+            f"KEY=VALUE), {' or '.join(remedies)}."
         )
+
+
+def config_changes(before: Mapping, after: Mapping) -> dict[str, tuple[Any, Any]]:
+    """``{dotted key: (before, after)}`` of every setting that differs, components by name
+    (``components.digit.hidden``); ``components`` itself when they are others or reordered."""
+    flat_before, flat_after = _flatten(before), _flatten(after)
+    missing = "(unset)"
+    return {
+        key: (flat_before.get(key, missing), flat_after.get(key, missing))
+        for key in sorted(flat_before.keys() | flat_after.keys())
+        if flat_before.get(key, missing) != flat_after.get(key, missing)
+    }
+
+
+def _flatten(data: Mapping, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "components" and not prefix and isinstance(value, list):
+            names = [
+                c.get("name", str(i)) if isinstance(c, dict) else str(i)
+                for i, c in enumerate(value)
+            ]
+            flat["components"] = ", ".join(map(str, names))
+            for name, component in zip(names, value, strict=True):
+                if isinstance(component, dict):
+                    flat.update(_flatten(component, f"components.{name}."))
+        elif isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _normalized(config: dict) -> dict:
+    """A recorded config with this version's defaults filled in, as config.json has them."""
+    try:
+        return config_to_dict(parse_config(config, name=str(config.get("name", "run"))))
+    except DemixganError:
+        return config  # a config this version cannot parse: compared as recorded
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, str | bool) or value is None else str(value)
 
 
 class _no_sync:
@@ -312,13 +422,17 @@ def train(
 ) -> RunResult:
     """Train a run in ``run_dir`` (new, or continued from its latest checkpoint)."""
     run_dir = Path(run_dir)
+    if not resume:
+        check_new_run_dir(run_dir)  # before minutes of loading data; again under the lock
     trainer = Trainer(config, run_dir, device=device)
-    if not resume and trainer.dist.is_main:
-        prepare_new_run(config, run_dir)
     try:
-        last = engine.run(
-            trainer, run_dir, resume=resume, progress=progress, keep_last=config.train.keep_last
-        )
+        # Rank 0 writes the run, and holds its lock from the config file to the last checkpoint.
+        with locks.run_lock(run_dir) if trainer.dist.is_main else nullcontext():
+            if not resume and trainer.dist.is_main:
+                prepare_new_run(config, run_dir)
+            last = engine.run(
+                trainer, run_dir, resume=resume, progress=progress, keep_last=config.train.keep_last
+            )
         finish_together(trainer.dist)
     finally:
         shutdown(trainer.dist)

@@ -36,6 +36,8 @@ from demixgan.inference.consistency import project_onto_mixture
 from demixgan.inference.options import SeparatorOptions
 from demixgan.io.atomic import atomic_path, check_writable_dir
 from demixgan.io.checkpoints import latest_checkpoint
+from demixgan.io.json_files import read_json
+from demixgan.io.locks import LOCK_NAME
 from demixgan.io.run_files import CHECKPOINT_DIR
 from demixgan.models.operators import GaussianOperator, mix
 from demixgan.models.superposition_model import SuperpositionModel
@@ -196,6 +198,18 @@ class SeparatorTask:
             "remix_optimizer": self.remix_optimizer.state_dict(),
         }
 
+    def check_checkpoint(self, metadata: Mapping[str, Any]) -> list[str]:
+        """Only a separator run's checkpoint, for the same components, continues this one."""
+        found = (metadata.get("kind"), metadata.get("separator_components"))
+        if found != (RUN_KIND, list(self.model.names)):
+            raise DemixganError(
+                f"The checkpoint to resume is a {found[0] or 'untyped'} checkpoint for the "
+                f"components {found[1]}, not a separator run's for {list(self.model.names)}: "
+                "the directory belongs to another run. Resume it with the command that wrote "
+                "it, or start a new separator run with -o NEW_DIR."
+            )
+        return []
+
     def restore(self, weights: Mapping[str, dict[str, torch.Tensor]], state: dict) -> None:
         step = state.get("step")
         if not isinstance(step, int) or not 0 <= step <= self.total_steps:
@@ -321,9 +335,11 @@ def _teacher(trained, options, progress, run_dir: Path | None, resume: bool) -> 
 # -- the `demixgan separator` run directory ------------------------------------------------
 
 
-def start_run(run_dir: Path, job: Mapping[str, Any]) -> Path:
-    """A new separator run directory with its job recorded; an existing run is refused."""
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+def check_new_run(run_dir: Path) -> Path:
+    """Refuse an existing separator run or other content before anything is written."""
+    if run_dir.exists() and (
+        not run_dir.is_dir() or any(p.name != LOCK_NAME for p in run_dir.iterdir())
+    ):
         hint = (
             f"continue it with 'demixgan separator --resume {run_dir}'"
             if (run_dir / JOB_FILE).is_file()
@@ -332,6 +348,15 @@ def start_run(run_dir: Path, job: Mapping[str, Any]) -> Path:
         raise DemixganError(
             f"The separator directory '{run_dir}' already exists and is not empty: {hint}."
         )
+    return run_dir
+
+
+def start_run(run_dir: Path, job: Mapping[str, Any]) -> Path:
+    """A new separator run directory with its job recorded; an existing run is refused.
+
+    Call it holding the run's lock (locks.run_lock; its lock file does not count as content).
+    """
+    check_new_run(run_dir)
     check_writable_dir(run_dir, "separator run")
     with atomic_path(run_dir / JOB_FILE) as tmp:
         tmp.write_text(json.dumps(job, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -341,18 +366,14 @@ def start_run(run_dir: Path, job: Mapping[str, Any]) -> Path:
 def read_job(run_dir: Path) -> dict[str, Any]:
     """The job a separator run recorded (for ``--resume``)."""
     path = run_dir / JOB_FILE
-    try:
-        job = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.is_file():
         raise DemixganError(
             f"'{run_dir}' is not a separator run (it has no {JOB_FILE}); --resume takes the "
             "directory a 'demixgan separator ... -o DIR' run wrote."
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DemixganError(
-            f"The separator job '{path}' cannot be read ({exc}); the file is damaged. Start a "
-            "new run with 'demixgan separator ... -o NEW_DIR'."
-        ) from None
+        )
+    job = read_json(
+        path, "separator job", "Start a new run with 'demixgan separator ... -o NEW_DIR'."
+    )
     if not isinstance(job, dict) or not isinstance(job.get("options"), dict):
         raise DemixganError(
             f"The separator job '{path}' is not one demixgan wrote. Start a new run instead."
