@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="cases run at once (default 2)")
     parser.add_argument("--out", help="write the counts and every failure to this JSON file")
     parser.add_argument("--only", action="append", choices=CATEGORIES, help="these categories")
-    parser.add_argument("--match", help="only cases whose name contains this text")
+    parser.add_argument(
+        "--match", action="append", help="only cases whose name contains this text (repeatable)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     parser.add_argument("--doc", help="write the counts table into this Markdown file")
     args = parser.parse_args(argv)
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cases = [c for c in static_cases(assets) if c.category in categories]
     if args.match:
-        cases = [c for c in cases if args.match in c.name]
+        cases = [c for c in cases if any(m in c.name for m in args.match)]
     boxes = work / "cases"
     print(f"{len(cases)} cases, {args.jobs} at a time, in {work}", flush=True)
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if "kill" in categories:
         jobs = kill_jobs(assets, {"train": assets.run, "separator": reference_separator})
         if args.match:
-            jobs = [j for j in jobs if args.match in j[0]]
+            jobs = [j for j in jobs if any(m in j[0] for m in args.match)]
         offset = len(cases)
         with ThreadPoolExecutor(args.jobs) as pool:
             results += list(

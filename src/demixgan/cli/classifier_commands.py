@@ -52,11 +52,14 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     from demixgan.data.sources import load_images
     from demixgan.errors import DemixganError
     from demixgan.evaluation.classification import check_output_dir
+    from demixgan.inference.options import MAX_SEED
     from demixgan.io.locks import output_lock
 
     epochs = DEFAULT_EPOCHS[args.data] if args.epochs is None else args.epochs
     if not 1 <= epochs <= 1000:
         raise DemixganError(f"--epochs must be between 1 and 1000, got {epochs}.")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise DemixganError(f"--seed must be from 0 to {MAX_SEED}, got {args.seed}.")
     train_set = load_images(args.data, "train", data_dir=args.data_dir)
     held_out = _held_out_sets(args.data, args.data_dir)
     check_output_dir(args.output)  # before minutes of training

@@ -69,15 +69,18 @@ def run_show(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from demixgan.errors import DemixganError
+    from demixgan.inference.options import MAX_SEED
     from demixgan.io.atomic import check_writable_dir
     from demixgan.io.locks import output_lock
 
     if not 1 <= args.n <= 1024:
         raise DemixganError(f"-n must be between 1 and 1024 mixtures, got {args.n}.")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise DemixganError(f"--seed must be from 0 to {MAX_SEED}, got {args.seed}.")
     if not args.output.lower().endswith(".png"):
         raise DemixganError(f"The output '{args.output}' must be a .png file.")
     check_writable_dir(Path(args.output).resolve().parent)
-    with output_lock(args.output, "image"):
+    with output_lock(args.output, "image", file=True):
         return _show(args)
 
 

@@ -203,11 +203,14 @@ def _load_separator(path: str | None):
 
 
 def run_separator(args: argparse.Namespace) -> int:
+    import shutil
     from pathlib import Path
 
     from demixgan.inference.api import load
     from demixgan.inference.tasks import measurement_operator
-    from demixgan.io.locks import run_lock
+    from demixgan.io.checkpoints import latest_checkpoint
+    from demixgan.io.locks import LOCK_NAME, run_lock
+    from demixgan.io.run_files import CHECKPOINT_DIR
     from demixgan.training.separator import check_new_run, read_job
 
     job = _separator_job(args) if args.resume is None else read_job(Path(args.resume))
@@ -219,8 +222,22 @@ def run_separator(args: argparse.Namespace) -> int:
     teacher = _checked_teacher(job["teacher"], operator, trained)
     if args.resume is None:
         check_new_run(run_dir)  # refused before its lock file is made; checked again under it
-    with run_lock(run_dir, "separator run directory"):  # every input checked: lock, then write
-        return _train_separator_run(args, job, run_dir, options, trained, operator, teacher)
+    existed = run_dir.is_dir()
+    try:
+        with run_lock(run_dir, "separator run directory"):  # every input checked: lock, write
+            try:
+                return _train_separator_run(args, job, run_dir, options, trained, operator, teacher)
+            except BaseException:
+                if args.resume is None and latest_checkpoint(run_dir / CHECKPOINT_DIR) is None:
+                    # Stopped before its first checkpoint (diverged, interrupted): nothing to
+                    # resume, so nothing is kept but the lock file, which its release removes.
+                    for entry in run_dir.iterdir():
+                        if entry.name != LOCK_NAME:
+                            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                raise
+    finally:
+        if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
 
 
 def _train_separator_run(
@@ -350,7 +367,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.json is None:
         return _run_evaluate(args)
-    with output_lock(args.json, "scores file"):  # a second evaluate into it is refused at once
+    # A second evaluate into the same file is refused at once.
+    with output_lock(args.json, "scores file", file=True):
         return _run_evaluate(args)
 
 

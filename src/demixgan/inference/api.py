@@ -181,8 +181,13 @@ class TrainedModel:
         measurements = self._checked_measurements(measurements, operator)
         return self._fit(measurements, options, operator).components
 
-    @staticmethod
-    def _checked_measurements(measurements, operator: GaussianOperator) -> torch.Tensor:
+    def _checked_measurements(self, measurements, operator: GaussianOperator) -> torch.Tensor:
+        if not isinstance(operator, GaussianOperator):
+            raise DemixganError(
+                "Recovering from compressive measurements needs the GaussianOperator that "
+                f"made them, not {type(operator).__name__}: GaussianOperator(m, "
+                "model.model.image, seed=S) with the measurements' m and matrix seed."
+            )
         measurements = check_finite(_as_float(measurements), "measurements")
         if measurements.ndim == 2 and measurements.shape[0] == 0:
             raise DemixganError("No measurements were given (an empty array): nothing to fit.")
@@ -192,6 +197,7 @@ class TrainedModel:
                 f"{operator.matrix.shape[0]} (the matrix's rows), but got shape "
                 f"{tuple(measurements.shape)}."
             )
+        check_reach(measurements, operator, len(self.model.names))
         return measurements
 
     def fit(self, observations: torch.Tensor, options: FitOptions | None = None) -> LatentFit:
@@ -275,6 +281,19 @@ def check_names(learned: Sequence[str], names: Mapping[str, str]) -> dict[str, s
             f"name output files); got {', '.join(final)}."
         )
     return dict(names)
+
+
+def check_reach(measurements: torch.Tensor, operator: GaussianOperator, parts: int) -> None:
+    """Measurements must be what A can make of K parts in [0, 1]: |y_i| <= K sum_j |A_ij|."""
+    bound = parts * operator.matrix.abs().sum(1)
+    worst = (measurements.abs() / bound).max().item() if measurements.numel() else 0.0
+    if worst > 2:
+        raise DemixganError(
+            f"The measurements reach {worst:.3g} times the largest value the seeded matrix "
+            f"can give for {parts} parts in [0, 1]: they were not made by this matrix from "
+            "images in [0, 1] (another --matrix-seed, or another scale). Measure images in "
+            "[0, 1] with this matrix, or pass the images with --measurements M."
+        )
 
 
 def as_images(observations, image: ImageSpec) -> torch.Tensor:

@@ -62,6 +62,11 @@ def write_outputs(
     Per component: ``NAME.npy`` [N, C, H, W] and one PNG per input (grey or RGB, the input's
     size)."""
     names = trained.component_names
+    if not torch.isfinite(estimates).all():
+        raise DemixganError(
+            f"The {task} estimates hold NaN or infinite values (the fit diverged), so nothing "
+            "was written. Check the inputs' scale (images in [0, 1] per part), or lower --lr."
+        )
     remove_stale_temps(output.parent, ".partial")  # staged by a killed run
     staging = make_temp_dir(output.parent, output.name, ".partial")
     try:

@@ -57,6 +57,8 @@ def measurement_operator(
     measurements: int | None, matrix_seed: int, image: ImageSpec
 ) -> GaussianOperator | None:
     """The seeded m x (C H W) Gaussian matrix of ``--measurements`` (None: none given)."""
+    if not 0 <= matrix_seed <= MAX_SEED:
+        raise DemixganError(f"--matrix-seed must be from 0 to {MAX_SEED}, got {matrix_seed}.")
     if measurements is None:
         return None
     if not 1 <= measurements <= 10 * image.pixels:
@@ -64,8 +66,6 @@ def measurement_operator(
             f"--measurements must be between 1 and {10 * image.pixels} (ten times the "
             f"{image.pixels} values of a {image.describe()} image), got {measurements}."
         )
-    if not 0 <= matrix_seed <= MAX_SEED:
-        raise DemixganError(f"--matrix-seed must be from 0 to {MAX_SEED}, got {matrix_seed}.")
     return GaussianOperator(measurements, image, seed=matrix_seed)
 
 

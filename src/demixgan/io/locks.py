@@ -104,10 +104,18 @@ def run_lock(run_dir: str | os.PathLike, what: str = "run directory") -> Iterato
 
 
 @contextmanager
-def output_lock(output: str | os.PathLike, what: str = "output") -> Iterator[Path]:
+def output_lock(
+    output: str | os.PathLike, what: str = "output", *, file: bool = False
+) -> Iterator[Path]:
     """Hold ``.NAME.lock`` beside ``output`` while the block writes it (a directory that is
-    staged and renamed into place, or a file)."""
+    staged and renamed into place, or with ``file`` a single file, which an existing
+    directory cannot become: refused before any work)."""
     output = Path(output)
+    if file and output.is_dir():
+        raise DemixganError(
+            f"The {what} '{output}' is an existing directory, so the file cannot be written "
+            "there. Give a file name (for example inside that directory)."
+        )
     resolved = output.resolve()
     check_writable_dir(resolved.parent, what)
     lock_path = resolved.parent / f".{resolved.name}.lock"

@@ -12,6 +12,7 @@ from demixgan.errors import DemixganError
 from demixgan.io.atomic import atomic_path, check_writable_dir
 from demixgan.io.json_files import json_problem
 from demixgan.io.locks import LOCK_NAME
+from demixgan.io.stale import remove_stale_temps
 from demixgan.spec.config import RunConfig, write_resolved_config
 
 CONFIG_FILE = "config.json"
@@ -28,13 +29,16 @@ def check_new_run_dir(run_dir: Path) -> Path:
     """Refuse, before any work, a directory a new run must not be written into.
 
     A regular file cannot hold a run; a non-empty directory holds an earlier run (continue
-    it with --resume) or something else (a lock file a killed run left behind does not count).
+    it with --resume) or something else (a lock file or the temp files a killed run left
+    behind do not count).
     """
     if run_dir.exists() and not run_dir.is_dir():
         raise DemixganError(
             f"The run directory '{run_dir}' is a file, not a directory, so a run cannot be "
             "written there. Choose another path with --run-dir (a new or empty directory)."
         )
+    if run_dir.is_dir():
+        remove_stale_temps(run_dir, ".tmp")  # e.g. the config.json of a run killed at once
     if run_dir.is_dir() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
         if (run_dir / CONFIG_FILE).is_file():
             raise DemixganError(

@@ -39,6 +39,7 @@ from demixgan.io.checkpoints import latest_checkpoint
 from demixgan.io.json_files import read_json
 from demixgan.io.locks import LOCK_NAME
 from demixgan.io.run_files import CHECKPOINT_DIR
+from demixgan.io.stale import remove_stale_temps
 from demixgan.models.operators import GaussianOperator, mix
 from demixgan.models.superposition_model import SuperpositionModel
 from demixgan.networks.separators import UNetSeparator
@@ -336,7 +337,10 @@ def _teacher(trained, options, progress, run_dir: Path | None, resume: bool) -> 
 
 
 def check_new_run(run_dir: Path) -> Path:
-    """Refuse an existing separator run or other content before anything is written."""
+    """Refuse an existing separator run or other content before anything is written (the
+    lock file and temp files of a killed run do not count)."""
+    if run_dir.is_dir():
+        remove_stale_temps(run_dir, ".tmp")
     if run_dir.exists() and (
         not run_dir.is_dir() or any(p.name != LOCK_NAME for p in run_dir.iterdir())
     ):
