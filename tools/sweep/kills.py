@@ -46,7 +46,9 @@ RENAME_TARGETS = [
     "step-000000020.resume.pt",
     "epoch-0001.png",
 ]
-TIMED_KILLS = [2.5, 3.0, 3.5, 4.0, 4.5, 5.5]  # seconds after start (startup takes ~2 s)
+#: Seconds into training (from the moment its stats.jsonl is opened), so a kill lands
+#: mid-training whatever the machine's load: a step, a checkpoint's write, an epoch's end.
+TIMED_KILLS = [0.0, 0.1, 0.2, 0.3, 0.5, 0.8]
 
 
 @dataclass
@@ -54,7 +56,8 @@ class Kill:
     name: str
     argv: list[str]  # the command to kill
     at_rename: str | None = None
-    after: float | None = None
+    after: float | None = None  # seconds after start
+    after_log: float | None = None  # seconds after the run opens its stats.jsonl
 
 
 def _start(argv: list[str], sandbox: Path, at_rename: str | None) -> subprocess.Popen:
@@ -75,6 +78,13 @@ def _start(argv: list[str], sandbox: Path, at_rename: str | None) -> subprocess.
 def _kill(kill: Kill, sandbox: Path) -> tuple[bool, str]:
     """Run ``kill.argv`` and SIGKILL it; returns (killed, stderr)."""
     process = _start(kill.argv, sandbox, kill.at_rename)
+    if kill.after_log is not None:
+        log = sandbox / "k" / "stats.jsonl"
+        while process.poll() is None and not log.is_file():
+            time.sleep(0.01)
+        time.sleep(kill.after_log)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
     if kill.after is not None:
         try:
             process.wait(timeout=kill.after)
@@ -158,7 +168,8 @@ def training_kills(assets: Assets) -> Iterator[Kill]:
     for target in RENAME_TARGETS:
         yield Kill(f"train killed at the rename of {target}", train, at_rename=target)
     for seconds in TIMED_KILLS:
-        yield Kill(f"train killed after {seconds:g} s", train, after=seconds)
+        name = f"train killed {seconds:g} s into training"
+        yield Kill(name, train, after_log=seconds)
 
 
 SEPARATOR_STEPS = ["--steps", "12", "--checkpoint-every", "3", "--log-every", "3", *SMALL_SEPARATOR]
@@ -174,8 +185,8 @@ def separator_kills(assets: Assets) -> Iterator[Kill]:
     yield Kill(
         "separator killed at the rename of separator-job.json", argv, at_rename="separator-job.json"
     )
-    for seconds in (3.0, 4.0):
-        yield Kill(f"separator killed after {seconds:g} s", argv, after=seconds)
+    for seconds in (0.1, 0.4):
+        yield Kill(f"separator killed {seconds:g} s into training", argv, after_log=seconds)
 
 
 def run_kill(kill: Kill, sandbox: Path, assets: Assets, reference: Path, steps: int) -> Result:
