@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(results)
     summary["minutes"] = round((time.perf_counter() - started) / 60, 1)
     summary["command"] = "python tools/sweep/sweep.py " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+        shlex.quote(a) for a in _without_work(argv if argv is not None else sys.argv[1:])
     )
     summary["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
     _print(summary)
@@ -153,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.keep and not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if any(summary["total"][k] for k in summary["total"] if k != "cases") else 0
+
+
+def _without_work(argv: list[str]) -> list[str]:
+    """The command line less ``--work DIR`` (a scratch path of this machine, not a setting)."""
+    if "--work" not in argv:
+        return list(argv)
+    at = argv.index("--work")
+    return argv[:at] + argv[at + 2 :]
 
 
 def _report(result: Result) -> Result:
