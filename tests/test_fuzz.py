@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -201,6 +201,7 @@ def _replace(argv: list[str], flag: str, value: str) -> list[str]:
 
 @SLOW_FIXTURES
 @given(case=flag_and_value())
+@example(case=("cs", "--lr", "3.402823466385288e+37"))  # once overflowed Adam's float32 step
 def test_any_option_value_is_a_result_or_one_clear_error(tiny_runs, case):
     command, flag, value = case
     with sandbox() as root:

@@ -19,6 +19,8 @@ UPDATES = ("joint", "alternating")
 #: by how well each explains the observation (inference/solver.py).
 COMBINES = ("best", "weighted")
 MAX_SEED = 2**63 - 1
+#: Adam steps beyond this learning rate overflow float32 arithmetic; useful ones are far below.
+MAX_LR = 10.0
 #: The separation methods an evaluation can score (inference/methods.py), in table order.
 METHOD_NAMES = ("fit", "separator", "ica", "mixture", "split")
 DEFAULT_METHODS = ("fit", "ica", "mixture", "split")
@@ -32,7 +34,7 @@ class FitOptions:
     restarts: int = rule(
         10, ge=1, le=10_000, help="random restarts; the best fit is kept per observation"
     )
-    lr: float = rule(0.01, gt=0, help="Adam learning rate")
+    lr: float = rule(0.01, gt=0, le=MAX_LR, help="Adam learning rate")
     latent_weight: float = rule(0.0, ge=0, help="weight lambda of ||z||^2")
     update: str = rule(
         "joint",
@@ -72,7 +74,7 @@ class SeparatorOptions:
 
     steps: int = rule(3000, ge=1, le=10**8, help="steps on the model's own draws")
     batch_size: int = rule(64, ge=1, le=65_536, help="parts drawn per step")
-    lr: float = rule(2e-3, gt=0, help="peak learning rate of the one-cycle schedule")
+    lr: float = rule(2e-3, gt=0, le=MAX_LR, help="peak learning rate of the one-cycle schedule")
     width: int = rule(32, ge=1, le=1024, help="channels of the U-Net's first level")
     remix_steps: int = rule(
         1500, ge=0, le=10**8, help="then steps of remixing the run's training mixtures (0: none)"
@@ -80,7 +82,7 @@ class SeparatorOptions:
     remix_fraction: float = rule(
         0.5, gt=0, le=1, help="share of each remixing batch taken from real mixtures"
     )
-    remix_lr: float = rule(3e-4, gt=0, help="learning rate of the remixing phase")
+    remix_lr: float = rule(3e-4, gt=0, le=MAX_LR, help="learning rate of the remixing phase")
     teacher_every: int = rule(250, ge=1, help="remixing steps between teacher refreshes")
     seed: int = rule(0, ge=0, le=MAX_SEED, help="seed of the network and its draws")
     chunk: int = rule(512, ge=1, help="observations per forward pass when separating")
