@@ -128,3 +128,16 @@ os.replace = replace
 from demixgan.cli.main import main
 sys.exit(main(sys.argv[2:]))
 """
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread (bit-identical resumes need the same count throughout) and the
+    global RNG restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with torch.random.fork_rng(devices=[]):
+        yield
+    torch.set_num_threads(threads)

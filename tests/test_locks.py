@@ -95,13 +95,8 @@ def _files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with torch.random.fork_rng(devices=[]):
-        yield
-    torch.set_num_threads(threads)
+# Bit-identical resumes need one thread and the global RNG left as found (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- 1. a training run: a second writer, a SIGKILLed holder, readers -----------------------

@@ -29,13 +29,8 @@ TINY = REPO / "configs" / "tiny-demix.toml"
 SETTINGS = ["train.max_steps=20", "train.checkpoint_every=10", "train.keep_last=3"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with torch.random.fork_rng(devices=[]):
-        yield
-    torch.set_num_threads(threads)
+# Bit-identical resumes need one thread and the global RNG left as found (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

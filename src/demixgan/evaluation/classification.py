@@ -15,6 +15,7 @@ import torch
 from demixgan.errors import DemixganError
 from demixgan.io import checkpoints
 from demixgan.networks.classifier import IMAGE, ClassifierShape, MnistClassifier
+from demixgan.spec.validation import whole
 
 KIND = "classifier"
 MODULE = "classifier"
@@ -100,7 +101,9 @@ def _classifier_shape(sidecar: dict, path: str | os.PathLike) -> ClassifierShape
     widths = [name for name in names if name != "dropout"]
     if not isinstance(data, dict) or not set(data) <= set(names):
         problem = f"classifier_shape must be a table of {', '.join(names)}"
-    elif bad := [key for key in widths if key in data and not _whole(data[key], 1)]:
+    elif bad := [
+        key for key in widths if key in data and not (whole(data[key]) and data[key] >= 1)
+    ]:
         problem = f"classifier_shape.{bad[0]} must be an integer >= 1"
     elif "dropout" in data and not (
         isinstance(data["dropout"], int | float)
@@ -115,10 +118,6 @@ def _classifier_shape(sidecar: dict, path: str | os.PathLike) -> ClassifierShape
         f"{problem}, but its sidecar records {reprlib.repr(data)}. The sidecar was edited or "
         "written by another program; train a new one with 'demixgan train-classifier'."
     )
-
-
-def _whole(value: object, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def check_images(images: torch.Tensor) -> None:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,6 +47,7 @@ from demixgan.models.operators import MAX_SEED
 from demixgan.models.superposition_model import SuperpositionModel
 from demixgan.networks.separators import UNetSeparator
 from demixgan.spec.image import ImageSpec
+from demixgan.spec.validation import shown, whole
 
 
 def exchangeable_groups(model: SuperpositionModel) -> list[list[int]]:
@@ -232,12 +232,12 @@ def _separator_fields(
     keys = ("components", "width", "measurements", "image")
     problem = None
     if not isinstance(shape, dict) or not {"components", "width"} <= set(shape) <= set(keys):
-        problem = f"separator_shape must be a table of {', '.join(keys)}, not {_short(shape)}"
+        problem = f"separator_shape must be a table of {', '.join(keys)}, not {shown(shape)}"
     else:
         for key, low in (("components", 1), ("width", 1), ("measurements", 0)):
             value = shape.get(key, low)
-            if not _whole(value) or value < low:
-                problem = f"separator_shape.{key} must be an integer >= {low}, not {_short(value)}"
+            if not whole(value) or value < low:
+                problem = f"separator_shape.{key} must be an integer >= {low}, not {shown(value)}"
                 break
     if problem is None and not (
         isinstance(names, list)
@@ -246,10 +246,10 @@ def _separator_fields(
     ):
         problem = (
             f"separator_components must list the names of its {shape['components']} "
-            f"components, not {_short(names)}"
+            f"components, not {shown(names)}"
         )
-    if problem is None and seed is not None and not (_whole(seed) and 0 <= seed <= MAX_SEED):
-        problem = f"separator_matrix_seed must be null or from 0 to {MAX_SEED}, not {_short(seed)}"
+    if problem is None and seed is not None and not (whole(seed) and 0 <= seed <= MAX_SEED):
+        problem = f"separator_matrix_seed must be null or from 0 to {MAX_SEED}, not {shown(seed)}"
     if problem is not None:
         raise DemixganError(
             f"The separator checkpoint '{path}' does not describe a network this version "
@@ -258,11 +258,3 @@ def _separator_fields(
         )
     image = ImageSpec.from_dict(shape.get("image"), f"'{path}'")
     return {key: shape[key] for key in keys[:3] if key in shape}, image, names, seed
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _short(value: Any) -> str:
-    return reprlib.repr(value)

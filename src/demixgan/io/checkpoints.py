@@ -47,6 +47,7 @@ from demixgan.errors import DemixganError
 from demixgan.io.atomic import atomic_path, check_writable_dir
 from demixgan.io.json_files import json_problem
 from demixgan.io.run_files import CHECKPOINT_DIR
+from demixgan.spec.validation import whole
 
 CHECKPOINT_FORMAT = "demixgan-checkpoint"
 FORMAT_VERSION = 1
@@ -713,16 +714,16 @@ def _validate(data: Any, path: Path) -> None:
             ".safetensors weights."
         )
     version = data.get("format_version")
-    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+    if whole(version) and version > FORMAT_VERSION:
         raise DemixganError(
             f"The checkpoint '{path}' has format version {version}, but demixgan {__version__} "
             f"reads versions up to {FORMAT_VERSION}: it was written by a newer demixgan. Upgrade "
             "demixgan (pip install -U demixgan) to load it."
         )
     problems = []
-    if not _is_int(version) or version < 1:
+    if not whole(version) or version < 1:
         problems.append("format_version")
-    if not _is_int(data.get("step")) or data["step"] < 0:
+    if not whole(data.get("step")) or data["step"] < 0:
         problems.append("step")
     modules = data.get("modules")
     if not (
@@ -750,10 +751,6 @@ def _validate(data: Any, path: Path) -> None:
             f"{', '.join(problems)}. Use another checkpoint, or copy this one again from its "
             "source."
         )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_file_name(value: Any) -> bool:

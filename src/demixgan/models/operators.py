@@ -27,6 +27,7 @@ from torch import nn
 
 from demixgan.errors import DemixganError
 from demixgan.spec.image import ImageSpec
+from demixgan.spec.validation import whole
 
 
 class Operator(nn.Module):
@@ -129,9 +130,9 @@ def operator_from_dict(data: Any, image: ImageSpec) -> Operator:
     if name == "gaussian" and set(data) <= {"name", "measurements", "seed"}:
         m, seed = data.get("measurements"), data.get("seed", 0)
         rows_ok = (
-            _whole(m) and 1 <= m <= 10 * image.pixels and m * image.pixels <= MAX_MATRIX_ENTRIES
+            whole(m) and 1 <= m <= 10 * image.pixels and m * image.pixels <= MAX_MATRIX_ENTRIES
         )
-        if rows_ok and _whole(seed) and 0 <= seed <= MAX_SEED:
+        if rows_ok and whole(seed) and 0 <= seed <= MAX_SEED:
             return GaussianOperator(m, image, seed=seed)
     raise DemixganError(
         f"Unknown or invalid measurement operator {reprlib.repr(data)}: the operators are "
@@ -140,7 +141,3 @@ def operator_from_dict(data: Any, image: ImageSpec) -> Operator:
         f"of a {image.describe()} image, and at most {MAX_MATRIX_ENTRIES:,} matrix entries) and "
         f"s from 0 to {MAX_SEED}. The file was edited or written by a newer version."
     )
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -16,12 +16,12 @@ True
 
 from __future__ import annotations
 
-import reprlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from demixgan.errors import DemixganError
+from demixgan.spec.validation import shown, whole
 
 #: Channel counts an image may have: grey or RGB.
 CHANNELS = (1, 3)
@@ -48,19 +48,19 @@ class ImageSpec:
 
     def __post_init__(self) -> None:
         problems = []
-        if not _whole(self.channels) or self.channels not in CHANNELS:
-            problems.append(f"{_short(self.channels)} channels (1 grey or 3 RGB are supported)")
+        if not whole(self.channels) or self.channels not in CHANNELS:
+            problems.append(f"{shown(self.channels)} channels (1 grey or 3 RGB are supported)")
         for side in ("height", "width"):
             value = getattr(self, side)
-            if not _whole(value):
-                problems.append(f"a {side} of {_short(value)} (a whole number of pixels is needed)")
+            if not whole(value):
+                problems.append(f"a {side} of {shown(value)} (a whole number of pixels is needed)")
             elif not 4 * MIN_BASE <= value <= MAX_SIDE or _halvings(value) < 2:
                 problems.append(
                     f"a {side} of {value} px (sides from {4 * MIN_BASE} to {MAX_SIDE} that "
                     f"halve at least twice are supported: the nearest are {_nearest(value)})"
                 )
         if problems:
-            size = " x ".join(_short(getattr(self, key)) for key in _KEYS)
+            size = " x ".join(shown(getattr(self, key)) for key in _KEYS)
             raise DemixganError(f"Images of {size} cannot be used: {'; '.join(problems)}{_ADVICE}")
 
     @property
@@ -98,7 +98,7 @@ class ImageSpec:
         if not isinstance(data, Mapping) or sorted(map(str, data)) != sorted(_KEYS):
             raise DemixganError(
                 f"The image spec in {where} must be a table of {', '.join(_KEYS)}, but got "
-                f"{_short(data)}. The file was edited or written by another program."
+                f"{shown(data)}. The file was edited or written by another program."
             )
         try:
             return cls(**{key: data[key] for key in _KEYS})
@@ -108,16 +108,6 @@ class ImageSpec:
                 f"{str(exc).removesuffix(_ADVICE)}. The file was edited or written by another "
                 "program."
             ) from None
-
-
-def _short(value: Any) -> str:
-    """A value for a message: a tampered file's 10 MB string shows as an excerpt."""
-    return reprlib.repr(value)
-
-
-def _whole(value: Any) -> bool:
-    """An int that is not a bool (``True`` is 1 to Python, not a channel count)."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _halvings(side: int) -> int:

@@ -49,6 +49,11 @@ def shown(value: Any) -> str:
     return _SHORT.repr(value)
 
 
+def whole(value: Any) -> bool:
+    """An int that is not a bool (``True`` is 1 to Python, not a width or a step)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def nesting_depth(value: Any, limit: int) -> int:
     """How deeply lists, tuples and mappings nest in ``value`` (a scalar: 0), counted until it
     passes ``limit``. Iterative, so a structure too deep for recursion is measured as well."""

@@ -26,6 +26,7 @@ from torch import nn
 from demixgan.errors import DemixganError
 from demixgan.io import checkpoints, locks
 from demixgan.io.run_files import CHECKPOINT_DIR, STATS_FILE, StatsLog, TensorBoardLog
+from demixgan.spec.validation import whole
 from demixgan.training.distributed import Distributed, mean_across_processes
 
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads (seed, index) over the seed space
@@ -162,8 +163,7 @@ def _latest_for_resume(folder: Path) -> checkpoints.Checkpoint | None:
 def _check_steps(task: TrainingTask, checkpoint: checkpoints.Checkpoint, state: dict) -> None:
     """The step a checkpoint resumes at must be one number, within this run's steps."""
     recorded = state.get("step")
-    whole = isinstance(recorded, int) and not isinstance(recorded, bool)
-    if not whole:
+    if not whole(recorded):
         problem = f"its resume state records step {recorded!r}, not a whole number"
     elif recorded != checkpoint.step:
         problem = (
