@@ -1,55 +1,306 @@
 """A user's own observed mixtures: the real data of a run that has no recipe behind it.
 
-The paper's setting is a user with superpositions only. A ``.npy`` stack or a directory of
-PNG files (grey or RGB, one size) becomes the discriminator's real data as it is; its shape is
-the run's image spec, so every network is built for it.
+The paper's setting is a user with superpositions only. A folder of images (PNG 8- or 16-bit,
+JPEG, TIFF; grey or RGB) or ``.npy`` stacks becomes the discriminator's real data as it is; its
+shape is the run's image spec, so every network is built for it. Images of several sizes are
+brought to one only when asked (``resize`` or ``crop``), never guessed at.
+
+Pixels stay as stored (uint8 for 8-bit files, uint16 for 16-bit ones) and become floats in
+[0, 1] one batch at a time (``ImageStack``): 100,000 RGB images of 64 x 64 are 1.2 GB as uint8
+and would be 4.9 GB as float32. Every image keeps where it came from (``Source``), so outputs
+can be written under the input's name, size, bit depth and channel count.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from demixgan.errors import DemixganError
-from demixgan.io.images import read_stack
+from demixgan.io.images import read_npy
 from demixgan.spec.image import CHANNELS, ImageSpec
 
+#: Image files a folder of mixtures may hold (besides ``.npy`` stacks).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+ARRAY_SUFFIX = ".npy"
+#: Pillow modes read, with their channel count and bit depth ("F": 32-bit float TIFF).
+_MODES = {"1": (1, 8), "L": (1, 8), "RGB": (3, 8), "I;16": (1, 16), "I;16B": (1, 16), "F": (1, 32)}
+#: A folder whose images differ in size is described by this many examples per size.
+_EXAMPLES = 2
 
-def load_mixtures(path: str | os.PathLike) -> torch.Tensor:
-    """Observed mixtures as float [N, C, H, W] in [0, 1], checked (size, channels, values)."""
+
+@dataclass(frozen=True)
+class Source:
+    """Where one image came from: its name (file stem, or ``stem-NNNNN`` of a stack), its
+    size and channels as read, and its bit depth (8, 16; 32 for floats)."""
+
+    name: str
+    height: int
+    width: int
+    channels: int
+    bits: int
+
+
+class ImageStack:
+    """Images [N, C, H, W] kept as stored, read as float32 in [0, 1] one index at a time.
+
+    ``stack[index]`` converts only the images asked for, so a training batch costs its own
+    size in floats; ``floats()`` converts them all.
+    """
+
+    def __init__(self, pixels: torch.Tensor, sources: Sequence[Source]) -> None:
+        self.pixels = pixels
+        self.sources = tuple(sources)
+        self.scale = {torch.uint8: 255.0, torch.int32: 65535.0}.get(pixels.dtype, 1.0)
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.pixels.shape
+
+    @property
+    def image(self) -> ImageSpec:
+        return ImageSpec(*self.pixels.shape[1:])
+
+    def __len__(self) -> int:
+        return self.pixels.shape[0]
+
+    def __getitem__(self, index) -> torch.Tensor:
+        return self.pixels[index].float().div_(self.scale)
+
+    def floats(self) -> torch.Tensor:
+        return self[:]
+
+    def subset(self, index: torch.Tensor) -> ImageStack:
+        return ImageStack(self.pixels[index], [self.sources[i] for i in index.tolist()])
+
+
+def mixture_files(path: str | os.PathLike) -> list[Path]:
+    """The image and ``.npy`` files of a mixtures folder (sorted), or the one file given."""
     path = Path(path).expanduser()
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".npy"))
-        if not files:
-            raise DemixganError(
-                f"The mixtures folder '{path}' holds no .png or .npy files; put your observed "
-                "mixtures there (grey or RGB PNGs of one size, or .npy stacks)."
-            )
-    elif path.is_file():
-        files = [path]
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DemixganError(
+            f"The observed mixtures '{path}' do not exist: give a folder of images (PNG, JPEG, "
+            "TIFF) or .npy stacks, or one .npy stack [N, C, H, W] (--mixtures / data.mixtures)."
+        )
+    entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+    files = [p for p in entries if p.is_file() and _suffix(p) in (*IMAGE_SUFFIXES, ARRAY_SUFFIX)]
+    others = [p.name for p in entries if p not in files]
+    if others:
+        raise DemixganError(
+            f"The mixtures folder '{path}' holds {len(others)} entries that are not images or "
+            f".npy stacks ({_listing(others)}); demixgan reads {', '.join(IMAGE_SUFFIXES)} and "
+            ".npy files there. Move the others out of the folder."
+        )
+    if not files:
+        raise DemixganError(
+            f"The mixtures folder '{path}' holds no images; put your observed mixtures there "
+            "(PNG 8- or 16-bit, JPEG, TIFF, grey or RGB, or .npy stacks)."
+        )
+    return files
+
+
+def read_mixtures(
+    files: Sequence[str | os.PathLike],
+    *,
+    resize: Sequence[int] | None = None,
+    crop: Sequence[int] | None = None,
+) -> ImageStack:
+    """Images of the files as one stack, checked (size, channels, values), pixels as stored.
+
+    ``resize`` (H, W) scales every image to that size (bilinear, with antialiasing), ``crop``
+    (H, W) takes its centre; without either, every image must have the same size.
+    """
+    images = [image for file in map(Path, files) for image in _read_file(file, resize, crop)]
+    if not images:
+        raise DemixganError("The inputs hold no images (empty .npy stacks).")
+    for what, key in (("channel counts", _channels), ("sizes", _size)):
+        if len({key(image) for image in images}) > 1:
+            raise DemixganError(_mixed(what, key, images, resize is None and crop is None))
+    bits = max(source.bits for _, source in images)
+    dtype = {8: np.uint8, 16: np.int32}.get(bits, np.float32)  # int32: torch has no uint16 ops
+    first = images[0][0]
+    pixels = np.empty((len(images), *first.shape), dtype=dtype)
+    for index, (array, source) in enumerate(images):
+        if source.bits == 8 and bits == 16:
+            array = array.astype(np.int32) * 257  # 8-bit values on the 16-bit scale
+        pixels[index] = array
+    stack = ImageStack(torch.from_numpy(pixels), [source for _, source in images])
+    ImageSpec(*stack.shape[1:])  # a size the networks can be built for, or a clear error
+    return stack
+
+
+def load_mixtures(
+    path: str | os.PathLike,
+    *,
+    resize: Sequence[int] | None = None,
+    crop: Sequence[int] | None = None,
+) -> ImageStack:
+    """The observed mixtures of a folder or ``.npy`` file (``read_mixtures`` of its files)."""
+    return read_mixtures(mixture_files(path), resize=resize, crop=crop)
+
+
+def _suffix(path: Path) -> str:
+    return path.suffix.lower()
+
+
+def _size(image: tuple[np.ndarray, Source]) -> str:
+    return "{} x {} px".format(*image[0].shape[1:])
+
+
+def _channels(image: tuple[np.ndarray, Source]) -> str:
+    return {1: "grey", 3: "RGB"}[image[0].shape[0]]
+
+
+def _listing(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _mixed(what: str, key, images: list, sizing: bool) -> str:
+    """The message for images that differ in ``what``: how many of each, with examples."""
+    parts = []
+    for value, count in Counter(key(image) for image in images).most_common():
+        names = [image[1].name for image in images if key(image) == value][:_EXAMPLES]
+        parts.append(f"{count} {value} ({_listing(names)}{', ...' if count > _EXAMPLES else ''})")
+    advice = (
+        "Bring them to one size with --resize H W (scale) or --crop H W (centre), or "
+        "data.resize / data.crop in a config"
+        if what == "sizes" and sizing
+        else "Convert them all to grey or all to RGB"
+        if what == "channel counts"
+        else "Choose a --resize / --crop that every image allows"
+    )
+    return f"The mixtures have different {what}: {'; '.join(parts)}. {advice}."
+
+
+def _read_file(
+    path: Path, resize: Sequence[int] | None, crop: Sequence[int] | None
+) -> list[tuple[np.ndarray, Source]]:
+    """The images of one file, each [C, H, W] as stored, brought to size, with its source."""
+    if not path.is_file():
+        raise DemixganError(f"The input file '{path}' does not exist.")
+    if _suffix(path) == ARRAY_SUFFIX:
+        arrays = _array_images(path)
+    elif _suffix(path) in IMAGE_SUFFIXES:
+        arrays = [(_image_pixels(path), path.stem)]
     else:
         raise DemixganError(
-            f"The observed mixtures '{path}' do not exist: give a .npy stack [N, C, H, W] or a "
-            "directory of PNG images (data.mixtures / --set data.mixtures=PATH)."
+            f"'{path}' is not an image ({', '.join(IMAGE_SUFFIXES)}) or a .npy stack, the files "
+            "demixgan reads as mixtures."
         )
-    stack = torch.from_numpy(read_stack(files))
-    if stack.ndim == 3:
-        stack = stack[:, None]  # [N, H, W] of grey mixtures
-    if stack.ndim == 4 and stack.shape[1] not in CHANNELS and stack.shape[-1] in CHANNELS:
-        stack = stack.permute(0, 3, 1, 2).contiguous()  # channels-last, as numpy images are
-    if stack.ndim != 4 or stack.shape[1] not in CHANNELS:
+    images = []
+    for array, name in arrays:
+        channels, height, width = array.shape
+        bits = 8 if array.dtype == np.uint8 else 16 if array.dtype == np.uint16 else 32
+        source = Source(name, height, width, channels, bits)
+        images.append((_sized(array, resize, crop, path), source))
+    return images
+
+
+def _image_pixels(path: Path) -> np.ndarray:
+    """An image file's pixels [C, H, W]: uint8, uint16 (16-bit) or float32 in [0, 1]."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode, pixels = image.mode, np.asarray(image)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DemixganError(
-            f"The observed mixtures in '{path}' have shape {tuple(stack.shape)}; give grey or "
-            "RGB images: [N, H, W], [N, 1, H, W] or [N, 3, H, W]."
-        )
-    ImageSpec(*stack.shape[1:])  # a size the networks can be built for, or a clear error
-    finite = torch.isfinite(stack)
-    if not finite.all() or stack.min() < 0 or stack.max() > 1:
+            f"Cannot read the image '{path}' ({exc}): it is truncated, corrupt or not an image. "
+            "Replace it or move it out of the folder."
+        ) from None
+    if mode not in _MODES:
         raise DemixganError(
-            f"The observed mixtures in '{path}' hold values outside [0, 1] or NaN / inf "
-            f"(range {stack[finite].min().item():.3g} to {stack[finite].max().item():.3g}); "
-            "store images as uint8 (0..255) or floats in [0, 1]."
+            f"The image '{path}' has mode {mode}, but demixgan reads grey (8- or 16-bit) and RGB "
+            "images; convert it, e.g. with Pillow: Image.open(path).convert('RGB').save(path) "
+            "(or 'L' for grey; an alpha channel or a palette is not a mixture's value)."
         )
-    return stack
+    if mode == "1":
+        pixels = pixels.astype(np.uint8) * 255
+    elif mode.startswith("I;16"):
+        pixels = pixels.astype(np.uint16)
+    elif mode == "F":
+        pixels = _checked_floats(pixels.astype(np.float32), f"The image '{path}'")
+    return pixels.transpose(2, 0, 1) if pixels.ndim == 3 else pixels[None]
+
+
+def _array_images(path: Path) -> list[tuple[np.ndarray, str]]:
+    """A ``.npy`` of one image [H, W] or a stack [N, H, W] / [N, C, H, W] / [N, H, W, C]."""
+    array = read_npy(path)
+    what = f"The array file '{path}'"
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim == 3:
+        array = array[:, None]
+    if array.ndim == 4 and array.shape[1] not in CHANNELS and array.shape[-1] in CHANNELS:
+        array = array.transpose(0, 3, 1, 2)  # channels-last, as numpy images are
+    if array.ndim != 4 or array.shape[1] not in CHANNELS:
+        raise DemixganError(
+            f"{what} has shape {array.shape}; give grey or RGB images: [H, W], [N, H, W], "
+            "[N, 1, H, W] or [N, 3, H, W]."
+        )
+    if not (np.issubdtype(array.dtype, np.number) and not np.iscomplexobj(array)):
+        raise DemixganError(
+            f"{what} holds {array.dtype} values, not real numbers; give images as floats in "
+            "[0, 1] or as integer intensities (uint8 0..255, uint16 0..65535)."
+        )
+    if array.dtype not in (np.uint8, np.uint16):
+        if np.issubdtype(array.dtype, np.integer):
+            if array.size and (array.min() < 0 or array.max() > 255):
+                raise DemixganError(
+                    f"{what} holds {array.dtype} values from {array.min()} to {array.max()}; "
+                    "integer images are 8-bit intensities (0..255) or, as uint16, 16-bit ones. "
+                    "Store them as uint8 / uint16, or as floats in [0, 1]."
+                )
+            array = array.astype(np.uint8)
+        else:
+            array = _checked_floats(array.astype(np.float32), what)
+    stem = path.stem
+    return [(np.ascontiguousarray(image), f"{stem}-{i:05d}") for i, image in enumerate(array)]
+
+
+def _checked_floats(array: np.ndarray, what: str) -> np.ndarray:
+    finite = np.isfinite(array)
+    if not finite.all() or (array.size and (array.min() < 0 or array.max() > 1)):
+        bad = int((~finite).sum())
+        found = f"{bad} NaN or infinite values" if bad else "values outside [0, 1]"
+        values = array[finite]
+        span = f" (finite range {values.min():.3g} to {values.max():.3g})" if values.size else ""
+        raise DemixganError(
+            f"{what} holds {found}{span}; mixtures are intensities in [0, 1]. Store images as "
+            "uint8 (0..255), uint16 or floats in [0, 1]."
+        )
+    return array
+
+
+def _sized(
+    array: np.ndarray, resize: Sequence[int] | None, crop: Sequence[int] | None, path: Path
+) -> np.ndarray:
+    """``array`` [C, H, W] scaled to ``resize`` or cut to its centre ``crop`` (H, W)."""
+    if resize is not None and tuple(array.shape[1:]) != tuple(resize):
+        tensor = torch.from_numpy(array.astype(np.float32))[None]
+        scaled = torch.nn.functional.interpolate(
+            tensor, size=tuple(resize), mode="bilinear", antialias=True, align_corners=False
+        )[0].numpy()
+        if array.dtype == np.float32:
+            return scaled.clip(0, 1)
+        top = np.iinfo(array.dtype).max
+        return np.round(scaled).clip(0, top).astype(array.dtype)
+    if crop is not None:
+        height, width = crop
+        if array.shape[1] < height or array.shape[2] < width:
+            raise DemixganError(
+                f"The image '{path}' is {array.shape[1]} x {array.shape[2]} px, smaller than "
+                f"the crop {height} x {width}; choose a smaller --crop or use --resize."
+            )
+        top, left = (array.shape[1] - height) // 2, (array.shape[2] - width) // 2
+        return np.ascontiguousarray(array[:, top : top + height, left : left + width])
+    return array

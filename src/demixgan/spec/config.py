@@ -34,6 +34,7 @@ from demixgan.data.superposition import DIGIT_SOURCES, RECIPES
 from demixgan.errors import DemixganError
 from demixgan.io.atomic import atomic_path
 from demixgan.networks.registry import GENERATOR_ARCHS
+from demixgan.spec.image import MAX_SIDE
 from demixgan.spec.validation import (
     Problem,
     build,
@@ -71,7 +72,9 @@ MAX_DEPTH = 16
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
     """What the discriminator sees as real: mixtures of a recipe, one clean component, or a
-    user's own observed ``mixtures`` (a .npy stack or a folder of PNGs, any supported size)."""
+    user's own observed ``mixtures`` (a folder of images or .npy stacks, any supported size),
+    of which a seeded ``validation_share`` is held out; ``resize`` or ``crop`` (H, W) brings
+    images of several sizes to one."""
 
     recipe: str = rule("digit+sines", choices=tuple(RECIPES))
     level: int | None = rule(None, ge=MIN_LEVEL, le=MAX_LEVEL)
@@ -83,6 +86,9 @@ class DataConfig:
     data_dir: str | None = None
     observe: str | None = None
     mixtures: str | None = None
+    resize: tuple[int, ...] | None = None
+    crop: tuple[int, ...] | None = None
+    validation_share: float = rule(0.1, ge=0, lt=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,14 +166,7 @@ class RunConfig:
 def _check_run(config: RunConfig) -> None:
     """The rules that relate several keys (field-level rules are already checked)."""
     recipe = RECIPES[config.data.recipe]
-    if config.data.mixtures is not None:
-        for key in ("level", "observe"):
-            if getattr(config.data, key) is not None:
-                raise Problem(
-                    f"data.{key}",
-                    "does not apply to observed mixtures (data.mixtures): they are the real "
-                    "data as they are. Remove the key",
-                )
+    _check_observed(config.data)
     if config.data.level is not None and not recipe.has_family:
         raise Problem(
             "data.level",
@@ -214,6 +213,36 @@ def _check_run(config: RunConfig) -> None:
             "and none with a larger latent_dim than the first, but got "
             f"{[(c.name, c.latent_dim) for c in learned]}",
         )
+
+
+def _check_observed(data: DataConfig) -> None:
+    """Keys of a user's own mixtures apply to them alone; a size is two sides in pixels."""
+    if data.mixtures is not None:
+        for key in ("level", "observe"):
+            if getattr(data, key) is not None:
+                raise Problem(
+                    f"data.{key}",
+                    "does not apply to observed mixtures (data.mixtures): they are the real "
+                    "data as they are. Remove the key",
+                )
+    else:
+        for key in ("resize", "crop", "validation_share"):
+            if getattr(data, key) != getattr(DataConfig(), key):
+                raise Problem(
+                    f"data.{key}",
+                    "applies to observed mixtures (data.mixtures) only; a recipe's validation "
+                    "images are its 'validation' split (data.split). Remove the key",
+                )
+    if data.resize is not None and data.crop is not None:
+        raise Problem("data.crop", "and data.resize both set a size: give one of them")
+    for key in ("resize", "crop"):
+        size = getattr(data, key)
+        if size is not None and (len(size) != 2 or not all(1 <= side <= MAX_SIDE for side in size)):
+            raise Problem(
+                f"data.{key}",
+                f"must be [HEIGHT, WIDTH] in pixels, each from 1 to {MAX_SIDE}, but got "
+                f"{shown(list(size))}",
+            )
 
 
 def _check_shared(config: RunConfig, index: int) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from demixgan.data.observed import load_mixtures
+from demixgan.data.observed import ImageStack, load_mixtures
 from demixgan.data.superposition import MixtureSampler, build_sampler, make_mixtures
 from demixgan.errors import DemixganError
 from demixgan.models.operators import ClipOperator, IdentityOperator
@@ -26,6 +26,8 @@ from demixgan.spec.image import ImageSpec
 
 #: Seed offset of the fixed training mixtures, apart from the seeds of model init and steps.
 DATA_SEED_OFFSET = 1_000_003
+#: Seed offset of the validation part held out of a user's own mixtures.
+VALIDATION_SEED_OFFSET = 2_000_003
 
 
 def build_model(config: RunConfig, image: ImageSpec) -> SuperpositionModel:
@@ -85,11 +87,16 @@ def build_run_discriminator(config: RunConfig, image: ImageSpec) -> nn.Module:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """The fixed set of observed training signals (mixtures, or one clean component)."""
+    """The fixed set of observed training signals (mixtures, or one clean component).
 
-    observations: torch.Tensor  # [N, C, H, W]
+    ``observations[index]`` is float32 [B, C, H, W] in [0, 1] for either kind; a user's own
+    mixtures are kept as stored (``ImageStack``) with their ``validation`` part apart.
+    """
+
+    observations: torch.Tensor | ImageStack  # [N, C, H, W]
     description: str
     image: ImageSpec
+    validation: ImageStack | None = None
 
 
 def training_sampler(config: RunConfig) -> tuple[MixtureSampler, int]:
@@ -117,10 +124,11 @@ def load_training_data(config: RunConfig) -> TrainingData:
     data = _observed_mixtures(config) if config.data.mixtures else _recipe_data(config)
     count = data.observations.shape[0]
     if count < config.train.batch_size:
+        held = "" if data.validation is None else f" after {len(data.validation)} held out"
         raise DemixganError(
-            f"The training data ({data.description}) has {count} observations, fewer than one "
-            f"batch of {config.train.batch_size}. Lower train.batch_size, raise data.limit or "
-            "add observations."
+            f"The training data ({data.description}) has {count} observations{held}, fewer "
+            f"than one batch of {config.train.batch_size}. Lower train.batch_size "
+            "(--set train.batch_size=N) or add observations."
         )
     return data
 
@@ -144,10 +152,23 @@ def _recipe_data(config: RunConfig) -> TrainingData:
 
 
 def _observed_mixtures(config: RunConfig) -> TrainingData:
-    """A user's own mixtures as the training data (``data.limit`` keeps the first ones)."""
-    observations = load_mixtures(config.data.mixtures)
-    if config.data.limit:
-        observations = observations[: config.data.limit]
-    image = ImageSpec(*observations.shape[1:])
-    what = f"{observations.shape[0]} observed {image.describe()} mixtures"
-    return TrainingData(observations.contiguous(), what, image)
+    """A user's own mixtures (``data.limit``: the first ones), a seeded share held out."""
+    data = config.data
+    stack = load_mixtures(data.mixtures, resize=data.resize, crop=data.crop)
+    if data.limit:
+        stack = stack.subset(torch.arange(min(data.limit, len(stack))))
+    train, validation = hold_out(stack, data.validation_share, config.seed)
+    what = f"{len(train)} observed {stack.image.describe()} mixtures"
+    if len(validation):
+        what += f" ({len(validation)} more held out for validation)"
+    return TrainingData(train, what, stack.image, validation)
+
+
+def hold_out(stack: ImageStack, share: float, seed: int) -> tuple[ImageStack, ImageStack]:
+    """(training, validation) parts of ``stack``: a seeded ``share`` (at least one image
+    where the share is positive) is validation; both keep the files' order."""
+    count = len(stack)
+    held = 0 if share == 0 or count < 2 else max(1, round(share * count))
+    generator = torch.Generator().manual_seed(seed + VALIDATION_SEED_OFFSET)
+    order = torch.randperm(count, generator=generator)
+    return stack.subset(order[held:].sort().values), stack.subset(order[:held].sort().values)

@@ -125,9 +125,10 @@ def convert(value: Any, tp: Any, path: str) -> Any:
     if is_dataclass(inner):
         return build(inner, value, path)
     if get_origin(inner) is tuple:
-        if not isinstance(value, list | tuple):
-            raise Problem(path, f"must be an array of tables ([[{path}]]), but got {shown(value)}")
         item = get_args(inner)[0]
+        if not isinstance(value, list | tuple):
+            kind = f"an array of tables ([[{path}]])" if is_dataclass(item) else "an array"
+            raise Problem(path, f"must be {kind}, but got {shown(value)}")
         return tuple(convert(v, item, f"{path}[{i}]") for i, v in enumerate(value))
     if inner is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
