@@ -140,24 +140,26 @@ def _mark_complete(run: Path, steps: int, minutes: float) -> None:
         tmp.write_text(json.dumps({"steps": steps, "minutes": minutes}), "utf-8")
 
 
-#: Component keys added after stores were first written, with their defaults: a key at its
-#: default is left out of the hash, so models stored before the key existed stay valid.
+#: Keys added after stores were first written, with their defaults: a key at its default is
+#: left out of the hash, so models stored before the key existed stay valid.
 _LATER_COMPONENT_DEFAULTS = {"shares": None}
+_LATER_DATA_DEFAULTS = {"resize": None, "crop": None, "validation_share": 0.1}
 
 
 def config_key(config: RunConfig) -> str:
     """A short hash of everything that decides what a run learns."""
     settings = asdict(config)
     settings["components"] = [
-        {key: value for key, value in component.items() if not _later_default(key, value)}
+        _without_later_defaults(component, _LATER_COMPONENT_DEFAULTS)
         for component in settings["components"]
     ]
+    settings["data"] = _without_later_defaults(settings["data"], _LATER_DATA_DEFAULTS)
     text = json.dumps(settings, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def _later_default(key: str, value: object) -> bool:
-    return key in _LATER_COMPONENT_DEFAULTS and value == _LATER_COMPONENT_DEFAULTS[key]
+def _without_later_defaults(table: dict, later: dict) -> dict:
+    return {k: v for k, v in table.items() if not (k in later and v == later[k])}
 
 
 def _same_as_shipped_demo(config: RunConfig) -> bool:
