@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import blob_mixtures_of
 from PIL import Image
 
 import demixgan
 from demixgan.cli.main import main
-from demixgan.data.superposition import draw_family
 from demixgan.inference.amortized import load_separator
 from demixgan.inference.options import FitOptions, SeparatorOptions
 from demixgan.io.checkpoints import latest_checkpoint, load_weights
@@ -34,16 +34,8 @@ TINY_SEPARATOR = SeparatorOptions(steps=3, remix_steps=2, batch_size=4, width=8)
 
 
 def _observed(image: ImageSpec, n: int, seed: int) -> np.ndarray:
-    """Mixtures a user might have: a coloured blob plus grey curves, saved as uint8."""
-    g = torch.Generator().manual_seed(seed)
-    rows = torch.arange(image.height).view(1, -1, 1) / image.height
-    cols = torch.arange(image.width).view(1, 1, -1) / image.width
-    centre = torch.rand(n, 2, 1, 1, generator=g) * 0.6 + 0.2
-    blob = torch.exp(-((rows - centre[:, :1]) ** 2 + (cols - centre[:, 1:]) ** 2) / 0.02)
-    colour = torch.rand(n, image.channels, 1, 1, generator=g) * 0.5
-    curves = draw_family("sines", n, 1, g, image)
-    mixture = (blob * colour + 0.5 * curves).clamp(0, 1)
-    return np.round(mixture.numpy() * 255).astype(np.uint8)
+    """Mixtures a user might have, saved as uint8."""
+    return np.round(blob_mixtures_of(image, n, seed) * 255).astype(np.uint8)
 
 
 def _config(mixtures: Path, steps: int):
@@ -122,7 +114,7 @@ def test_demix_writes_parts_of_the_inputs_size_and_channels(own_run, tmp_path):
     assert main([str(a) for a in args]) == 0
     for name in ("blob", "curves"):
         assert np.load(out / f"{name}.npy").shape == (2, *image.shape)
-        with Image.open(out / name / "00000.png") as png:
+        with Image.open(out / name / "new-00000.png") as png:
             assert png.size == (image.width, image.height)
             assert png.mode == ("RGB" if image.channels == 3 else "L")
 

@@ -75,6 +75,7 @@ def test_names_given_once_name_the_outputs(tiny_runs, tmp_path, capsys):
     mixtures, _ = _mixtures(tmp_path, 1)
     assert run("demix", run_dir, mixtures, "-o", tmp_path / "out", *FAST) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "index.csv",
         "left",
         "left.npy",
         "right",

@@ -28,7 +28,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         parser.add_argument(
             "inputs",
             nargs="+",
-            help="PNG images and/or .npy stacks [N, C, H, W] (grey: [N, H, W]) of the run's size",
+            help="mixture images (PNG, JPEG, TIFF), .npy stacks [N, C, H, W] (grey: [N, H, W]) "
+            "or folders of them, of the run's size",
         )
         parser.add_argument("-o", "--output", required=True, help="output directory (new)")
         parser.add_argument(
@@ -177,7 +178,7 @@ def _run_task(args: argparse.Namespace) -> int:
     output = check_new_output(args.output)
     trained = load(args.checkpoint)
     measurements = getattr(args, "measurements", None)
-    observations, operator = prepare_observations(
+    observations, operator, sources = prepare_observations(
         trained, args.inputs, args.task, measurements, getattr(args, "matrix_seed", 0)
     )
     truth = read_truth(args.truth, args.task, trained, observations.shape[0])
@@ -192,7 +193,7 @@ def _run_task(args: argparse.Namespace) -> int:
         estimate=getattr(args, "estimate", "generator"),
         separator=_load_separator(getattr(args, "separator", None)),
     )
-    print(write_outputs(output, trained, args.task, estimates, truth))
+    print(write_outputs(output, trained, args.task, estimates, truth, sources))
     return 0
 
 

@@ -236,6 +236,11 @@ def _array_images(path: Path) -> list[tuple[np.ndarray, str]]:
     """A ``.npy`` of one image [H, W] or a stack [N, H, W] / [N, C, H, W] / [N, H, W, C]."""
     array = read_npy(path)
     what = f"The array file '{path}'"
+    if array.ndim == 0:
+        raise DemixganError(
+            f"{what} holds a single number ({array.dtype}), not an image; save images as "
+            "[H, W] or a stack [N, ...]."
+        )
     if array.ndim == 2:
         array = array[None]
     if array.ndim == 3:
@@ -268,17 +273,28 @@ def _array_images(path: Path) -> list[tuple[np.ndarray, str]]:
 
 
 def _checked_floats(array: np.ndarray, what: str) -> np.ndarray:
+    """Finite floats (their range is the reader's to judge: a sum of K parts reaches K)."""
     finite = np.isfinite(array)
-    if not finite.all() or (array.size and (array.min() < 0 or array.max() > 1)):
-        bad = int((~finite).sum())
-        found = f"{bad} NaN or infinite values" if bad else "values outside [0, 1]"
-        values = array[finite]
-        span = f" (finite range {values.min():.3g} to {values.max():.3g})" if values.size else ""
+    if not finite.all():
         raise DemixganError(
-            f"{what} holds {found}{span}; mixtures are intensities in [0, 1]. Store images as "
-            "uint8 (0..255), uint16 or floats in [0, 1]."
+            f"{what} holds {int((~finite).sum())} NaN or infinite values; mixtures are "
+            "intensities (floats in [0, 1] per part, uint8 or uint16). Replace them, or move the "
+            "file out of the folder."
         )
     return array
+
+
+def value_range(stack: ImageStack) -> tuple[float, float]:
+    """The smallest and largest value of a stack, as floats in the [0, 1] scale."""
+    return stack.pixels.min().item() / stack.scale, stack.pixels.max().item() / stack.scale
+
+
+def resized(array: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """A float image [C, H, W] scaled to ``size`` (H, W): bilinear, antialiased."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]
+    return torch.nn.functional.interpolate(
+        tensor, size=tuple(size), mode="bilinear", antialias=True, align_corners=False
+    )[0].numpy()
 
 
 def _sized(
@@ -286,10 +302,7 @@ def _sized(
 ) -> np.ndarray:
     """``array`` [C, H, W] scaled to ``resize`` or cut to its centre ``crop`` (H, W)."""
     if resize is not None and tuple(array.shape[1:]) != tuple(resize):
-        tensor = torch.from_numpy(array.astype(np.float32))[None]
-        scaled = torch.nn.functional.interpolate(
-            tensor, size=tuple(resize), mode="bilinear", antialias=True, align_corners=False
-        )[0].numpy()
+        scaled = resized(array.astype(np.float32), resize)
         if array.dtype == np.float32:
             return scaled.clip(0, 1)
         top = np.iinfo(array.dtype).max

@@ -8,16 +8,19 @@ writing the same output is refused at once instead of failing at the rename.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from demixgan.data.observed import Source, resized
 from demixgan.errors import DemixganError
 from demixgan.evaluation.separation import METRICS, score_method
 from demixgan.inference.api import TrainedModel
@@ -25,6 +28,9 @@ from demixgan.io.atomic import check_writable_dir
 from demixgan.io.images import write_png
 from demixgan.io.locks import output_lock
 from demixgan.io.stale import make_temp_dir, remove_stale_temps
+
+#: The table of an output directory: which input each row is and its parts' files.
+INDEX_FILE = "index.csv"
 
 
 def check_new_output(path: str | os.PathLike) -> Path:
@@ -56,11 +62,14 @@ def write_outputs(
     task: str,
     estimates: torch.Tensor,
     truth: torch.Tensor | None,
+    sources: Sequence[Source] | None = None,
 ) -> str:
     """Write ``estimates`` [N, K, C, H, W] (and metrics against ``truth``); return a summary.
 
-    Per component: ``NAME.npy`` [N, C, H, W] and one PNG per input (grey or RGB, the input's
-    size)."""
+    Per component: ``NAME.npy`` [N, C, H, W] and one PNG per input, named after it (its
+    ``sources``) with its channels, bit depth (16-bit grey stays 16-bit) and size (a part of
+    an input the run resizes is scaled back to it; a cropped one stays the crop), and
+    ``index.csv``: one row per input naming its parts' files."""
     names = trained.component_names
     if not torch.isfinite(estimates).all():
         raise DemixganError(
@@ -70,13 +79,20 @@ def write_outputs(
     remove_stale_temps(output.parent, ".partial")  # staged by a killed run
     staging = make_temp_dir(output.parent, output.name, ".partial")
     try:
+        stems = _file_stems(sources, estimates.shape[0])
+        resize = trained.config.data.resize
         for k, name in enumerate(names):
             folder = staging / name
             folder.mkdir()
             stack = estimates[:, k].numpy()
             np.save(folder.with_suffix(".npy"), stack)
             for i, image in enumerate(stack):
-                write_png(folder / f"{i:05d}.png", image)
+                source = sources[i] if sources else None
+                if source and resize and image.shape[1:] != (source.height, source.width):
+                    image = resized(image, (source.height, source.width))  # back to its size
+                bits = 16 if source and source.bits == 16 and image.shape[0] == 1 else 8
+                write_png(folder / f"{stems[i]}.png", image, bits=bits)
+        _write_index(staging / INDEX_FILE, names, stems, sources)
         summary = f"{task}: wrote {estimates.shape[0]} x {', '.join(names)} to {output}"
         if truth is not None:
             metrics = _metrics(estimates, truth, names)
@@ -96,6 +112,35 @@ def write_outputs(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return summary
+
+
+def _file_stems(sources: Sequence[Source] | None, count: int) -> list[str]:
+    """A file name per input: its own (``-2``, ``-3`` where two inputs share one), else its
+    index."""
+    if not sources:
+        return [f"{i:05d}" for i in range(count)]
+    stems, seen = [], Counter()
+    for source in sources:
+        seen[source.name] += 1
+        stems.append(
+            source.name if seen[source.name] == 1 else f"{source.name}-{seen[source.name]}"
+        )
+    return stems
+
+
+def _write_index(path: Path, names, stems: list[str], sources: Sequence[Source] | None) -> None:
+    """``index.csv``: each input (its name, size, channels, bits) and its parts' PNG files."""
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["index", "input", "height", "width", "channels", "bits", *names])
+        for i, stem in enumerate(stems):
+            source = sources[i] if sources else None
+            described = (
+                [source.name, source.height, source.width, source.channels, source.bits]
+                if source
+                else ["", "", "", "", ""]
+            )
+            writer.writerow([i, *described, *(f"{name}/{stem}.png" for name in names)])
 
 
 def _metrics(estimates: torch.Tensor, truth: torch.Tensor, names) -> dict:

@@ -6,9 +6,11 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
+from demixgan.data.observed import ImageStack, Source, mixture_files, read_mixtures
 from demixgan.data.superposition import MixtureBatch
 from demixgan.errors import DemixganError
 from demixgan.evaluation.separation import MethodScore, markdown_table, score_method
@@ -31,17 +33,18 @@ def prepare_observations(
     task: str,
     measurements: int | None = None,
     matrix_seed: int = 0,
-) -> tuple[torch.Tensor, GaussianOperator | None]:
-    """Observations of a task from files, and the Gaussian operator of ``cs``.
+) -> tuple[torch.Tensor, GaussianOperator | None, tuple[Source, ...] | None]:
+    """Observations of a task from files, the Gaussian operator of ``cs``, and the input image
+    each observation came from (None for measurement vectors).
 
     For ``cs`` the inputs are measurement vectors [N, m] in a ``.npy``, or, with
     ``measurements`` = m, images that are measured here with the seeded m x (C H W) matrix.
     """
-    if task != "cs":
-        return trained.images(torch.from_numpy(read_stack(list(inputs)))), None
     operator = measurement_operator(measurements, matrix_seed, trained.model.image)
-    if operator is not None:
-        return operator(trained.images(torch.from_numpy(read_stack(list(inputs))))), operator
+    if task != "cs" or operator is not None:
+        stack = read_inputs(trained, inputs)
+        images = trained.images(stack.floats())
+        return (images if operator is None else operator(images)), operator, stack.sources
     is_one_array = len(inputs) == 1 and str(inputs[0]).lower().endswith(".npy")
     stack = torch.from_numpy(read_stack(list(inputs)) if not is_one_array else read_npy(inputs[0]))
     if stack.ndim != 2:
@@ -50,7 +53,27 @@ def prepare_observations(
             f"[N, m], but got shape {tuple(stack.shape)}. Pass --measurements M to measure "
             "images instead."
         )
-    return stack, measurement_operator(stack.shape[1], matrix_seed, trained.model.image)
+    return stack, measurement_operator(stack.shape[1], matrix_seed, trained.model.image), None
+
+
+def read_inputs(trained: TrainedModel, inputs: Sequence[str | os.PathLike]) -> ImageStack:
+    """The images of input files and folders, brought to the run's size as its training
+    mixtures were (its ``data.resize`` / ``data.crop``), checked against its image spec."""
+    files = [
+        file
+        for path in map(Path, inputs)
+        for file in (mixture_files(path) if path.is_dir() else [path])
+    ]
+    data = trained.config.data
+    stack = read_mixtures(files, resize=data.resize, crop=data.crop)
+    if stack.image != trained.model.image:
+        raise DemixganError(
+            f"The inputs are {stack.image.describe()} images, but the checkpoint "
+            f"'{trained.checkpoint}' was trained on {trained.model.image.describe()} images, so "
+            "its networks cannot separate them. Give images of the run's size and channels, or "
+            "train a run on mixtures like these (demixgan train --mixtures DIR ...)."
+        )
+    return stack
 
 
 def measurement_operator(

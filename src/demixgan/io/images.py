@@ -112,10 +112,14 @@ def intensities(array: np.ndarray, what: str = "The array") -> np.ndarray:
     return array.astype(np.float32) / 255.0
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """One image [C, H, W] (C 1 or 3; or [H, W]) as an 8-bit grey or RGB PNG; values are
-    clipped to [0, 1] for display."""
-    pixels = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 255.0
+def write_png(path: str | os.PathLike, image: np.ndarray, bits: int = 8) -> None:
+    """One image [C, H, W] (C 1 or 3; or [H, W]) as a grey or RGB PNG of 8 bits (or a grey one
+    of 16); values are clipped to [0, 1]."""
+    top = 65535.0 if bits == 16 else 255.0
+    pixels = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * top
     if pixels.ndim == 3:
         pixels = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
-    Image.fromarray(np.round(pixels).astype(np.uint8)).save(path)
+    if bits == 16:
+        Image.fromarray(np.round(pixels).astype(np.uint16)).save(path)
+    else:
+        Image.fromarray(np.round(pixels).astype(np.uint8)).save(path)

@@ -350,6 +350,7 @@ def _parse(
     overrides: Sequence[str],
     source: str,
     advice: str = "Fix it in the file or the override",
+    tables: Mapping[str, Any] | None = None,
 ) -> RunConfig:
     if overrides:
         source += " with " + " ".join(f"--set {text}" for text in overrides)
@@ -363,6 +364,11 @@ def _parse(
         raw = _plain(data)
         if not isinstance(raw, dict):
             raise Problem("the configuration", f"must be a table, but got {shown(data)}")
+        for section, values in (tables or {}).items():  # the command line's own flags
+            if isinstance(values, Mapping):
+                raw.setdefault(section, {}).update(_plain(values))
+            else:
+                raw[section] = _plain(values)
         for text in overrides:
             _apply_override(raw, text)
         raw.setdefault("name", name)
@@ -394,8 +400,15 @@ def parse_config(
     return _parse(data, name=name, overrides=overrides, source=source, **extra)
 
 
-def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> RunConfig:
-    """Read and validate a TOML run configuration; its name defaults to the file's stem."""
+def load_config(
+    path: str | os.PathLike,
+    overrides: Sequence[str] = (),
+    tables: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """Read and validate a TOML run configuration; its name defaults to the file's stem.
+
+    ``tables`` replace keys of the file before the overrides (``{"data": {"mixtures": ...}}``,
+    ``{"components": [...]}``): what the command line's flags set."""
     file = Path(path)
     try:
         with file.open("rb") as handle:
@@ -425,7 +438,42 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> RunCo
             f"The run configuration '{file}' holds a value TOML cannot represent here ({exc}). "
             "Fix it there (docs/configs.md lists every key) and run the command again."
         ) from None
-    return _parse(data, name=file.stem, overrides=overrides, source=f"'{file}'")
+    return _parse(data, name=file.stem, overrides=overrides, source=f"'{file}'", tables=tables)
+
+
+#: The stroke generators draw from a few numbers: the size every shipped config gives them.
+STROKE_ARCHS = ("curve", "curve-bounded", "axis-lines")
+SMALL_GENERATOR = {"latent_dim": 8, "hidden": 256}
+
+
+def components_from_spec(text: str) -> list[dict[str, Any]]:
+    """Component tables of a ``--components`` list: ``NAME=ARCH`` (a learned generator),
+    ``NAME=OTHER`` (another learned component's generator, shared), ``NAME=FAMILY:LEVEL`` (a
+    known signal family), comma-separated: ``digit=dcgan,strokes=curve``, ``photo=dcgan,
+    pattern=lines:2``. The stroke generators get the size of the shipped configs
+    (``SMALL_GENERATOR``), the others the defaults of ``ComponentConfig``."""
+    tables: list[dict[str, Any]] = []
+    for item in (part.strip() for part in text.split(",")):
+        name, sep, kind = (piece.strip() for piece in item.partition("="))
+        family, colon, level = kind.partition(":")
+        names = [t["name"] for t in tables if t["kind"] == "learned"]
+        if sep and name and kind in GENERATOR_ARCHS:
+            small = SMALL_GENERATOR if kind in STROKE_ARCHS else {}
+            tables.append({"name": name, "kind": "learned", "arch": kind, **small})
+        elif sep and name and kind in names:
+            owner = next(t for t in tables if t["name"] == kind)
+            tables.append({**owner, "name": name, "shares": owner.get("shares") or kind})
+        elif sep and name and colon and family in FAMILIES and level.isdigit():
+            tables.append({"name": name, "kind": "known", "family": family, "level": int(level)})
+        else:
+            raise DemixganError(
+                f"--components: {shown(item)} is not NAME=ARCH (a learned generator: "
+                f"{', '.join(GENERATOR_ARCHS)}), NAME=OTHER (share an earlier learned "
+                f"component's generator) or NAME=FAMILY:LEVEL (a known signal family: "
+                f"{', '.join(FAMILIES)}, level {MIN_LEVEL}..{MAX_LEVEL}); e.g. --components "
+                "digit=dcgan,strokes=curve or photo=dcgan,pattern=lines:2."
+            )
+    return tables
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from demixgan.data.observed import ImageStack, load_mixtures
+from demixgan.data.observed import ImageStack, load_mixtures, value_range
 from demixgan.data.superposition import MixtureSampler, build_sampler, make_mixtures
 from demixgan.errors import DemixganError
 from demixgan.models.operators import ClipOperator, IdentityOperator
@@ -155,6 +155,14 @@ def _observed_mixtures(config: RunConfig) -> TrainingData:
     """A user's own mixtures (``data.limit``: the first ones), a seeded share held out."""
     data = config.data
     stack = load_mixtures(data.mixtures, resize=data.resize, crop=data.crop)
+    low, high = value_range(stack)
+    parts = len(config.components)
+    if low < 0 or high > parts:
+        raise DemixganError(
+            f"The observed mixtures in '{data.mixtures}' range from {low:.4g} to {high:.4g}, "
+            f"outside what {parts} parts in [0, 1] can sum to ([0, {parts}]); store images as "
+            "uint8 (0..255), uint16 or floats in [0, 1] per part."
+        )
     if data.limit:
         stack = stack.subset(torch.arange(min(data.limit, len(stack))))
     train, validation = hold_out(stack, data.validation_share, config.seed)

@@ -1,0 +1,166 @@
+"""Training-step throughput of a run on one's own mixtures at 1x28x28, 1x64x64 and 3x64x64, and
+the peak resident memory of a 100,000-image 3x64x64 folder run.
+
+Run: ``.venv/bin/python benchmarks/bench_sizes.py [--steps 12] [--rounds 3] [--memory]``.
+Prints a Markdown table.
+
+Throughput: for each size a ``.npy`` stack of 512 uint8 mixtures (a blob plus grey curves)
+is the run's ``data.mixtures``, trained by the paper's demixing architecture (two DCGAN
+generators, z in R^100, DCGAN discriminator, batch 64) built for that size. The FLOPs of one
+``Trainer.train_step()`` are counted by ``FlopCounterMode``; the step is timed ``--steps``
+times after two warm-up steps, per round, and the median over all rounds is reported beside
+the fp32 matmul rate measured in the same process. The time ratio between sizes is set beside
+their FLOP ratio: equal ratios mean the larger images cost what their arithmetic costs.
+
+Memory (``--memory``): 100,000 RGB PNGs of 64 x 64 are written to a temp folder and a run
+trains 4 steps on them in a child process, whose peak resident set (``ru_maxrss``) is read.
+The target is 2 GB: the pixels stay uint8 (1.2 GB) and become floats one batch at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+
+from demixgan.data.superposition import draw_family
+from demixgan.spec.config import load_config
+from demixgan.spec.image import ImageSpec
+from demixgan.training.loop import Trainer
+
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper-demix-digit-sines.toml"
+SIZES = (ImageSpec(1, 28, 28), ImageSpec(1, 64, 64), ImageSpec(3, 64, 64))
+MEMORY_IMAGES = 100_000
+MEMORY_TARGET_GB = 2.0
+
+
+def mixtures(image: ImageSpec, n: int, seed: int = 0) -> np.ndarray:
+    """uint8 mixtures [n, C, H, W]: a coloured blob plus grey curves."""
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.arange(image.height).view(1, -1, 1) / image.height
+    cols = torch.arange(image.width).view(1, 1, -1) / image.width
+    centre = torch.rand(n, 2, 1, 1, generator=g) * 0.6 + 0.2
+    blob = torch.exp(-((rows - centre[:, :1]) ** 2 + (cols - centre[:, 1:]) ** 2) / 0.02)
+    colour = torch.rand(n, image.channels, 1, 1, generator=g) * 0.5
+    mixture = (blob * colour + 0.5 * draw_family("sines", n, 1, g, image)).clamp(0, 1)
+    return np.round(mixture.numpy() * 255).astype(np.uint8)
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - started)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def trainer_for(image: ImageSpec, folder: Path) -> Trainer:
+    stack = folder / f"{image.channels}x{image.height}x{image.width}.npy"
+    np.save(stack, mixtures(image, 512))
+    config = load_config(
+        CONFIG, [f"data.mixtures={stack}", "data.level=", "train.max_steps=100000"]
+    )
+    return Trainer(config, folder / "run")
+
+
+def step_flops(trainer: Trainer) -> float:
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step()
+    return counter.get_total_flops()
+
+
+def timed_steps(trainer: Trainer, steps: int) -> list[float]:
+    for _ in range(2):
+        trainer.train_step()
+    times = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        trainer.train_step()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def throughput(steps: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {image: trainer_for(image, Path(tmp)) for image in SIZES}
+        flops = {image: step_flops(trainer) for image, trainer in trainers.items()}
+        times: dict[ImageSpec, list[float]] = {image: [] for image in SIZES}
+        rates = []
+        for _ in range(rounds):  # sizes interleaved, so a busy spell hits all of them
+            rates.append(matmul_gflops())
+            for image, trainer in trainers.items():
+                times[image] += timed_steps(trainer, steps)
+        rate = statistics.median(rates)
+    base = SIZES[0]
+    batch = 64
+    print(f"fp32 matmul 1024 (median of {rounds} rounds): {rate:.1f} GFLOP/s; "
+          f"{torch.get_num_threads()} threads\n")  # fmt: skip
+    print("| image | GFLOP / step | median step (ms) | mixtures/s | % of matmul rate | "
+          "FLOP ratio | time ratio |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for image in SIZES:
+        median = statistics.median(times[image])
+        achieved = flops[image] / median / 1e9
+        print(
+            f"| {image.channels}x{image.height}x{image.width} | {flops[image] / 1e9:.2f} | "
+            f"{median * 1e3:.0f} | {batch / median:.0f} | {100 * achieved / rate:.1f}% | "
+            f"{flops[image] / flops[base]:.2f} | "
+            f"{median / statistics.median(times[base]):.2f} |"
+        )
+
+
+def memory() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "mixtures"
+        folder.mkdir()
+        image = SIZES[-1]
+        started = time.perf_counter()
+        for chunk in range(0, MEMORY_IMAGES, 1000):
+            for i, pixels in enumerate(mixtures(image, 1000, seed=chunk)):
+                Image.fromarray(pixels.transpose(1, 2, 0)).save(folder / f"{chunk + i:06d}.png")
+        written = time.perf_counter() - started
+        code = (
+            "import resource, sys, time\n"
+            "from demixgan.cli.main import main\n"
+            "started = time.perf_counter()\n"
+            f"code = main(['train', '--mixtures', {str(folder)!r}, '--components', "
+            "'digit=dcgan,strokes=curve', '--set', 'train.max_steps=4', '--run-dir', "
+            f"{str(Path(tmp) / 'run')!r}, '--no-progress'])\n"
+            "print(code, time.perf_counter() - started, "
+            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        code, seconds, peak_kb = out.stdout.split()[-3:]
+    peak = int(peak_kb) / 1e6
+    print(f"\n{MEMORY_IMAGES:,} RGB 64x64 PNGs (written in {written:.0f} s): `train --mixtures` "
+          f"exit {code}, {float(seconds):.0f} s (reading the folder and 4 steps), peak resident "
+          f"memory {peak:.2f} GB (target <= {MEMORY_TARGET_GB} GB: "
+          f"{'met' if peak <= MEMORY_TARGET_GB else 'not met'})")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=12, help="timed steps per size and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--memory", action="store_true", help="also the 100,000-image run")
+    args = parser.parse_args()
+    throughput(args.steps, args.rounds)
+    if args.memory:
+        memory()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

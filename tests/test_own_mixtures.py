@@ -1,0 +1,202 @@
+"""A user's own folder of mixture images, from the two commands of the quick start to every
+bad input: `demixgan train --mixtures DIR --components ...`, then `demixgan demix RUN DIR -o
+OUT` writes, per input file, one image per part under the input's name, size, channels and bit
+depth, with a .npy stack per part and index.csv. Bad folders get one paragraph, exit status 2
+and leave nothing behind."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import blob_mixtures_of as _mixtures
+from PIL import Image
+
+from demixgan.cli.main import main
+from demixgan.spec.image import ImageSpec
+
+TINY = [
+    "--set", "train.max_steps=2", "--set", "train.batch_size=4", "--set", "train.log_every=1",
+    "--set", "components.blob.channels=8", "--set", "components.blob.hidden=16",
+    "--set", "components.blob.latent_dim=8", "--set", "discriminator.channels=8",
+]  # fmt: skip
+FIT = ["--iterations", "2", "--restarts", "1"]
+
+
+def _save(folder: Path, mixtures: np.ndarray, bits: int = 8, suffix: str = ".png") -> Path:
+    """Each mixture as its own image file, named scan-NN (grey 8/16-bit or RGB)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    top, dtype = (65535, np.uint16) if bits == 16 else (255, np.uint8)
+    for i, mixture in enumerate(mixtures):
+        pixels = np.round(mixture * top).astype(dtype)
+        pixels = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+        Image.fromarray(pixels).save(folder / f"scan-{i:02d}{suffix}")
+    return folder
+
+
+def _run(*args) -> int:
+    return main([str(a) for a in args])
+
+
+def _train(folder: Path, run: Path, *extra) -> int:
+    components = ["--components", "blob=dcgan,curves=curve"]
+    return _run("train", "--mixtures", folder, *components, *TINY, "--run-dir", run, *extra)
+
+
+@pytest.mark.parametrize(
+    "image, bits",
+    [(ImageSpec(1, 16, 24), 16), (ImageSpec(3, 24, 16), 8)],
+    ids=["grey-16bit-16x24", "rgb-24x16"],
+)
+def test_a_folder_of_own_pngs_goes_to_separated_pngs_in_two_commands(tmp_path, image, bits):
+    folder = _save(tmp_path / "scans", _mixtures(image, 12), bits=bits)
+    run, out = tmp_path / "run", tmp_path / "parts"
+    assert _train(folder, run, "--no-progress") == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["mixtures"] == str(folder.resolve())
+    assert [c["arch"] for c in config["components"]] == ["dcgan", "curve"]
+    assert _run("demix", run, folder, "-o", out, *FIT) == 0
+    with open(out / "index.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["input"] for row in rows] == [f"scan-{i:02d}" for i in range(12)]
+    assert {row["bits"] for row in rows} == {str(bits)}
+    mode = {16: "I;16", 8: "RGB"}[bits]
+    parts = []
+    for name in ("blob", "curves"):
+        assert np.load(out / f"{name}.npy").shape == (12, *image.shape)
+        for row in rows:
+            with Image.open(out / row[name]) as png:
+                assert (png.size, png.mode) == ((image.width, image.height), mode)
+        parts.append(np.load(out / f"{name}.npy"))
+    # The parts are a separation of each file: they add up to the mixture as it was read.
+    with Image.open(folder / "scan-03.png") as png:
+        pixels = np.asarray(png, dtype=np.float32) / (65535 if bits == 16 else 255)
+    pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+    np.testing.assert_allclose(parts[0][3] + parts[1][3], pixels, atol=1e-4)
+
+
+def test_mixed_sizes_train_with_resize_and_parts_come_back_at_each_inputs_size(tmp_path):
+    folder = _save(tmp_path / "scans", _mixtures(ImageSpec(3, 32, 32), 8))
+    _save(tmp_path / "other", _mixtures(ImageSpec(3, 40, 24), 4, seed=1))
+    for file in (tmp_path / "other").iterdir():
+        file.rename(folder / f"wide-{file.name}")
+    run, out = tmp_path / "run", tmp_path / "parts"
+    assert _train(folder, run, "--resize", "32", "32", "--no-progress") == 0
+    assert _run("demix", run, folder, "-o", out, *FIT) == 0
+    with Image.open(out / "blob" / "wide-scan-00.png") as png:
+        assert png.size == (24, 40)
+    assert np.load(out / "curves.npy").shape == (12, 3, 32, 32)
+
+
+def _bad(tmp_path: Path, make) -> Path:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    make(folder)
+    return folder
+
+
+def _truncated(folder: Path) -> None:
+    _save(folder, _mixtures(ImageSpec(1, 16, 16), 12))
+    data = (folder / "scan-05.png").read_bytes()
+    (folder / "scan-05.png").write_bytes(data[: len(data) // 2])
+
+
+def _nan_npy(folder: Path) -> None:
+    stack = _mixtures(ImageSpec(1, 16, 16), 12)
+    stack[3, 0, 2, 2] = np.nan
+    np.save(folder / "stack.npy", stack)
+
+
+BAD_FOLDERS = {
+    "empty": (lambda folder: None, "holds no images"),
+    "fewer than a batch and validation": (
+        lambda folder: _save(folder, _mixtures(ImageSpec(1, 16, 16), 4)),
+        "after 1 held out, fewer than one batch of 4",
+    ),
+    "mixed sizes": (
+        lambda folder: (
+            _save(folder, _mixtures(ImageSpec(1, 16, 16), 8)),
+            Image.new("L", (24, 16)).save(folder / "wide.png"),
+        ),
+        "different sizes: 8 16 x 16 px (scan-00, scan-01, ...); 1 16 x 24 px (wide). Bring "
+        "them to one size with --resize H W",
+    ),
+    "mixed channels": (
+        lambda folder: (
+            _save(folder, _mixtures(ImageSpec(1, 16, 16), 8)),
+            Image.new("RGB", (16, 16)).save(folder / "colour.png"),
+        ),
+        "different channel counts: 8 grey",
+    ),
+    "truncated image": (_truncated, "scan-05.png"),
+    "not an image": (
+        lambda folder: (
+            _save(folder, _mixtures(ImageSpec(1, 16, 16), 8)),
+            (folder / "notes.png").write_text("not a picture"),
+        ),
+        "notes.png",
+    ),
+    "other files": (
+        lambda folder: (
+            _save(folder, _mixtures(ImageSpec(1, 16, 16), 8)),
+            (folder / "README.txt").write_text("scans of May"),
+        ),
+        "README.txt",
+    ),
+    "NaN in a .npy": (_nan_npy, "1 NaN or infinite values"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FOLDERS))
+def test_a_bad_folder_is_one_paragraph_with_nothing_written(tmp_path, capsys, case):
+    make, expected = BAD_FOLDERS[case]
+    folder = _bad(tmp_path, make)
+    run = tmp_path / "run"
+    assert _train(folder, run) == 2
+    err = capsys.readouterr().err
+    assert expected in err, err
+    assert err.startswith("demixgan: error:") and "Traceback" not in err
+    assert err.strip().count("\n") == 0  # one paragraph
+    assert not run.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad"]
+
+
+@pytest.fixture(scope="module")
+def grey_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("grey")
+    folder = _save(root / "scans", _mixtures(ImageSpec(1, 16, 16), 12))
+    assert _train(folder, root / "run", "--no-progress") == 0
+    return root / "run"
+
+
+@pytest.mark.parametrize(
+    "image, expected",
+    [
+        (ImageSpec(1, 24, 24), "are grey 24x24 images, but the checkpoint"),
+        (ImageSpec(3, 16, 16), "are RGB 16x16 images, but the checkpoint"),
+    ],
+    ids=["other size", "other channels"],
+)
+def test_demix_of_files_unlike_the_runs_is_refused_with_nothing_written(
+    grey_run, tmp_path, capsys, image, expected
+):
+    folder = _save(tmp_path / "new", _mixtures(image, 3))
+    out = tmp_path / "parts"
+    for task in ("demix", "denoise"):
+        assert _run(task, grey_run, folder, "-o", out, *FIT) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "trained on grey 16x16 images" in err and "Traceback" not in err
+        assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["new"]
+
+
+def test_demix_names_a_truncated_input_file_and_writes_nothing(grey_run, tmp_path, capsys):
+    folder = tmp_path / "new"
+    _truncated(folder)
+    out = tmp_path / "parts"
+    assert _run("demix", grey_run, folder, "-o", out, *FIT) == 2
+    err = capsys.readouterr().err
+    assert "scan-05.png" in err and "truncated" in err and "Traceback" not in err
+    assert not out.exists()
