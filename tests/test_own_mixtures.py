@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import blob_mixtures_of as _mixtures
 from PIL import Image
 
@@ -200,3 +201,73 @@ def test_demix_names_a_truncated_input_file_and_writes_nothing(grey_run, tmp_pat
     err = capsys.readouterr().err
     assert "scan-05.png" in err and "truncated" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_known_components_are_drawn_in_a_fixed_or_learned_colour(tmp_path):
+    """A denoising-GAN on RGB mixtures: red lines drawn red, a learned colour trained with the
+    generator, kept in the checkpoint and used by the latent fit."""
+    from demixgan.inference.api import load
+    from demixgan.spec.config import parse_config
+    from demixgan.training.loop import train
+
+    stack = tmp_path / "mixtures.npy"
+    np.save(stack, np.round(_mixtures(ImageSpec(3, 16, 16), 32) * 255).astype(np.uint8))
+    components = [
+        {"name": "blob", "kind": "learned", "latent_dim": 8, "hidden": 16, "channels": 8},
+        {"name": "red", "kind": "known", "family": "lines", "level": 1, "color": "#ff0000"},
+        {"name": "pen", "kind": "known", "family": "sines", "level": 1, "color": "learned"},
+    ]
+    config = parse_config(
+        {
+            "data": {"mixtures": str(stack)},
+            "components": components,
+            "discriminator": {"channels": 8},
+            "train": {"batch_size": 8, "max_steps": 3, "lr_g": 0.05, "log_every": 1},
+        },
+        name="coloured",
+    )
+    train(config, tmp_path / "run", progress=False)
+    trained = load(tmp_path / "run")
+    model = trained.model
+    g = torch.Generator().manual_seed(0)
+    parts = model.components(model.sample_latents(4, g), model.sample_known(4, g))
+    red = parts[:, 1].amax(dim=(0, 2, 3))
+    assert red.tolist() == [1.0, 0.0, 0.0]
+    pen = torch.sigmoid(model.colors["pen"].logits)
+    assert not torch.allclose(pen, torch.sigmoid(torch.tensor(2.0)))  # trained, then saved
+    fitted = model.with_known_fitted()
+    z = torch.zeros(2, fitted.generators["pen"].latent_dim)
+    drawn = fitted.generators["pen"](z).amax(dim=(0, 2, 3))
+    torch.testing.assert_close(drawn / drawn.max(), pen / pen.max())
+
+
+def test_a_colour_for_grey_mixtures_or_a_learned_part_is_refused(tmp_path, capsys):
+    folder = _save(tmp_path / "scans", _mixtures(ImageSpec(1, 16, 16), 12))
+    for components, expected in (
+        ("blob=dcgan,pen=sines:1:learned", "a colour needs RGB mixtures"),
+        ("blob=dcgan,pen=sines:1:#ff00zz", "components[1].color must be"),
+    ):
+        run = tmp_path / "run"
+        args = ["train", "--mixtures", folder, "--components", components, "--run-dir", run]
+        assert _run(*args, *TINY) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err, err
+        assert not run.exists()
+
+
+def test_evaluate_shows_residuals_of_the_held_out_mixtures_and_scores_with_truth(
+    grey_run, tmp_path, capsys
+):
+    fast = [*FIT, "--methods", "fit,split,mixture"]
+    grid, scores = tmp_path / "grid.png", tmp_path / "scores.json"
+    assert _run("evaluate", grey_run, *fast, "--grid", grid, "--json", scores) == 0
+    out = capsys.readouterr().out
+    assert "residual RMS" in out and "held-out validation mixtures" in out
+    assert grid.is_file() and json.loads(scores.read_text())["n"] == 1  # 12 files, 1 held out
+    mixtures = _mixtures(ImageSpec(1, 16, 16), 6, seed=5)
+    folder = _save(tmp_path / "new", mixtures)
+    truth = tmp_path / "truth.npy"
+    np.save(truth, np.stack([0.3 * mixtures, 0.7 * mixtures], axis=1))
+    assert _run("evaluate", grey_run, *fast, "--mixtures", folder, "--truth", truth) == 0
+    out = capsys.readouterr().out
+    assert "blob PSNR" in out and "split y/2" in out and "over 6 test mixtures" in out

@@ -40,11 +40,46 @@ class LearnedComponent:
 
 @dataclass(frozen=True)
 class KnownComponent:
-    """A structured signal family the user knows how to sample (the denoising-GAN's corruption)."""
+    """A structured signal family the user knows how to sample (the denoising-GAN's corruption).
+
+    ``color``: None draws it grey (the same values in every channel), an (r, g, b) in [0, 1]
+    in that colour, ``"learned"`` in a colour the GAN learns with the generators.
+    """
 
     name: str
     family: str
     level: int
+    color: tuple[float, ...] | str | None = None
+
+
+class ComponentColor(nn.Module):
+    """The colour of a known component in an RGB image: fixed, or learned (a sigmoid of three
+    logits, started near white so the family begins as drawn)."""
+
+    def __init__(self, color: tuple[float, ...] | str) -> None:
+        super().__init__()
+        if color == "learned":
+            self.logits = nn.Parameter(torch.full((3,), 2.0))
+        else:
+            self.register_buffer("fixed", torch.tensor(color, dtype=torch.float32))
+
+    def forward(self, grey: torch.Tensor) -> torch.Tensor:
+        color = torch.sigmoid(self.logits) if hasattr(self, "logits") else self.fixed
+        return grey * color.to(grey.device).view(1, -1, 1, 1)
+
+
+class ColoredGenerator(nn.Module):
+    """A known family's generator form (models/family_generators.py) in its component's colour."""
+
+    def __init__(self, generator: nn.Module, color: ComponentColor) -> None:
+        super().__init__()
+        self.generator, self.color = generator, color
+        self.latent_dim = generator.latent_dim
+        self.image = getattr(generator, "image", None)
+        self.strokes = False  # the stroke search draws grey curves: a coloured one starts at z
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.color(self.generator(z))
 
 
 def uniform_latents(n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
@@ -80,6 +115,9 @@ class SuperpositionModel(nn.Module):
         self.generators = nn.ModuleDict(
             {c.name: c.generator for c in components if isinstance(c, LearnedComponent)}
         )
+        self.colors = nn.ModuleDict(
+            {c.name: ComponentColor(c.color) for c in self.known if c.color is not None}
+        )
         self.operator = operator or IdentityOperator()
         self.coupling = coupling
         self.coupling_scale = coupling_scale
@@ -109,14 +147,7 @@ class SuperpositionModel(nn.Module):
         components = [
             LearnedComponent(name, self.generators[name])
             if name in self.generators
-            else LearnedComponent(
-                name,
-                family_generator(
-                    known[name].family,
-                    known[name].level if level is None else level,
-                    self.image,
-                ),
-            )
+            else LearnedComponent(name, self._family_generator(known[name], level))
             for name in self.names
         ]
         return SuperpositionModel(
@@ -126,6 +157,13 @@ class SuperpositionModel(nn.Module):
             coupling=self.coupling,
             coupling_scale=self.coupling_scale,
         )
+
+    def _family_generator(self, known: KnownComponent, level: int | None) -> nn.Module:
+        generator = family_generator(
+            known.family, known.level if level is None else level, self.image
+        )
+        color = self.colors[known.name] if known.name in self.colors else None  # noqa: SIM401
+        return generator if color is None else ColoredGenerator(generator, color)
 
     def sample_known(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Fresh draws of every known component (CPU): AmbientGAN-style corruption."""
@@ -139,7 +177,11 @@ class SuperpositionModel(nn.Module):
         """Every component as [B, K, C, H, W], in the model's component order."""
         known = known or {}
         parts = [
-            self.generators[name](latents[name]) if name in self.generators else known[name]
+            self.generators[name](latents[name])
+            if name in self.generators
+            else self.colors[name](known[name])
+            if name in self.colors
+            else known[name]
             for name in self.names
         ]
         return torch.stack(parts, dim=1)

@@ -54,6 +54,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 #: Component names appear in override paths and file names: no dots, no spaces.
 _COMPONENT_NAME = (r"[A-Za-z][A-Za-z0-9_+-]*", "starting with a letter, then letters, digits, _+-")
+#: A known component's colour in RGB mixtures: learned by the GAN, or fixed.
+_COLOR = (r"learned|#[0-9a-fA-F]{6}", "'learned' or a colour '#RRGGBB'")
 #: Run names become directory names.
 _RUN_NAME = (r"[A-Za-z0-9][A-Za-z0-9._+-]*", "of letters, digits and ._+-, starting alphanumeric")
 #: The devices a run may ask for (train.device, --device).
@@ -106,6 +108,7 @@ class ComponentConfig:
     family: str | None = rule(None, choices=tuple(FAMILIES))
     level: int | None = rule(None, ge=MIN_LEVEL, le=MAX_LEVEL)
     shares: str | None = None
+    color: str | None = rule(None, pattern=_COLOR)
 
 
 #: Network fields that a component sharing another's generator must repeat unchanged.
@@ -190,6 +193,12 @@ def _check_run(config: RunConfig) -> None:
         seen.add(component.name)
         if component.shares is not None:
             _check_shared(config, index)
+        if component.kind == "learned" and component.color is not None:
+            raise Problem(
+                f"{path}.color",
+                "is for known components (a signal family drawn in that colour); a learned "
+                "generator draws its own colours. Remove the key",
+            )
         for key in ("family", "level"):
             value = getattr(component, key)
             if component.kind == "known" and value is None:
@@ -449,13 +458,15 @@ SMALL_GENERATOR = {"latent_dim": 8, "hidden": 256}
 def components_from_spec(text: str) -> list[dict[str, Any]]:
     """Component tables of a ``--components`` list: ``NAME=ARCH`` (a learned generator),
     ``NAME=OTHER`` (another learned component's generator, shared), ``NAME=FAMILY:LEVEL`` (a
-    known signal family), comma-separated: ``digit=dcgan,strokes=curve``, ``photo=dcgan,
-    pattern=lines:2``. The stroke generators get the size of the shipped configs
-    (``SMALL_GENERATOR``), the others the defaults of ``ComponentConfig``."""
+    known signal family; ``:learned`` or ``:#RRGGBB`` adds its colour), comma-separated:
+    ``digit=dcgan,strokes=curve``, ``photo=dcgan,pattern=lines:2:learned``. The stroke
+    generators get the size of the shipped configs (``SMALL_GENERATOR``), the others the
+    defaults of ``ComponentConfig``."""
     tables: list[dict[str, Any]] = []
     for item in (part.strip() for part in text.split(",")):
         name, sep, kind = (piece.strip() for piece in item.partition("="))
-        family, colon, level = kind.partition(":")
+        family, colon, rest = kind.partition(":")
+        level, _, color = rest.partition(":")
         names = [t["name"] for t in tables if t["kind"] == "learned"]
         if sep and name and kind in GENERATOR_ARCHS:
             small = SMALL_GENERATOR if kind in STROKE_ARCHS else {}
@@ -464,14 +475,16 @@ def components_from_spec(text: str) -> list[dict[str, Any]]:
             owner = next(t for t in tables if t["name"] == kind)
             tables.append({**owner, "name": name, "shares": owner.get("shares") or kind})
         elif sep and name and colon and family in FAMILIES and level.isdigit():
-            tables.append({"name": name, "kind": "known", "family": family, "level": int(level)})
+            known = {"name": name, "kind": "known", "family": family, "level": int(level)}
+            tables.append(known | ({"color": color} if color else {}))
         else:
             raise DemixganError(
                 f"--components: {shown(item)} is not NAME=ARCH (a learned generator: "
                 f"{', '.join(GENERATOR_ARCHS)}), NAME=OTHER (share an earlier learned "
-                f"component's generator) or NAME=FAMILY:LEVEL (a known signal family: "
-                f"{', '.join(FAMILIES)}, level {MIN_LEVEL}..{MAX_LEVEL}); e.g. --components "
-                "digit=dcgan,strokes=curve or photo=dcgan,pattern=lines:2."
+                f"component's generator) or NAME=FAMILY:LEVEL[:COLOR] (a known signal family: "
+                f"{', '.join(FAMILIES)}, level {MIN_LEVEL}..{MAX_LEVEL}, in RGB optionally "
+                "'learned' or '#RRGGBB'); e.g. --components digit=dcgan,strokes=curve or "
+                "photo=dcgan,pattern=lines:2:learned."
             )
     return tables
 

@@ -21,7 +21,7 @@ from demixgan.models.superposition_model import (
     SuperpositionModel,
 )
 from demixgan.networks.registry import build_discriminator, build_generator
-from demixgan.spec.config import RunConfig
+from demixgan.spec.config import ComponentConfig, RunConfig
 from demixgan.spec.image import ImageSpec
 
 #: Seed offset of the fixed training mixtures, apart from the seeds of model init and steps.
@@ -42,7 +42,7 @@ def build_model(config: RunConfig, image: ImageSpec) -> SuperpositionModel:
     components: list[LearnedComponent | KnownComponent] = []
     for c in config.components:
         if c.kind == "known":
-            components.append(KnownComponent(c.name, c.family, c.level))
+            components.append(KnownComponent(c.name, c.family, c.level, _color(c, image)))
             continue
         if c.shares is None:
             networks[c.name] = build_generator(
@@ -61,6 +61,20 @@ def build_model(config: RunConfig, image: ImageSpec) -> SuperpositionModel:
         coupling=config.model.coupling,
         coupling_scale=config.model.coupling_scale,
     )
+
+
+def _color(component: ComponentConfig, image: ImageSpec) -> tuple[float, ...] | str | None:
+    """A known component's colour as the model takes it: (r, g, b) in [0, 1] or "learned"."""
+    if component.color is None:
+        return None
+    if image.channels != 3:
+        raise DemixganError(
+            f"components '{component.name}' has color = {component.color!r}, but the mixtures "
+            f"are {image.describe()} images: a colour needs RGB mixtures. Remove the key."
+        )
+    if component.color == "learned":
+        return "learned"
+    return tuple(int(component.color[i : i + 2], 16) / 255 for i in (1, 3, 5))
 
 
 def info_code_dims(config: RunConfig) -> dict[str, int]:
