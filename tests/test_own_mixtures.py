@@ -271,3 +271,24 @@ def test_evaluate_shows_residuals_of_the_held_out_mixtures_and_scores_with_truth
     assert _run("evaluate", grey_run, *fast, "--mixtures", folder, "--truth", truth) == 0
     out = capsys.readouterr().out
     assert "blob PSNR" in out and "split y/2" in out and "over 6 test mixtures" in out
+
+
+def test_jpeg_tiff_and_16_bit_files_are_read_as_stored_and_scaled_per_batch(tmp_path):
+    from demixgan.data.observed import load_mixtures
+
+    rgb = np.round(_mixtures(ImageSpec(3, 16, 24), 2) * 255).astype(np.uint8)
+    Image.fromarray(rgb[0].transpose(1, 2, 0)).save(tmp_path / "a.jpg", quality=95)
+    Image.fromarray(rgb[1].transpose(1, 2, 0)).save(tmp_path / "b.tif")
+    stack = load_mixtures(tmp_path)
+    assert stack.pixels.dtype == torch.uint8 and stack.shape == (2, 3, 16, 24)
+    assert [s.name for s in stack.sources] == ["a", "b"]
+    np.testing.assert_array_equal(stack.pixels[1].numpy(), rgb[1])  # TIFF: lossless
+    assert np.abs(stack[0].numpy() - rgb[0] / 255).mean() < 0.03  # JPEG: lossy, close
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    deep = np.arange(16 * 16, dtype=np.uint16).reshape(16, 16) * 250
+    Image.fromarray(deep).save(grey / "deep.tif")
+    Image.fromarray(deep).save(grey / "deep.png")
+    deep_stack = load_mixtures(grey)
+    assert [s.bits for s in deep_stack.sources] == [16, 16]
+    np.testing.assert_allclose(deep_stack[:].numpy()[:, 0], np.stack([deep, deep]) / 65535)

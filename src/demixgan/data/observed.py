@@ -48,6 +48,10 @@ class Source:
     bits: int
 
 
+#: An image's shape once sized, and its source.
+Entry = tuple[tuple[int, int, int], Source]
+
+
 class ImageStack:
     """Images [N, C, H, W] kept as stored, read as float32 in [0, 1] one index at a time.
 
@@ -117,25 +121,29 @@ def read_mixtures(
     """Images of the files as one stack, checked (size, channels, values), pixels as stored.
 
     ``resize`` (H, W) scales every image to that size (bilinear, with antialiasing), ``crop``
-    (H, W) takes its centre; without either, every image must have the same size.
+    (H, W) takes its centre; without either, every image must have the same size. Headers are
+    read first (sizes, modes, shapes of ``.npy`` stacks) and the stack is allocated once, so
+    reading a folder peaks at the stack's own size.
     """
-    images = [image for file in map(Path, files) for image in _read_file(file, resize, crop)]
-    if not images:
+    files = [Path(file) for file in files]
+    entries = [entry for file in files for entry in _headers(file, resize, crop)]
+    if not entries:
         raise DemixganError("The inputs hold no images (empty .npy stacks).")
     for what, key in (("channel counts", _channels), ("sizes", _size)):
-        if len({key(image) for image in images}) > 1:
-            raise DemixganError(_mixed(what, key, images, resize is None and crop is None))
-    bits = max(source.bits for _, source in images)
+        if len({key(entry) for entry in entries}) > 1:
+            raise DemixganError(_mixed(what, key, entries, resize is None and crop is None))
+    bits = max(source.bits for _, source in entries)
     dtype = {8: np.uint8, 16: np.int32}.get(bits, np.float32)  # int32: torch has no uint16 ops
-    first = images[0][0]
-    pixels = np.empty((len(images), *first.shape), dtype=dtype)
-    for index, (array, source) in enumerate(images):
-        if source.bits == 8 and bits == 16:
-            array = array.astype(np.int32) * 257  # 8-bit values on the 16-bit scale
-        pixels[index] = array
-    stack = ImageStack(torch.from_numpy(pixels), [source for _, source in images])
-    ImageSpec(*stack.shape[1:])  # a size the networks can be built for, or a clear error
-    return stack
+    ImageSpec(*entries[0][0])  # a size the networks can be built for, or a clear error
+    pixels = np.empty((len(entries), *entries[0][0]), dtype=dtype)
+    index = 0
+    for file in files:
+        for array in _read_file(file, resize, crop):
+            if array.dtype == np.uint8 and bits == 16:
+                array = array.astype(np.int32) * 257  # 8-bit values on the 16-bit scale
+            pixels[index] = array
+            index += 1
+    return ImageStack(torch.from_numpy(pixels), [source for _, source in entries])
 
 
 def load_mixtures(
@@ -152,12 +160,12 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def _size(image: tuple[np.ndarray, Source]) -> str:
-    return "{} x {} px".format(*image[0].shape[1:])
+def _size(entry: Entry) -> str:
+    return "{} x {} px".format(*entry[0][1:])
 
 
-def _channels(image: tuple[np.ndarray, Source]) -> str:
-    return {1: "grey", 3: "RGB"}[image[0].shape[0]]
+def _channels(entry: Entry) -> str:
+    return {1: "grey", 3: "RGB"}[entry[0][0]]
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -182,28 +190,64 @@ def _mixed(what: str, key, images: list, sizing: bool) -> str:
     return f"The mixtures have different {what}: {'; '.join(parts)}. {advice}."
 
 
-def _read_file(
-    path: Path, resize: Sequence[int] | None, crop: Sequence[int] | None
-) -> list[tuple[np.ndarray, Source]]:
-    """The images of one file, each [C, H, W] as stored, brought to size, with its source."""
+def _headers(path: Path, resize: Sequence[int] | None, crop: Sequence[int] | None) -> list[Entry]:
+    """The shape (after ``resize`` / ``crop``) and source of every image of a file, from its
+    header alone (an image's mode and size, a ``.npy`` stack's shape and type)."""
     if not path.is_file():
         raise DemixganError(f"The input file '{path}' does not exist.")
     if _suffix(path) == ARRAY_SUFFIX:
-        arrays = _array_images(path)
+        stack = _array_view(path, mmap=True)
+        bits = _bits(stack.dtype)
+        found = [(f"{path.stem}-{i:05d}", *stack.shape[1:], bits) for i in range(len(stack))]
     elif _suffix(path) in IMAGE_SUFFIXES:
-        arrays = [(_image_pixels(path), path.stem)]
+        try:
+            with Image.open(path) as image:
+                mode, (width, height) = image.mode, image.size
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise _unreadable(path, exc) from None
+        _check_mode(path, mode)
+        found = [(path.stem, _MODES[mode][0], height, width, _MODES[mode][1])]
     else:
         raise DemixganError(
             f"'{path}' is not an image ({', '.join(IMAGE_SUFFIXES)}) or a .npy stack, the files "
             "demixgan reads as mixtures."
         )
-    images = []
-    for array, name in arrays:
-        channels, height, width = array.shape
-        bits = 8 if array.dtype == np.uint8 else 16 if array.dtype == np.uint16 else 32
-        source = Source(name, height, width, channels, bits)
-        images.append((_sized(array, resize, crop, path), source))
-    return images
+    entries = []
+    for name, channels, height, width, bits in found:
+        if crop is not None and (height < crop[0] or width < crop[1]):
+            raise DemixganError(
+                f"The image '{path}' is {height} x {width} px, smaller than the crop "
+                f"{crop[0]} x {crop[1]}; choose a smaller --crop or use --resize."
+            )
+        size = tuple(resize or crop or (height, width))
+        entries.append(((channels, *size), Source(name, height, width, channels, bits)))
+    return entries
+
+
+def _read_file(path: Path, resize: Sequence[int] | None, crop: Sequence[int] | None):
+    """The images of one file, each [C, H, W] as stored and brought to size, one by one."""
+    if _suffix(path) == ARRAY_SUFFIX:
+        stack = _checked_values(_array_view(path, mmap=False), f"The array file '{path}'")
+        for image in stack:
+            yield _sized(np.ascontiguousarray(image), resize, crop)
+    else:
+        yield _sized(_image_pixels(path), resize, crop)
+
+
+def _unreadable(path: Path, exc: Exception) -> DemixganError:
+    return DemixganError(
+        f"Cannot read the image '{path}' ({exc}): it is truncated, corrupt or not an image. "
+        "Replace it or move it out of the folder."
+    )
+
+
+def _check_mode(path: Path, mode: str) -> None:
+    if mode not in _MODES:
+        raise DemixganError(
+            f"The image '{path}' has mode {mode}, but demixgan reads grey (8- or 16-bit) and RGB "
+            "images; convert it, e.g. with Pillow: Image.open(path).convert('RGB').save(path) "
+            "(or 'L' for grey; an alpha channel or a palette is not a mixture's value)."
+        )
 
 
 def _image_pixels(path: Path) -> np.ndarray:
@@ -213,16 +257,8 @@ def _image_pixels(path: Path) -> np.ndarray:
             image.load()
             mode, pixels = image.mode, np.asarray(image)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DemixganError(
-            f"Cannot read the image '{path}' ({exc}): it is truncated, corrupt or not an image. "
-            "Replace it or move it out of the folder."
-        ) from None
-    if mode not in _MODES:
-        raise DemixganError(
-            f"The image '{path}' has mode {mode}, but demixgan reads grey (8- or 16-bit) and RGB "
-            "images; convert it, e.g. with Pillow: Image.open(path).convert('RGB').save(path) "
-            "(or 'L' for grey; an alpha channel or a palette is not a mixture's value)."
-        )
+        raise _unreadable(path, exc) from None
+    _check_mode(path, mode)
     if mode == "1":
         pixels = pixels.astype(np.uint8) * 255
     elif mode.startswith("I;16"):
@@ -232,9 +268,10 @@ def _image_pixels(path: Path) -> np.ndarray:
     return pixels.transpose(2, 0, 1) if pixels.ndim == 3 else pixels[None]
 
 
-def _array_images(path: Path) -> list[tuple[np.ndarray, str]]:
-    """A ``.npy`` of one image [H, W] or a stack [N, H, W] / [N, C, H, W] / [N, H, W, C]."""
-    array = read_npy(path)
+def _array_view(path: Path, *, mmap: bool) -> np.ndarray:
+    """A ``.npy`` of one image [H, W] or a stack [N, H, W] / [N, C, H, W] / [N, H, W, C] as a
+    view [N, C, H, W] (``mmap``: of the file's header and mapped data, nothing read yet)."""
+    array = read_npy(path, mmap=mmap)
     what = f"The array file '{path}'"
     if array.ndim == 0:
         raise DemixganError(
@@ -257,19 +294,30 @@ def _array_images(path: Path) -> list[tuple[np.ndarray, str]]:
             f"{what} holds {array.dtype} values, not real numbers; give images as floats in "
             "[0, 1] or as integer intensities (uint8 0..255, uint16 0..65535)."
         )
-    if array.dtype not in (np.uint8, np.uint16):
-        if np.issubdtype(array.dtype, np.integer):
-            if array.size and (array.min() < 0 or array.max() > 255):
-                raise DemixganError(
-                    f"{what} holds {array.dtype} values from {array.min()} to {array.max()}; "
-                    "integer images are 8-bit intensities (0..255) or, as uint16, 16-bit ones. "
-                    "Store them as uint8 / uint16, or as floats in [0, 1]."
-                )
-            array = array.astype(np.uint8)
-        else:
-            array = _checked_floats(array.astype(np.float32), what)
-    stem = path.stem
-    return [(np.ascontiguousarray(image), f"{stem}-{i:05d}") for i, image in enumerate(array)]
+    return array
+
+
+def _bits(dtype: np.dtype) -> int:
+    """The bit depth a ``.npy`` stack's values are read at (other integers are 8-bit)."""
+    if dtype == np.uint16:
+        return 16
+    return 8 if np.issubdtype(dtype, np.integer) else 32
+
+
+def _checked_values(array: np.ndarray, what: str) -> np.ndarray:
+    """A stack's values as stored: uint8 / uint16, other integers 0..255 as uint8, finite
+    floats as float32."""
+    if array.dtype in (np.uint8, np.uint16):
+        return array
+    if np.issubdtype(array.dtype, np.integer):
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise DemixganError(
+                f"{what} holds {array.dtype} values from {array.min()} to {array.max()}; "
+                "integer images are 8-bit intensities (0..255) or, as uint16, 16-bit ones. "
+                "Store them as uint8 / uint16, or as floats in [0, 1]."
+            )
+        return array.astype(np.uint8)
+    return _checked_floats(array.astype(np.float32), what)
 
 
 def _checked_floats(array: np.ndarray, what: str) -> np.ndarray:
@@ -298,22 +346,17 @@ def resized(array: np.ndarray, size: Sequence[int]) -> np.ndarray:
 
 
 def _sized(
-    array: np.ndarray, resize: Sequence[int] | None, crop: Sequence[int] | None, path: Path
+    array: np.ndarray, resize: Sequence[int] | None, crop: Sequence[int] | None
 ) -> np.ndarray:
     """``array`` [C, H, W] scaled to ``resize`` or cut to its centre ``crop`` (H, W)."""
     if resize is not None and tuple(array.shape[1:]) != tuple(resize):
         scaled = resized(array.astype(np.float32), resize)
         if array.dtype == np.float32:
-            return scaled.clip(0, 1)
+            return scaled
         top = np.iinfo(array.dtype).max
         return np.round(scaled).clip(0, top).astype(array.dtype)
-    if crop is not None:
+    if crop is not None:  # the headers checked that the image holds the crop
         height, width = crop
-        if array.shape[1] < height or array.shape[2] < width:
-            raise DemixganError(
-                f"The image '{path}' is {array.shape[1]} x {array.shape[2]} px, smaller than "
-                f"the crop {height} x {width}; choose a smaller --crop or use --resize."
-            )
         top, left = (array.shape[1] - height) // 2, (array.shape[2] - width) // 2
         return np.ascontiguousarray(array[:, top : top + height, left : left + width])
     return array

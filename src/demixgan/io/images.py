@@ -38,10 +38,10 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
     return scaled.transpose(2, 0, 1) if scaled.ndim == 3 else scaled[None]
 
 
-def read_npy(path: str | os.PathLike) -> np.ndarray:
-    """A ``.npy`` array as stored (no pickles)."""
+def read_npy(path: str | os.PathLike, *, mmap: bool = False) -> np.ndarray:
+    """A ``.npy`` array as stored (no pickles); ``mmap``: mapped, read only where used."""
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except (OSError, ValueError, EOFError) as exc:
         raise DemixganError(
             f"Cannot read the array file {path} ({exc}); it is corrupt or not a .npy file "
