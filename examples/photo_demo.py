@@ -38,7 +38,7 @@ from demixgan.inference.tasks import read_inputs
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "photo-demo.toml"
 PARTS = ("photo", "strokes")
-SEPARATOR = SeparatorOptions(steps=1500, remix_steps=500, batch_size=32)
+SEPARATOR = SeparatorOptions(steps=1500, remix_steps=500, batch_size=32, width=16)
 FIT = FitOptions(iterations=200, restarts=2, lr=0.05, smoothing=2.0, seed=0, chunk=200)
 #: Validation mixtures the two candidate methods are compared on (the fit is the slow one).
 VALIDATION_CHOICE = 100

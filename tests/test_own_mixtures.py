@@ -292,3 +292,20 @@ def test_jpeg_tiff_and_16_bit_files_are_read_as_stored_and_scaled_per_batch(tmp_
     deep_stack = load_mixtures(grey)
     assert [s.bits for s in deep_stack.sources] == [16, 16]
     np.testing.assert_allclose(deep_stack[:].numpy()[:, 0], np.stack([deep, deep]) / 65535)
+
+
+def test_the_photo_example_writes_mixtures_that_are_the_sum_of_their_truth(tmp_path):
+    import runpy
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "photo_mixtures.py"
+    builder = runpy.run_path(str(script))
+    out = tmp_path / "photos"
+    args = [str(out), "--size", "32", "--train", "3", "--validation", "2", "--test", "2"]
+    assert builder["main"](args) == 0
+    assert len(list((out / "train").iterdir())) == 3 and not (out / "truth/train.npy").exists()
+    truth = np.load(out / "truth" / "test.npy")
+    assert truth.shape == (2, 2, 3, 32, 32)
+    with Image.open(out / "test" / "00001.png") as png:
+        mixture = np.asarray(png, dtype=np.float32).transpose(2, 0, 1) / 255
+    np.testing.assert_allclose(truth[1].sum(0), mixture, atol=0.5 / 255 + 1e-6)
+    assert builder["main"](args) == 2  # an existing directory is not overwritten
