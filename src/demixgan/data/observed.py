@@ -56,33 +56,38 @@ class ImageStack:
     """Images [N, C, H, W] kept as stored, read as float32 in [0, 1] one index at a time.
 
     ``stack[index]`` converts only the images asked for, so a training batch costs its own
-    size in floats; ``floats()`` converts them all.
+    size in floats; ``floats()`` converts them all. ``subset`` is a view (its ``rows`` of the
+    same pixels), so holding out a validation part copies no pixels.
     """
 
-    def __init__(self, pixels: torch.Tensor, sources: Sequence[Source]) -> None:
-        self.pixels = pixels
+    def __init__(
+        self, pixels: torch.Tensor, sources: Sequence[Source], rows: torch.Tensor | None = None
+    ) -> None:
+        self.pixels, self.rows = pixels, rows
         self.sources = tuple(sources)
         self.scale = {torch.uint8: 255.0, torch.int32: 65535.0}.get(pixels.dtype, 1.0)
 
     @property
     def shape(self) -> torch.Size:
-        return self.pixels.shape
+        return torch.Size((len(self), *self.pixels.shape[1:]))
 
     @property
     def image(self) -> ImageSpec:
         return ImageSpec(*self.pixels.shape[1:])
 
     def __len__(self) -> int:
-        return self.pixels.shape[0]
+        return len(self.sources)
 
     def __getitem__(self, index) -> torch.Tensor:
-        return self.pixels[index].float().div_(self.scale)
+        rows = index if self.rows is None else self.rows[index]
+        return self.pixels[rows].float().div_(self.scale)
 
     def floats(self) -> torch.Tensor:
         return self[:]
 
     def subset(self, index: torch.Tensor) -> ImageStack:
-        return ImageStack(self.pixels[index], [self.sources[i] for i in index.tolist()])
+        rows = index if self.rows is None else self.rows[index]
+        return ImageStack(self.pixels, [self.sources[i] for i in index.tolist()], rows)
 
 
 def mixture_files(path: str | os.PathLike) -> list[Path]:
@@ -333,7 +338,7 @@ def _checked_floats(array: np.ndarray, what: str) -> np.ndarray:
 
 
 def value_range(stack: ImageStack) -> tuple[float, float]:
-    """The smallest and largest value of a stack, as floats in the [0, 1] scale."""
+    """The smallest and largest value of a stack's pixels, in the [0, 1] scale."""
     return stack.pixels.min().item() / stack.scale, stack.pixels.max().item() / stack.scale
 
 
