@@ -1,7 +1,8 @@
 """Training-step throughput of a run on one's own mixtures at 1x28x28, 1x64x64 and 3x64x64, and
 the peak resident memory of a 100,000-image 3x64x64 folder run.
 
-Run: ``.venv/bin/python benchmarks/bench_sizes.py [--steps 12] [--rounds 3] [--memory]``.
+Run: ``.venv/bin/python benchmarks/bench_sizes.py [--steps 12] [--rounds 3] [--memory]
+[--no-throughput]``.
 Prints a Markdown table.
 
 Throughput: for each size a ``.npy`` stack of 512 uint8 mixtures (a blob plus grey curves)
@@ -12,9 +13,10 @@ times after two warm-up steps, per round, and the median over all rounds is repo
 the fp32 matmul rate measured in the same process. The time ratio between sizes is set beside
 their FLOP ratio: equal ratios mean the larger images cost what their arithmetic costs.
 
-Memory (``--memory``): 100,000 RGB PNGs of 64 x 64 are written to a temp folder and a run
-trains 4 steps on them in a child process, whose peak resident set (``ru_maxrss``) is read.
-The target is 2 GB: the pixels stay uint8 (1.2 GB) and become floats one batch at a time.
+Memory (``--memory``): 100,000 RGB PNGs of 64 x 64 are written to a temp folder (or
+``--memory-folder``, kept for the next run) and runs train 4 steps on them in child processes
+(``MEMORY_RUNS``), whose peak resident set (``ru_maxrss``) is read. The target is 2 GB: the
+pixels stay uint8 (1.2 GB) and become floats one batch at a time.
 """
 
 from __future__ import annotations
@@ -121,33 +123,54 @@ def throughput(steps: int, rounds: int) -> None:
         )
 
 
-def memory() -> None:
+#: The memory runs: components (the paper's two DCGANs; a curve generator) and batch size.
+MEMORY_RUNS = (("digit=dcgan,strokes=dcgan", 64), ("digit=dcgan,strokes=dcgan", 32),
+               ("digit=dcgan,strokes=curve", 64))  # fmt: skip
+
+
+def write_folder(folder: Path) -> float:
+    """100,000 RGB 64 x 64 PNGs in ``folder`` (kept if it is complete); seconds taken."""
+    names = [f"{i:06d}.png" for i in range(MEMORY_IMAGES)]
+    if folder.is_dir() and len(list(folder.iterdir())) == MEMORY_IMAGES:
+        return 0.0
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    for chunk in range(0, MEMORY_IMAGES, 1000):
+        for i, pixels in enumerate(mixtures(SIZES[-1], 1000, seed=chunk)):
+            Image.fromarray(pixels.transpose(1, 2, 0)).save(folder / names[chunk + i])
+    return time.perf_counter() - started
+
+
+def peak_memory(folder: Path, components: str, batch: int, run: Path) -> tuple[str, float, float]:
+    """``train --mixtures`` for 4 steps in a child: (exit status, seconds, peak RSS in GB)."""
+    code = (
+        "import resource, time\n"
+        "from demixgan.cli.main import main\n"
+        "started = time.perf_counter()\n"
+        f"code = main(['train', '--mixtures', {str(folder)!r}, '--components', {components!r}, "
+        f"'--set', 'train.max_steps=4', '--set', 'train.batch_size={batch}', '--run-dir', "
+        f"{str(run)!r}, '--no-progress'])\n"
+        "print(code, time.perf_counter() - started, "
+        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    status, seconds, peak_kb = out.stdout.split()[-3:]
+    return status, float(seconds), int(peak_kb) / 1e6
+
+
+def memory(folder: Path | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "mixtures"
-        folder.mkdir()
-        image = SIZES[-1]
-        started = time.perf_counter()
-        for chunk in range(0, MEMORY_IMAGES, 1000):
-            for i, pixels in enumerate(mixtures(image, 1000, seed=chunk)):
-                Image.fromarray(pixels.transpose(1, 2, 0)).save(folder / f"{chunk + i:06d}.png")
-        written = time.perf_counter() - started
-        code = (
-            "import resource, sys, time\n"
-            "from demixgan.cli.main import main\n"
-            "started = time.perf_counter()\n"
-            f"code = main(['train', '--mixtures', {str(folder)!r}, '--components', "
-            "'digit=dcgan,strokes=curve', '--set', 'train.max_steps=4', '--run-dir', "
-            f"{str(Path(tmp) / 'run')!r}, '--no-progress'])\n"
-            "print(code, time.perf_counter() - started, "
-            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-        )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        code, seconds, peak_kb = out.stdout.split()[-3:]
-    peak = int(peak_kb) / 1e6
-    print(f"\n{MEMORY_IMAGES:,} RGB 64x64 PNGs (written in {written:.0f} s): `train --mixtures` "
-          f"exit {code}, {float(seconds):.0f} s (reading the folder and 4 steps), peak resident "
-          f"memory {peak:.2f} GB (target <= {MEMORY_TARGET_GB} GB: "
-          f"{'met' if peak <= MEMORY_TARGET_GB else 'not met'})")  # fmt: skip
+        folder = folder or Path(tmp) / "mixtures"
+        written = write_folder(folder)
+        print(f"\n{MEMORY_IMAGES:,} RGB 64x64 PNGs ({folder.name}; written in {written:.0f} s); "
+              f"peak resident memory of `train --mixtures` for 4 steps (target <= "
+              f"{MEMORY_TARGET_GB} GB; the uint8 pixels alone are "
+              f"{MEMORY_IMAGES * SIZES[-1].pixels / 1e9:.2f} GB):\n")  # fmt: skip
+        print("| components | batch | exit | seconds (read + 4 steps) | peak RSS (GB) |")
+        print("|---|---:|---:|---:|---:|")
+        for index, (components, batch) in enumerate(MEMORY_RUNS):
+            status, seconds, peak = peak_memory(folder, components, batch, Path(tmp) / f"r{index}")
+            print(f"| {components} | {batch} | {status} | {seconds:.0f} | {peak:.2f} |")
 
 
 def main() -> int:
@@ -155,10 +178,13 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=12, help="timed steps per size and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--memory", action="store_true", help="also the 100,000-image run")
+    parser.add_argument("--no-throughput", action="store_true", help="skip the step timings")
+    parser.add_argument("--memory-folder", type=Path, help="keep the 100,000 PNGs here")
     args = parser.parse_args()
-    throughput(args.steps, args.rounds)
+    if not args.no_throughput:
+        throughput(args.steps, args.rounds)
     if args.memory:
-        memory()
+        memory(args.memory_folder)
     return 0
 
 

@@ -8,9 +8,10 @@ import argparse
 def register(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train",
-        help="train a GAN run from a config (configs/*.toml); resume a killed run",
+        help="train a GAN run from a config or your own mixtures; resume a killed run",
         description=(
-            "Train from a TOML config into a run directory (resolved config, stats.jsonl, "
+            "Train from a TOML config, or from your own mixtures (--mixtures DIR --components "
+            "digit=dcgan,strokes=curve), into a run directory (resolved config, stats.jsonl, "
             "evolution grids, checkpoints). Multi-process: "
             "torchrun --nproc_per_node N -m demixgan train ..."
         ),

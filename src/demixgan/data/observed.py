@@ -101,8 +101,10 @@ def mixture_files(path: str | os.PathLike) -> list[Path]:
             "TIFF) or .npy stacks, or one .npy stack [N, C, H, W] (--mixtures / data.mixtures)."
         )
     entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
-    files = [p for p in entries if p.is_file() and _suffix(p) in (*IMAGE_SUFFIXES, ARRAY_SUFFIX)]
-    others = [p.name for p in entries if p not in files]
+    readable = (*IMAGE_SUFFIXES, ARRAY_SUFFIX)
+    files = [p for p in entries if _suffix(p) in readable and p.is_file()]
+    kept = set(files)
+    others = [p.name for p in entries if p not in kept]
     if others:
         raise DemixganError(
             f"The mixtures folder '{path}' holds {len(others)} entries that are not images or "
