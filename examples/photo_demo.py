@@ -34,6 +34,7 @@ from demixgan.inference.api import load
 from demixgan.inference.methods import Ica, Mixture, SeparatorNetwork, Split, build_methods
 from demixgan.inference.options import FitOptions, SeparatorOptions
 from demixgan.inference.tasks import read_inputs
+from demixgan.reports.grids import save_panels
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "photo-demo.toml"
@@ -54,13 +55,13 @@ def truth(work: Path, split: str) -> torch.Tensor:
     return torch.from_numpy(np.load(work / "photos" / "truth" / f"{split}.npy"))
 
 
-def scores(method, mixtures: torch.Tensor, parts: torch.Tensor) -> tuple[object, float]:
-    """A method's scores on mixtures with their true parts, and the seconds it took."""
+def scores(method, mixtures: torch.Tensor, parts: torch.Tensor) -> tuple[tuple, float]:
+    """A method's (scores, parts) on mixtures with their true parts, and the seconds taken."""
     started = time.perf_counter()
     estimates = method.separate(mixtures)
     seconds = time.perf_counter() - started
     score = score_method(method.name, estimates, parts, list(PARTS), list(method.part_names))
-    return score, seconds
+    return (score, estimates), seconds
 
 
 def mean_psnr(score) -> float:
@@ -92,14 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     validation_parts = truth(work, "validation")[:VALIDATION_CHOICE]
     chosen_on = {}
     for label, method in candidates.items():
-        score, seconds = scores(method, validation, validation_parts)
+        (score, _), seconds = scores(method, validation, validation_parts)
         chosen_on[label] = {"mean_psnr": mean_psnr(score), "scores": score.scores, "s": seconds}
     chosen = max(chosen_on, key=lambda label: chosen_on[label]["mean_psnr"])
     test = read_inputs(trained, [photos / "test"]).floats()
     test_parts = truth(work, "test")
-    rows, seconds = [], {}
+    rows, seconds, parts = [], {}, {}
     for method in (candidates[chosen], Ica(2), Split(2), Mixture(2)):
-        score, seconds[method.name] = scores(method, test, test_parts)
+        (score, parts[method.name]), seconds[method.name] = scores(method, test, test_parts)
         rows.append(score)
     split = next(r for r in rows if r.method == Split(2).name)
     gains = {
@@ -131,6 +132,17 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     args.report.mkdir(parents=True, exist_ok=True)
+    shown, chosen_parts = 8, parts[rows[0].method][:8]
+    names = list(candidates[chosen].part_names)
+    order = [names.index(rows[0].matching[name]) for name in PARTS]  # estimate of each part
+    save_panels(
+        [("test mixture", test[:shown])]
+        + [(f"{name}: truth", test_parts[:shown, k]) for k, name in enumerate(PARTS)]
+        + [(f"{name}: {chosen}", chosen_parts[:, order[k]]) for k, name in enumerate(PARTS)],
+        args.report / "separations.png",
+        ncol=1,
+        title=f"{shown} of the {test.shape[0]} test mixtures (rocket.jpg)",
+    )
     (args.report / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     table = markdown_table(rows, list(PARTS), int(test.shape[0]))
     (args.report / "report.md").write_text(_report(metrics, table), encoding="utf-8")
@@ -171,6 +183,8 @@ def _report(metrics: dict, table: str) -> str:
         "Gain of the chosen method over the split y/2 (PSNR, dB): "
         + ", ".join(f"{k} {v:+.2f}" for k, v in metrics["test"]["gain_over_split"].items())
         + ".",
+        "",
+        "![test separations](separations.png)",
         "",
     ]
     return "\n".join(lines)
