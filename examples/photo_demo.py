@@ -12,7 +12,8 @@
    truth), and reports the chosen method on the held-out test photographs beside ICA, the split
    y/2 and the mixture itself: ``REPORT/metrics.json`` and ``REPORT/report.md``.
 
-A step that finished is not run again, so a stopped demonstration continues where it stopped.
+Training and the separator resume where they stopped (a finished one is kept as it is), so a
+stopped demonstration continues where it stopped.
 """
 
 from __future__ import annotations
@@ -77,10 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     photos, run, separator_dir = work / "photos", work / "run", work / "separator"
     if not photos.exists():
         subprocess.run([sys.executable, str(HERE / "photo_mixtures.py"), str(photos)], check=True)
-    if not (run / "config.json").exists():
+    if (run / "config.json").exists():  # continued where it stopped; a finished run stays
+        demixgan("train", "--resume", str(run), "--no-progress")
+    else:
         demixgan("train", "--config", str(CONFIG), "--mixtures", str(photos / "train"),
                  "--run-dir", str(run), "--no-progress")  # fmt: skip
-    if not (separator_dir / "separator.safetensors").exists():
+    if separator_dir.exists():
+        demixgan("separator", "--resume", str(separator_dir))
+    else:
         flags = [f"--{k.replace('_', '-')}={v}" for k, v in asdict(SEPARATOR).items()]
         demixgan("separator", str(run), "-o", str(separator_dir), *flags)
     trained = load(run)
