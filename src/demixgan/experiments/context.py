@@ -67,12 +67,14 @@ class Context:
         record = _completed(run)
         if record is not None:
             self.provenance.append(
-                f"{config.name}: reused {run} (trained earlier from the same config: "
+                f"{config.name}: reused {_stored(run)} (trained earlier from the same config: "
                 f"{record['steps']} steps in {record['minutes']:.1f} min)"
             )
             return load(run)
         minutes = self._train(config, run)
-        self.provenance.append(f"{config.name}: trained now into {run} ({minutes:.1f} min)")
+        self.provenance.append(
+            f"{config.name}: trained now into {_stored(run)} ({minutes:.1f} min)"
+        )
         return load(run)
 
     def classifier(self) -> MnistClassifier:
@@ -86,7 +88,7 @@ class Context:
         record = _completed(where)
         if record is not None:
             self.provenance.append(
-                f"classifier: reused {where} (trained earlier with the same settings: "
+                f"classifier: reused {_stored(where)} (trained earlier with the same settings: "
                 f"{record['steps']} epochs in {record['minutes']:.1f} min)"
             )
             return load_classifier(where)[0]
@@ -96,7 +98,7 @@ class Context:
         minutes = (time.perf_counter() - started) / 60
         save_classifier(model, where, {"training": {"digits": len(digits), "epochs": epochs}})
         _mark_complete(where, epochs, minutes)
-        self.provenance.append(f"classifier: trained now into {where} ({minutes:.1f} min)")
+        self.provenance.append(f"classifier: trained now into {_stored(where)} ({minutes:.1f} min)")
         return model
 
     def test_digits(self, count: int) -> ImageSet:
@@ -119,6 +121,11 @@ class Context:
         minutes = training_minutes(run, config.train.batch_size)
         _mark_complete(run, result.step, minutes)
         return minutes
+
+
+def _stored(run: Path) -> str:
+    """A stored run as reports name it: by its name in the store, not the machine's path."""
+    return f"{run.name} in the checkpoint store"
 
 
 def _subset(digits: ImageSet, count: int | None) -> ImageSet:
