@@ -60,7 +60,7 @@ def score_method(
         estimate_names = estimate_names or [f"estimate {k + 1}" for k in range(estimates.shape[1])]
         matching = {name: estimate_names[order[t]] for t, name in enumerate(names)}
     scores = {
-        name: {metric: _mean_std(fn(chosen[:, t], truths[:, t])) for metric, fn in METRICS.items()}
+        name: {metric: mean_std(fn(chosen[:, t], truths[:, t])) for metric, fn in METRICS.items()}
         for t, name in enumerate(names)
     }
     return MethodScore(method, scores, matching)
@@ -104,7 +104,8 @@ def markdown_table(rows: Sequence[MethodScore], names: Sequence[str], n: int) ->
     return "\n".join(lines)
 
 
-def _mean_std(values: torch.Tensor) -> tuple[float, float]:
+def mean_std(values: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard deviation of per-image values (std 0 for a single one)."""
     values = values.double()
     std = values.std().item() if values.numel() > 1 else 0.0
     return values.mean().item(), std

@@ -122,9 +122,8 @@ def _file_stems(sources: Sequence[Source] | None, count: int) -> list[str]:
     stems, seen = [], Counter()
     for source in sources:
         seen[source.name] += 1
-        stems.append(
-            source.name if seen[source.name] == 1 else f"{source.name}-{seen[source.name]}"
-        )
+        count = seen[source.name]
+        stems.append(source.name if count == 1 else f"{source.name}-{count}")
     return stems
 
 

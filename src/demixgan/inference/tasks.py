@@ -13,7 +13,7 @@ import torch
 from demixgan.data.observed import ImageStack, Source, mixture_files, read_mixtures
 from demixgan.data.superposition import MixtureBatch
 from demixgan.errors import DemixganError
-from demixgan.evaluation.separation import MethodScore, markdown_table, score_method
+from demixgan.evaluation.separation import MethodScore, markdown_table, mean_std, score_method
 from demixgan.inference.amortized import Separator
 from demixgan.inference.api import TrainedModel, check_finite
 from demixgan.inference.methods import build_methods
@@ -326,7 +326,7 @@ def evaluate_observed(
     chosen = build_methods(methods, trained, options, separator=separator, progress=progress)
     estimates = {method.name: method.separate(mixtures) for method in chosen}
     residuals = {
-        name: _mean_std_of((mixtures - parts.sum(1)).pow(2).flatten(1).mean(1).sqrt())
+        name: mean_std((mixtures - parts.sum(1)).pow(2).flatten(1).mean(1).sqrt())
         for name, parts in estimates.items()
     }
     names = list(trained.component_names)
@@ -354,8 +354,3 @@ def evaluate_observed(
         table=table,
     )
     return evaluation, mixtures, estimates
-
-
-def _mean_std_of(values: torch.Tensor) -> tuple[float, float]:
-    values = values.double()
-    return values.mean().item(), values.std().item() if values.numel() > 1 else 0.0
