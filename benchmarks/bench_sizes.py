@@ -141,8 +141,8 @@ def write_folder(folder: Path) -> float:
     return time.perf_counter() - started
 
 
-def peak_memory(folder: Path, components: str, batch: int, run: Path) -> tuple[str, float, float]:
-    """``train --mixtures`` for 4 steps in a child: (exit status, seconds, peak RSS in GB)."""
+def peak_memory(folder: Path, components: str, batch: int, run: Path) -> tuple[str, float, int]:
+    """``train --mixtures`` for 4 steps in a child: (exit status, seconds, peak RSS in bytes)."""
     code = (
         "import resource, time\n"
         "from demixgan.cli.main import main\n"
@@ -155,10 +155,10 @@ def peak_memory(folder: Path, components: str, batch: int, run: Path) -> tuple[s
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     status, seconds, peak_kb = out.stdout.split()[-3:]
-    return status, float(seconds), int(peak_kb) / 1e6
+    return status, float(seconds), int(peak_kb) * 1024  # ru_maxrss is in KiB on Linux
 
 
-def memory(folder: Path | None) -> None:
+def memory(folder: Path | None, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = folder or Path(tmp) / "mixtures"
         written = write_folder(folder)
@@ -166,11 +166,21 @@ def memory(folder: Path | None) -> None:
               f"peak resident memory of `train --mixtures` for 4 steps (target <= "
               f"{MEMORY_TARGET_GB} GB; the uint8 pixels alone are "
               f"{MEMORY_IMAGES * SIZES[-1].pixels / 1e9:.2f} GB):\n")  # fmt: skip
-        print("| components | batch | exit | seconds (read + 4 steps) | peak RSS (GB) |")
-        print("|---|---:|---:|---:|---:|")
+        print(f"| components | batch | exit | seconds (read + 4 steps) | peak RSS, median of "
+              f"{rounds} (GiB) | (GB) | rounds (GiB) |")  # fmt: skip
+        print("|---|---:|---:|---:|---:|---:|---|")
         for index, (components, batch) in enumerate(MEMORY_RUNS):
-            status, seconds, peak = peak_memory(folder, components, batch, Path(tmp) / f"r{index}")
-            print(f"| {components} | {batch} | {status} | {seconds:.0f} | {peak:.2f} |")
+            runs = [
+                peak_memory(folder, components, batch, Path(tmp) / f"r{index}-{r}")
+                for r in range(rounds)
+            ]
+            status = ",".join(sorted({run[0] for run in runs}))
+            seconds = statistics.median(run[1] for run in runs)
+            peaks = [run[2] for run in runs]
+            peak = statistics.median(peaks)
+            shown = " / ".join(f"{p / 2**30:.3f}" for p in peaks)
+            print(f"| {components} | {batch} | {status} | {seconds:.0f} | {peak / 2**30:.3f} | "
+                  f"{peak / 1e9:.3f} | {shown} |")  # fmt: skip
 
 
 def main() -> int:
@@ -180,11 +190,12 @@ def main() -> int:
     parser.add_argument("--memory", action="store_true", help="also the 100,000-image run")
     parser.add_argument("--no-throughput", action="store_true", help="skip the step timings")
     parser.add_argument("--memory-folder", type=Path, help="keep the 100,000 PNGs here")
+    parser.add_argument("--memory-rounds", type=int, default=3, help="runs per memory row")
     args = parser.parse_args()
     if not args.no_throughput:
         throughput(args.steps, args.rounds)
     if args.memory:
-        memory(args.memory_folder)
+        memory(args.memory_folder, args.memory_rounds)
     return 0
 
 

@@ -18,7 +18,7 @@ from demixgan.data.families import (
 )
 from demixgan.errors import DemixganError
 
-NAMES = ("sines", "waves", "lines")
+NAMES = ("sines", "ink", "waves", "lines")
 SIZES = ((28, 28), (32, 40), (17, 9))
 
 
@@ -134,6 +134,22 @@ def test_sines_steep_parts_stay_connected() -> None:
     eight = np.ones((3, 3), dtype=int)
     for image in x.numpy():
         assert ndimage.label(image > 0, structure=eight)[1] == 1
+
+
+def test_ink_reaches_one_like_a_digit_where_sines_never_does() -> None:
+    """The point of ``ink``: no pixel value tells the stroke from a binary digit's ink."""
+    ink = get_family("ink").sample(500, 1, gen(5))[:, 0]
+    sines = get_family("sines").sample(500, 1, gen(5))[:, 0]
+    assert (sines < 1).all()
+    reaching = (ink.flatten(1).amax(dim=1) == 1).float().mean().item()
+    assert 0.6 < reaching < 0.9  # strokes of gain > 1 saturate; the others are lighter
+    light = ink.flatten(1).amax(dim=1)
+    assert light.min() < 0.8  # intensities vary
+    widths = (ink > 0.5).sum(dim=1).float().median(dim=1).values  # pixels per column
+    assert widths.min() <= 2 and widths.max() >= 3  # widths vary
+    eight = np.ones((3, 3), dtype=int)
+    for image in ink[:100].numpy():
+        assert ndimage.label(image > 0, structure=eight)[1] == 1  # one connected stroke
 
 
 def test_waves_dense() -> None:

@@ -7,8 +7,9 @@ import torch
 from demixgan.networks.registry import build_generator
 
 
-def _curve(arch: str, coefficient: int, value: float) -> torch.Tensor:
-    """One image of a curve generator whose last layer outputs a single height coefficient."""
+def _curve(arch: str, coefficient: int, value: float, style=()) -> torch.Tensor:
+    """One image of a curve generator whose last layer outputs a single height coefficient
+    (and, for ``curve-ink``, the width and gain logits ``style``)."""
     torch.manual_seed(0)
     generator = build_generator(arch, 4).eval()
     with torch.no_grad():
@@ -16,6 +17,8 @@ def _curve(arch: str, coefficient: int, value: float) -> torch.Tensor:
         last.weight.zero_()
         last.bias.zero_()
         last.bias[coefficient] = value
+        if style:
+            last.bias[-2:] = torch.tensor(style)
         generator.profile_logits.copy_(torch.tensor([9.0, 9.0, -9, -9, -9, -9, -9, -9]))
         return generator(torch.zeros(1, 4))[0, 0]
 
@@ -37,6 +40,17 @@ def test_bounded_curves_never_leave_the_image():
     bounded = _curve("curve-bounded", 0, 5.0)
     assert free.max() < 0.5
     assert (bounded > 0.5).any(0).all()
+
+
+def test_ink_curves_vary_in_width_and_saturate_or_fade_with_their_gain():
+    """curve-ink draws what the ink family draws: strokes of any width, cores at exactly 1."""
+    thin, wide = _curve("curve-ink", 0, 0.5, (-3.0, 3.0)), _curve("curve-ink", 0, 0.5, (3.0, 3.0))
+    faint = _curve("curve-ink", 0, 0.5, (0.0, -3.0))
+    assert thin.max() == 1 and wide.max() == 1  # a gain near 3 saturates the core
+    assert (wide > 0.5).sum() > 1.5 * (thin > 0.5).sum()
+    assert 0 < faint.max() < 0.5
+    for image in (thin, wide, faint):
+        assert image.min() >= 0 and (image > 0).any(0).all()
 
 
 def test_axis_lines_draw_the_lines_family_but_not_a_digit():

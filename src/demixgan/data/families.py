@@ -36,6 +36,12 @@ _TWO_PI = 2.0 * math.pi
 #: Uniform parameters per curve of ``sines`` and per wave of ``waves`` (see their ``*_image``).
 SINE_PARAMETERS = 4
 WAVE_PARAMETERS = 4
+#: ``ink``: the ``sines`` geometry plus a half-width and a gain per curve.
+INK_PARAMETERS = SINE_PARAMETERS + 2
+#: Half-width range (pixels) and gain range of an ``ink`` stroke: a gain above 1 saturates
+#: the stroke's core at exactly 1, as a pen's ink does; below 1 the stroke is lighter.
+INK_HALF_WIDTH = (0.75, 2.0)
+INK_GAIN = (0.7, 2.0)
 
 Renderer = Callable[[int, int, torch.Generator, int, int], torch.Tensor]
 
@@ -89,6 +95,53 @@ def _render_sines(
     return sines_image(torch.rand(n, k, SINE_PARAMETERS, generator=generator), height, width)
 
 
+def _render_ink(
+    n: int, k: int, generator: torch.Generator, height: int, width: int
+) -> torch.Tensor:
+    """k ink-like sinusoidal strokes per image: ``ink_image`` of uniform parameters."""
+    return ink_image(torch.rand(n, k, INK_PARAMETERS, generator=generator), height, width)
+
+
+def ink_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Ink-like strokes of parameters ``p`` in [0, 1] ([n, k, 6]), combined by max.
+
+    The curves of ``sines_image`` (``p[..., :4]``) drawn as a pen draws: stroke i has a
+    half-width w ~ U[INK_HALF_WIDTH] pixels and a gain g ~ U[INK_GAIN], and a pixel at
+    perpendicular distance d has ``clamp(g (1 - d / w), 0, 1)``. Most strokes (g > 1, 77%)
+    reach exactly 1 over a core, like the digits they cross, so no pixel value tells ink from
+    digit: the thin ``sines`` tents never reach 1 and a pixel rule splits them exactly.
+    """
+    rows, cols = _grid(height, width)
+    low_w, high_w = INK_HALF_WIDTH
+    low_g, high_g = INK_GAIN
+    half_width = (low_w + (high_w - low_w) * p[..., 4:5])[:, :, None, :]  # [n, k, 1, 1]
+    gain = (low_g + (high_g - low_g) * p[..., 5:6])[:, :, None, :]
+    distance = _curve_distances(p[..., :SINE_PARAMETERS], rows, cols, width)
+    strokes = (gain * (1.0 - distance / half_width)).clamp(0.0, 1.0)
+    return strokes.amax(dim=1, keepdim=True)
+
+
+def _curve_distances(
+    p: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, width: int
+) -> torch.Tensor:
+    """First-order perpendicular distance of every pixel to each ``sines`` curve: [n, k, H, W]."""
+    span = float(rows.shape[0] - 1)
+    freq = 0.5 + 2.5 * p[..., 0:1]  # [n, k, 1]
+    amp = span * (0.10 + 0.15 * p[..., 1:2])
+    offset = amp + p[..., 2:3] * (span - 2.0 * amp)
+    phase = _TWO_PI * p[..., 3:4]
+    omega = (_TWO_PI / width) * freq  # radians per column
+    arg = omega * cols + phase  # [n, k, W]
+    y = offset + amp * torch.sin(arg)
+    slope = (amp * omega) * torch.cos(arg)
+    inv_norm = torch.rsqrt(1.0 + slope * slope)
+    offsets = rows[:, None] - y[:, :, None, :]
+    if torch.is_grad_enabled() and p.requires_grad:
+        return offsets.abs() * inv_norm[:, :, None, :]
+    # Sampling: the same values in place, which halves the sampler's time.
+    return offsets.abs_().mul_(inv_norm[:, :, None, :])
+
+
 def sines_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """The curves of parameters ``p`` in [0, 1] ([n, k, 4]), combined by max (union of strokes).
 
@@ -107,22 +160,9 @@ def sines_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
     curve. Differentiable in ``p``, so a fit can move the curves.
     """
     rows, cols = _grid(height, width)
-    span = float(height - 1)
-    freq = 0.5 + 2.5 * p[..., 0:1]  # [n, k, 1]
-    amp = span * (0.10 + 0.15 * p[..., 1:2])
-    offset = amp + p[..., 2:3] * (span - 2.0 * amp)
-    phase = _TWO_PI * p[..., 3:4]
-    omega = (_TWO_PI / width) * freq  # radians per column
-    arg = omega * cols + phase  # [n, k, W]
-    y = offset + amp * torch.sin(arg)
-    slope = (amp * omega) * torch.cos(arg)
-    inv_norm = torch.rsqrt(1.0 + slope * slope)
-    offsets = rows[:, None] - y[:, :, None, :]  # [n, k, H, W]
+    nearest = _curve_distances(p, rows, cols, width).amin(dim=1, keepdim=True)
     if torch.is_grad_enabled() and p.requires_grad:  # a fit differentiates through the image
-        nearest = (offsets.abs() * inv_norm[:, :, None, :]).amin(dim=1, keepdim=True)
         return (1.0 - nearest / SINE_HALF_WIDTH).clamp(0.0, 1.0)
-    # Sampling: the same values in place, which halves the sampler's time.
-    nearest = offsets.abs_().mul_(inv_norm[:, :, None, :]).amin(dim=1, keepdim=True)
     return nearest.mul_(-1.0 / SINE_HALF_WIDTH).add_(1.0).clamp_(0.0, 1.0)
 
 
@@ -237,6 +277,11 @@ FAMILIES: dict[str, SignalFamily] = {
         "waves",
         "sum of k random 2-D sinusoidal plane waves, min-max scaled to [0, 1] (dense texture).",
         _render_waves,
+    ),
+    "ink": SignalFamily(
+        "ink",
+        "k ink-like sinusoidal strokes of varying width and intensity, most reaching 1 (union).",
+        _render_ink,
     ),
     "lines": SignalFamily(
         "lines",

@@ -47,7 +47,7 @@ class ImageComponent:
 
 @dataclass(frozen=True)
 class FamilyComponent:
-    """A structured signal family (``sines``, ``waves``, ``lines``) at the recipe's level."""
+    """A structured signal family (``sines``, ``ink``, ``waves``, ``lines``) at a level."""
 
     name: str
     family: str
@@ -106,6 +106,11 @@ RECIPES: dict[str, Recipe] = {
             "digit+sines",
             "an MNIST digit crossed by thin sinusoidal curves",
             (_digit(), FamilyComponent("sines", "sines")),
+        ),
+        Recipe(
+            "digit+ink",
+            "an MNIST digit crossed by an ink-like curve of varying width and intensity",
+            (_digit(), FamilyComponent("ink", "ink")),
         ),
         Recipe(
             "digit+waves",

@@ -55,7 +55,7 @@ class ConvDiscriminator(nn.Module):
         inputs = image.channels
         for stage in range(image.stages):
             outputs = channels * min(2**stage, MAX_WIDENING)
-            layers += [wrap(nn.Conv2d(inputs, outputs, 5, 2, 2)), nn.LeakyReLU(0.2)]
+            layers += [wrap(nn.Conv2d(inputs, outputs, 5, 2, 2)), nn.LeakyReLU(0.2, inplace=True)]
             inputs = outputs
         self.features = nn.Sequential(*layers, nn.Flatten())
         base_h, base_w = image.base

@@ -81,10 +81,10 @@ class ConvGenerator(nn.Module):
         layers: list[nn.Module] = [
             nn.Linear(latent_dim, hidden),
             _norm(norm, hidden, spatial=False),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Linear(hidden, grid),
             _norm(norm, grid, spatial=False),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Unflatten(1, (base_channels, base_h, base_w)),
         ]
         floor = max(1, min(MIN_CHANNELS, base_channels // 2))
@@ -93,7 +93,9 @@ class ConvGenerator(nn.Module):
             last = stage == image.stages
             outputs = image.channels if last else max(base_channels >> stage, floor)
             layers.append(nn.ConvTranspose2d(inputs, outputs, kernel, 2, padding, output_padding))
-            layers += [nn.Sigmoid()] if last else [_norm(norm, outputs, spatial=True), nn.ReLU()]
+            # In place: the norm's backward needs its input, not its output (less memory).
+            activation = nn.ReLU(inplace=True)
+            layers += [nn.Sigmoid()] if last else [_norm(norm, outputs, spatial=True), activation]
             inputs = outputs
         self.body = nn.Sequential(*layers)
         _init_normal(self)
@@ -187,7 +189,9 @@ class CurveGenerator(nn.Module):
     steep flanks stay as thin as flat ones. ``bounded`` squashes the height into the image
     (tanh), so every latent draws a visible curve. The curve runs across the width (frequencies
     in cycles per image width) and its height is in rows; it is grey strokes in a colour image
-    when ``image`` has three channels.
+    when ``image`` has three channels. ``ink`` gives each curve its own width and gain
+    (``clamp(gain * profile(d / width), 0, 1)``, gain up to ``INK_MAX_GAIN``), so it can draw
+    pen strokes that vary in width and intensity and saturate at 1 (the ``ink`` family).
     """
 
     #: Distances (pixels) where the stroke profile is learned; it is zero beyond the last.
@@ -195,6 +199,9 @@ class CurveGenerator(nn.Module):
     PROFILE_STEP = 0.5
     #: Polyline vertices per pixel column.
     VERTICES_PER_PIXEL = 2
+    #: ``ink``: the largest gain, and the width scale's range [1 / INK_WIDTH, INK_WIDTH].
+    INK_MAX_GAIN = 3.0
+    INK_WIDTH = 2.0
 
     def __init__(
         self,
@@ -206,11 +213,13 @@ class CurveGenerator(nn.Module):
         spacing: float = 0.5,
         image: ImageSpec = MNIST_IMAGE,
         bounded: bool = False,
+        ink: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.image = image
         self.bounded = bounded
+        self.ink = ink
         height, width = image.height, image.width
         reach = int(self.PROFILE_KNOTS * self.PROFILE_STEP)  # no stroke reaches farther
         step = 1 / self.VERTICES_PER_PIXEL
@@ -226,12 +235,16 @@ class CurveGenerator(nn.Module):
         self.register_buffer("rows", torch.arange(height, dtype=torch.float32), persistent=False)
         # Starts as a thin fading stroke: 0.5 on the curve, ~0 four knots out.
         self.profile_logits = nn.Parameter(torch.linspace(0.0, -12.0, self.PROFILE_KNOTS))
-        self.body = _coefficient_mlp(latent_dim, hidden, basis.shape[0], norm)
+        styles = 2 if ink else 0  # a width scale and a gain per curve
+        self.body = _coefficient_mlp(latent_dim, hidden, basis.shape[0] + styles, norm)
         _init_normal(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         rows = self.image.height
-        height = self.body(z) @ self.basis  # [B, V] pixels from mid-image
+        coefficients = self.body(z)
+        if self.ink:
+            coefficients, style = coefficients[:, :-2], coefficients[:, -2:]
+        height = coefficients @ self.basis  # [B, V] pixels from mid-image
         if self.bounded:  # squash into the image: no latent is wasted on an empty picture
             height = (rows / 2) * torch.tanh(height / (rows / 2))
         height = height + (rows - 1) / 2
@@ -242,7 +255,12 @@ class CurveGenerator(nn.Module):
         ax, dx = self.offsets[:-1], self.offsets[1:] - self.offsets[:-1]
         t = (-(ax * dx + ay * dy) / (dx.square() + dy.square())).clamp(0.0, 1.0)
         dist = ((ax + t * dx).square() + (ay + t * dy).square() + 1e-8).sqrt().amin(dim=-1)
-        return grey_image(self._stroke(dist).unsqueeze(1), self.image)
+        if not self.ink:
+            return grey_image(self._stroke(dist).unsqueeze(1), self.image)
+        width = self.INK_WIDTH ** torch.tanh(style[:, 0, None, None])
+        gain = self.INK_MAX_GAIN * torch.sigmoid(style[:, 1, None, None])
+        stroke = (gain * self._stroke(dist / width)).clamp(max=1.0)
+        return grey_image(stroke.unsqueeze(1), self.image)
 
     def _stroke(self, dist: torch.Tensor) -> torch.Tensor:
         """Piecewise-linear learned profile in [0, 1] over the knots, zero beyond the last."""

@@ -23,6 +23,7 @@ GENERATOR_ARCHS: dict[str, dict[str, Any]] = {
     "lowpass": {"norm": "batch"},  # research: band-limited images only (docs/networks.md)
     "curve": {"norm": "batch"},  # research: one smooth pen-stroke curve (docs/networks.md)
     "curve-bounded": {"norm": "batch", "bounded": True},  # the curve kept inside the image
+    "curve-ink": {"norm": "batch", "bounded": True, "ink": True},  # per-curve width and gain
     "axis-lines": {"norm": "batch"},  # research: full-length horizontal/vertical strokes
 }
 DISCRIMINATOR_ARCHS = ("dcgan",)
