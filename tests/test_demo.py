@@ -9,19 +9,35 @@ import re
 import torch
 
 from demixgan.cli.main import main
-from demixgan.experiments.demo import DEMO_CONFIG, asset, run_demo, shipped_checkpoint
+from demixgan.experiments.demo import (
+    DEMO_CONFIG,
+    DEMO_MODEL,
+    SHIPPED_CONFIG,
+    asset,
+    run_demo,
+    shipped_checkpoint,
+)
 from demixgan.inference.loading import export_generators, load_model
-from demixgan.inference.options import FitOptions
+from demixgan.inference.options import FitOptions, SeparatorOptions
 from demixgan.spec.config import load_config
 
 TINY = FitOptions(iterations=5, restarts=1, seed=0)
+SEPARATOR_ROWS = (
+    "demixing-GAN, separator + fit",
+    "demixing-GAN, amortized separator",
+    "pixel-value rule (fitted with truth)",
+    "ICA",
+    "split y/2",
+    "input (mixture)",
+)
 
 
 def test_demo_writes_a_self_contained_report(tmp_path):
     result = run_demo(tmp_path / "demo", n=4, options=TINY, progress=False)
     html = result.report.read_text(encoding="utf-8")
-    for row in ("demixing-GAN", "ICA", "split y/2", "input (mixture)"):
+    for row in SEPARATOR_ROWS:
         assert f"<td>{row}</td>" in html
+    assert "ms / mixture" in html
     # Every figure is inlined: the report opens without its directory.
     assert len(re.findall(r'src="data:image/png;base64,', html)) == 2
     assert not re.search(r'(src|href)="(?!data:)', html)
@@ -46,13 +62,25 @@ def test_demo_refuses_an_existing_run_directory(tmp_path, capsys):
     assert not (tmp_path / "new").exists()
 
 
-def test_the_shipped_checkpoint_is_small_and_trained_from_the_shipped_config():
-    path = shipped_checkpoint()
-    assert path.stat().st_size < 20e6
-    model, config = load_model(path)
-    assert model.learned == ("digit", "sines")
-    shipped = load_config(asset(DEMO_CONFIG))
-    assert dataclasses.replace(config, name=shipped.name) == shipped
+def test_demo_method_fit_keeps_the_latent_fit_from_the_prior(tmp_path):
+    result = run_demo(tmp_path / "demo", n=3, method="fit", options=TINY, progress=False)
+    rows = [
+        row["method"] for row in json.loads((result.run_dir / "metrics.json").read_text())["rows"]
+    ]
+    assert rows[0] == "demixing-GAN" and "demixing-GAN, amortized separator" not in rows
+
+
+def test_the_shipped_checkpoints_are_small_and_trained_from_the_shipped_configs():
+    for model, config_name, parts in (
+        ("demo", SHIPPED_CONFIG, ("digit", "sines")),
+        (DEMO_MODEL, DEMO_CONFIG, ("digit", "ink")),
+    ):
+        path = shipped_checkpoint(model)
+        assert path.stat().st_size < 20e6
+        loaded, config = load_model(path)
+        assert loaded.learned == parts
+        shipped = load_config(asset(config_name))
+        assert dataclasses.replace(config, name=shipped.name) == shipped
 
 
 def test_float16_export_keeps_the_generators(tiny_runs, tmp_path):
@@ -72,7 +100,13 @@ def test_float16_export_keeps_the_generators(tiny_runs, tmp_path):
 def test_demo_train_trains_the_demo_config_and_separates_with_it(tmp_path):
     steps = ["train.max_steps=3", "train.checkpoint_every=3", "train.batch_size=16"]
     result = run_demo(
-        tmp_path / "demo", train_first=True, overrides=steps, n=3, options=TINY, progress=False
+        tmp_path / "demo",
+        train_first=True,
+        overrides=steps,
+        n=3,
+        options=TINY,
+        separator_options=SeparatorOptions(steps=3, remix_steps=2, width=8, batch_size=8),
+        progress=False,
     )
     checkpoint = json.loads((result.run_dir / "metrics.json").read_text())["checkpoint"]
     assert checkpoint.startswith(str(tmp_path / "demo" / "training"))

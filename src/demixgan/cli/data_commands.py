@@ -35,9 +35,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from demixgan.data.families import FAMILIES, MAX_LEVEL, MIN_LEVEL
+    from demixgan.data.descriptions import FAMILY_DESCRIPTIONS, MAX_LEVEL, MIN_LEVEL, RECIPES
     from demixgan.data.sources import describe_sources
-    from demixgan.data.superposition import RECIPES
 
     print("Image sources")
     rows = [("source", "split", "images", "checksum", "location")]
@@ -53,7 +52,7 @@ def run_info(args: argparse.Namespace) -> int:
         )
     _print_table(rows)
     print(f"\nSignal families (levels {MIN_LEVEL}..{MAX_LEVEL})")
-    _print_table([("family", "description")] + [(f.name, f.description) for f in FAMILIES.values()])
+    _print_table([("family", "description"), *FAMILY_DESCRIPTIONS.items()])
     print("\nMixture recipes")
     _print_table(
         [("recipe", "components", "what")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from demixgan.cli.options import add_flags, from_flags
+from demixgan.inference.choice import METHODS, REFINE
 from demixgan.inference.options import (
     DEFAULT_METHODS,
     METHOD_NAMES,
@@ -68,10 +69,19 @@ def register(commands: argparse._SubParsersAction) -> None:
             )
         if task != "denoise":
             parser.add_argument(
+                "--method",
+                choices=METHODS,
+                help="fit: the latent fit from the prior; separator: the run's separator in "
+                "one pass; refine: the separator's parts, then a short fit (default: what "
+                "validation chose when the run was given a separator, else fit)"
+                if task == "demix"
+                else "fit, or separator / refine with --separator (a separator trained for the "
+                "same matrix; default fit)",
+            )
+            parser.add_argument(
                 "--separator",
-                help="separate in one pass with this separator network (written by 'demixgan "
-                "separator' for the checkpoint, and for cs the same matrix) instead of "
-                "fitting latents",
+                help="the separator network to use (written by 'demixgan separator'; for cs one "
+                "trained for the same matrix); default for demix: the run's own, RUN/separator",
             )
         parser.set_defaults(run=run_task, task=task)
 
@@ -87,7 +97,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     separator.add_argument(
         "checkpoint", nargs="?", help="run directory (latest checkpoint) or .safetensors"
     )
-    separator.add_argument("-o", "--output", help="directory of the separator run (new)")
+    separator.add_argument(
+        "-o",
+        "--output",
+        help="directory of the separator run (new; default RUN/separator, where demix and "
+        "evaluate find it)",
+    )
     separator.add_argument(
         "--resume",
         metavar="DIR",
@@ -148,7 +163,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--separator",
         help="also score this separator network (written by 'demixgan separator' for the "
-        "checkpoint; docs/inference.md)",
+        "checkpoint; default: the run's own, RUN/separator, where it has one)",
     )
     _fit_options(evaluate)
     evaluate.set_defaults(run=run_evaluate)
@@ -197,6 +212,9 @@ def _run_task(args: argparse.Namespace) -> int:
         trained, args.inputs, args.task, measurements, getattr(args, "matrix_seed", 0)
     )
     truth = read_truth(args.truth, args.task, trained, observations.shape[0])
+    method, separator_path, why = _task_method(args, trained)
+    if method == "refine" and options == FitOptions():
+        options = REFINE  # no fit flag given: the short refinement, not the paper's whole fit
     estimates = run_inference(
         trained,
         args.task,
@@ -206,10 +224,43 @@ def _run_task(args: argparse.Namespace) -> int:
         consistent=not getattr(args, "raw", False),
         corruption_level=getattr(args, "corruption_level", None),
         estimate=getattr(args, "estimate", "generator"),
-        separator=_load_separator(getattr(args, "separator", None)),
+        separator=_load_separator(separator_path),
+        method=method,
     )
+    print(f"method: {method} ({why})")
     print(write_outputs(output, trained, args.task, estimates, truth, sources))
     return 0
+
+
+def _task_method(args: argparse.Namespace, trained) -> tuple[str, str | None, str]:
+    """The method a task runs, the separator it needs and why it was picked."""
+    from demixgan.errors import DemixganError
+    from demixgan.inference.choice import default_method, own_separator, separator_dir
+
+    asked, given = getattr(args, "method", None), getattr(args, "separator", None)
+    if args.task != "demix" or given is not None:
+        method = asked or ("separator" if given is not None else "fit")
+        if method != "fit" and given is None:
+            raise DemixganError(
+                f"--method {method} for {args.task} needs --separator DIR: "
+                + (
+                    "a separator trained for the same matrix ('demixgan separator RUN "
+                    "--measurements M')."
+                    if args.task == "cs"
+                    else "a separator demixes; denoise fits the generator."
+                )
+            )
+        return method, given, "asked" if asked else ("--separator given" if given else "default")
+    method = asked or default_method(trained.checkpoint)
+    folder = own_separator(trained.checkpoint)
+    if method != "fit" and folder is None:
+        raise DemixganError(
+            f"--method {method} needs the run's separator, but "
+            f"'{separator_dir(trained.checkpoint)}' holds none: train it with 'demixgan "
+            f"separator {args.checkpoint}', or use --method fit."
+        )
+    why = "asked" if asked else "the run's default" if folder else "the run has no separator"
+    return method, None if method == "fit" else str(folder), why
 
 
 def _load_separator(path: str | None):
@@ -266,11 +317,11 @@ def _train_separator_run(
     teacher,
 ) -> int:
     """The writing half of ``run_separator``, under the run directory's lock."""
-    import sys
     import time
     from dataclasses import asdict
 
     from demixgan.inference.amortized import save_separator
+    from demixgan.io.progress import progress_bar
     from demixgan.training.separator import (
         finished_separator,
         start_run,
@@ -287,23 +338,17 @@ def _train_separator_run(
     if operator is not None and trained.remixable and teacher is None:
         total *= 2  # the separator of whole mixtures that splits them for the remixing
     done = steps_done(run_dir) if args.resume is not None else 0
-
-    def report(steps: int) -> None:
-        nonlocal done
-        done += steps
-        if done % 250 == 0 or done == total:
-            print(f"step {done}/{total}", file=sys.stderr, flush=True)
-
     start = time.perf_counter()
-    separator = train_model_separator(
-        trained,
-        options,
-        operator=operator,
-        teacher=teacher,
-        progress=report,
-        run_dir=run_dir,
-        resume=args.resume is not None,
-    )
+    with progress_bar(total, "separator", unit="step", initial=done) as bar:
+        separator = train_model_separator(
+            trained,
+            options,
+            operator=operator,
+            teacher=teacher,
+            progress=bar.update,
+            run_dir=run_dir,
+            resume=args.resume is not None,
+        )
     seconds = time.perf_counter() - start
     metadata = {
         "trained_for": str(trained.checkpoint),
@@ -315,6 +360,12 @@ def _train_separator_run(
     }
     checkpoint = save_separator(separator, run_dir, metadata)
     print(f"trained in {seconds:.0f} s; separator checkpoint: {checkpoint.weights_path}")
+    if operator is None:
+        from demixgan.inference.choice import CHOICE_FILE, choose, write_choice
+
+        chosen = choose(trained, separator)
+        write_choice(run_dir, chosen)
+        print(f"default method of the run: {chosen['method']} (validation: {CHOICE_FILE})")
     return 0
 
 
@@ -325,10 +376,17 @@ def _separator_job(args: argparse.Namespace) -> dict:
 
     from demixgan.errors import DemixganError
 
-    if args.checkpoint is None or args.output is None:
+    if args.checkpoint is None:
         raise DemixganError(
-            "Give the checkpoint and -o DIR for a new separator run (demixgan separator RUN -o "
-            "DIR), or --resume DIR to continue one."
+            "Give the checkpoint for a new separator run (demixgan separator RUN [-o DIR]), or "
+            "--resume DIR to continue one."
+        )
+    if args.output is None and args.measurements is None:
+        args.output = str(_own_separator_dir(args.checkpoint))
+    elif args.output is None:
+        raise DemixganError(
+            "A separator of compressive measurements is not the run's own (that one separates "
+            "whole mixtures): give it -o DIR."
         )
 
     def absolute(path: str | None) -> str | None:  # --resume may run from another directory
@@ -341,6 +399,16 @@ def _separator_job(args: argparse.Namespace) -> dict:
         "matrix_seed": args.matrix_seed,
         "teacher": absolute(args.teacher),
     }
+
+
+def _own_separator_dir(checkpoint: str):
+    """RUN/separator for a run directory or one of its checkpoints (inference/choice.py)."""
+    from pathlib import Path
+
+    from demixgan.inference.choice import SEPARATOR_DIR, separator_dir
+
+    path = Path(checkpoint)
+    return path / SEPARATOR_DIR if path.is_dir() else separator_dir(path)
 
 
 def _job_options(job: dict, run_dir) -> SeparatorOptions:
@@ -391,11 +459,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from demixgan.errors import DemixganError
     from demixgan.inference.api import load
+    from demixgan.inference.choice import own_separator
     from demixgan.inference.tasks import evaluate_checkpoint
 
     options = _options(args)
     trained = load(args.checkpoint)
-    separator = _load_separator(args.separator)
+    separator = _load_separator(args.separator or own_separator(trained.checkpoint))
     if args.mixtures or (trained.config.data.mixtures and args.recipe is None):
         return _evaluate_observed(args, options, trained, separator)
     if args.truth or args.grid:

@@ -46,6 +46,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     from demixgan.errors import DemixganError
     from demixgan.experiments.profiles import get_profile
     from demixgan.experiments.registry import (
+        DESCRIPTIONS,
         all_experiments,
         get_experiment,
         reproduce,
@@ -55,8 +56,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     from demixgan.io.locks import output_lock
 
     if args.name == "list":
-        for experiment in all_experiments():
-            print(f"{experiment.name:14s} {experiment.title} (paper: {experiment.paper})")
+        for name, (title, paper) in DESCRIPTIONS.items():
+            print(f"{name:14s} {title} (paper: {paper})")
         return 0
     get_profile(args.profile)
     names = [e.name for e in all_experiments()] if args.name == "all" else [args.name]

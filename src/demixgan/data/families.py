@@ -22,11 +22,9 @@ from numbers import Integral
 
 import torch
 
+from demixgan.data.descriptions import FAMILY_DESCRIPTIONS, MAX_LEVEL, MIN_LEVEL
 from demixgan.errors import DemixganError
 from demixgan.spec.image import MNIST_IMAGE
-
-MIN_LEVEL = 1
-MAX_LEVEL = 10
 
 #: Half-width (pixels, measured perpendicular to the curve) of the ``sines`` stroke profile:
 #: a tent of this half-width has a full width at half maximum of 1.25 px, a thin pen stroke.
@@ -267,27 +265,16 @@ class SignalFamily:
         return self.render(n, k, generator, height, width).contiguous()
 
 
+#: How each family of ``FAMILY_DESCRIPTIONS`` is drawn.
+_RENDERERS: dict[str, Renderer] = {
+    "sines": _render_sines,
+    "waves": _render_waves,
+    "ink": _render_ink,
+    "lines": _render_lines,
+}
 FAMILIES: dict[str, SignalFamily] = {
-    "sines": SignalFamily(
-        "sines",
-        "k thin anti-aliased random sinusoidal curves spanning the image width (union).",
-        _render_sines,
-    ),
-    "waves": SignalFamily(
-        "waves",
-        "sum of k random 2-D sinusoidal plane waves, min-max scaled to [0, 1] (dense texture).",
-        _render_waves,
-    ),
-    "ink": SignalFamily(
-        "ink",
-        "k ink-like sinusoidal strokes of varying width and intensity, most reaching 1 (union).",
-        _render_ink,
-    ),
-    "lines": SignalFamily(
-        "lines",
-        "k random full-length 1-px vertical or horizontal lines at distinct positions (union).",
-        _render_lines,
-    ),
+    name: SignalFamily(name, description, _RENDERERS[name])
+    for name, description in FAMILY_DESCRIPTIONS.items()
 }
 
 

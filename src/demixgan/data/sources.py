@@ -39,9 +39,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from demixgan.data.arrays import (
     SPLIT_SEED,
@@ -60,6 +60,9 @@ from demixgan.data.folder_source import (
 )
 from demixgan.data.idx_sources import DATA_ENV, _describe_idx, _idx_search_dirs, _idx_split
 from demixgan.errors import DemixganError
+
+if TYPE_CHECKING:  # type hints only: torch loads when images are loaded, not to describe them
+    import torch
 
 __all__ = [
     "DATA_ENV",
@@ -107,6 +110,8 @@ def load_images(
     ``data_dir`` is searched first by mnist and fashion-mnist, is the image directory of the
     folder source, and is ignored by mnist-embedded; ``download`` only concerns the IDX sources.
     """
+    import torch
+
     _check_split(_check_source(source), split)
     if source == "folder":
         names = _folder_class_names(_folder_root(data_dir))

@@ -35,6 +35,7 @@ class MethodScore:
     method: str
     scores: dict[str, dict[str, tuple[float, float]]]
     matching: dict[str, str]  # true component -> the estimate assigned to it
+    seconds: float | None = None  # time per mixture to separate, where it was measured
 
 
 def score_method(
@@ -45,11 +46,13 @@ def score_method(
     estimate_names: Sequence[str] | None = None,
     *,
     per_mixture: bool = False,
+    seconds: float | None = None,
 ) -> MethodScore:
     """Match ``estimates`` [N, K_est, 1, H, W] to ``truths`` [N, K, 1, H, W] and score them.
 
     ``per_mixture``: match each mixture's estimates by its own best permutation (for
-    exchangeable parts); the reported matching then reads "best per mixture".
+    exchangeable parts); the reported matching then reads "best per mixture". ``seconds``:
+    the method's time per mixture, shown in the tables.
     """
     if per_mixture:
         chosen = align_each(estimates, truths)
@@ -63,7 +66,7 @@ def score_method(
         name: {metric: mean_std(fn(chosen[:, t], truths[:, t])) for metric, fn in METRICS.items()}
         for t, name in enumerate(names)
     }
-    return MethodScore(method, scores, matching)
+    return MethodScore(method, scores, matching, seconds)
 
 
 def reference_scores(
@@ -83,6 +86,7 @@ def table_cells(
 ) -> tuple[list[str], list[list[str]]]:
     """Header and cells "mean ± std" of PSNR / MSE / SSIM per component, one row per method."""
     header = ["method"] + [f"{name} {m.upper()}" for name in names for m in METRICS]
+    timed = any(row.seconds is not None for row in rows)
     cells = []
     for row in rows:
         line = [row.method]
@@ -91,8 +95,10 @@ def table_cells(
                 mean, std = row.scores[name][metric]
                 digits = 2 if metric == "psnr" else 4
                 line.append(f"{mean:.{digits}f} ± {std:.{digits}f}")
+        if timed:
+            line.append("" if row.seconds is None else f"{1e3 * row.seconds:.2f}")
         cells.append(line)
-    return header, cells
+    return header + ["ms / mixture"] * timed, cells
 
 
 def markdown_table(rows: Sequence[MethodScore], names: Sequence[str], n: int) -> str:

@@ -51,8 +51,6 @@ def _priors(level: int) -> dict[str, str]:
 
 @register(
     "cs",
-    "compressive sensing y = A(x + n): LASSO vs. GAN priors",
-    "Fig. 7",
     configs=dict.fromkeys(config for level in WAVES for config in _priors(level).values()),
 )
 def compressive_sensing(context: Context) -> Outcome:

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from demixgan.data.sources import ImageSet
-from demixgan.experiments.demo import DEMO_CONFIG, asset, shipped_checkpoint
+from demixgan.experiments.demo import SHIPPED_CONFIG, asset, shipped_checkpoint
 from demixgan.experiments.profiles import Profile
 from demixgan.inference.api import TrainedModel, load
 from demixgan.io import checkpoints
@@ -44,10 +44,10 @@ class Context:
     provenance: list[str] = field(default_factory=list)
 
     def bar(self, total: int, description: str):
-        """A progress bar (tqdm) that stays quiet when progress is off."""
-        from tqdm import tqdm
+        """A progress bar (io/progress.py) that stays quiet when progress is off."""
+        from demixgan.io.progress import progress_bar
 
-        return tqdm(total=total, desc=description, unit="image", disable=not self.progress)
+        return progress_bar(total, description, unit="image", enabled=self.progress)
 
     def config(self, name: str, *overrides: str) -> RunConfig:
         """An experiment config shipped with demixgan, with the profile's overrides applied."""
@@ -170,5 +170,5 @@ def _without_later_defaults(table: dict, later: dict) -> dict:
 
 
 def _same_as_shipped_demo(config: RunConfig) -> bool:
-    shipped = load_config(asset(DEMO_CONFIG))
+    shipped = load_config(asset(SHIPPED_CONFIG))
     return asdict(config) | {"name": ""} == asdict(shipped) | {"name": ""}

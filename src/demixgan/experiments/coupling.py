@@ -24,8 +24,6 @@ COUPLINGS = (
 
 @register(
     "z-coupling",
-    "demixing fails when the generators' latents are aligned",
-    "Fig. 13, 14",
     configs=[setting.config for setting in COUPLINGS],
 )
 def z_coupling(context: Context) -> Outcome:

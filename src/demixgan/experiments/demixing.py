@@ -174,8 +174,6 @@ TRAIN_SETTINGS = (
 
 @register(
     "demix-test",
-    "separating unseen test mixtures vs. ICA",
-    "Fig. 6 and Table 1",
     configs=[setting.config for setting in TEST_SETTINGS],
 )
 def demix_test(context: Context) -> Outcome:
@@ -193,8 +191,6 @@ def demix_test(context: Context) -> Outcome:
 
 @register(
     "demix-train",
-    "demixing-GANs learn both parts from mixtures: digit + sines, digit + lines, two digits",
-    "Fig. 4, 5 and Table 1 (digits 1 + 2)",
     configs=[setting.config for setting in TRAIN_SETTINGS],
 )
 def demix_train(context: Context) -> Outcome:
@@ -223,8 +219,6 @@ K3_SETTING = Setting("digit+sines+lines", "demix-digit-sines-lines", amortized=T
 
 @register(
     "demix-k3",
-    "three parts learned from mixtures alone: digit + sines + lines",
-    "beyond the paper (its experiments have K = 2)",
     configs=[K3_SETTING.config],
 )
 def demix_k3(context: Context) -> Outcome:

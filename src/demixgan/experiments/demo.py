@@ -1,12 +1,18 @@
-"""`demixgan demo`: separate held-out digit + sines mixtures and write a report.
+"""`demixgan demo`: separate held-out digit + ink mixtures and write a report.
 
 The demo separates test mixtures of real MNIST digits (the embedded test split, never seen in
-training) and sine curves (level 1) with a demixing-GAN, scores it against ICA, the trivial
-split y/2 and the mixture itself, and writes a run directory with the evolution grid, the
-separation grid, the scores and a self-contained ``report.html``. It uses the checkpoint that
-ships with the package (trained by ``demixgan train`` from the package's
-``assets/experiments/demix-digit-sines.toml``), or, with ``train=True``, trains that config
-from scratch first.
+training) crossed by ink-like curves (level 1, the sum clipped to [0, 1]) with a
+demixing-GAN's separator network, and with the latent fit started from its parts; it scores
+them against the best pixel-value rule, ICA, the trivial split y/2 and the mixture itself,
+and writes a run directory with the evolution grid, the separation grid, the scores (with
+each method's time per mixture) and a self-contained ``report.html``. It uses the model and
+separator that ship with the package (trained by ``demixgan train`` from the package's
+``assets/experiments/demix-digit-ink.toml``, then ``demixgan separator``), or, with
+``train=True``, trains both from scratch first. ``method="fit"`` runs the latent fit from
+the prior's draws instead (the paper's inference, minutes instead of seconds).
+
+The paper's digit + sines model ships beside it (``shipped_checkpoint``): the experiments
+that reproduce the paper's figures use it.
 """
 
 from __future__ import annotations
@@ -15,25 +21,40 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 from demixgan.errors import DemixganError
 from demixgan.experiments.figures import separation_panels
+from demixgan.inference.amortized import Separator
 from demixgan.inference.api import TrainedModel, load
-from demixgan.inference.options import FitOptions
+from demixgan.inference.choice import REFINE
+from demixgan.inference.options import FitOptions, SeparatorOptions
 from demixgan.inference.tasks import Evaluation, evaluate_checkpoint
 from demixgan.io import checkpoints
 from demixgan.io.atomic import atomic_path
 from demixgan.reports.grids import save_panels
 from demixgan.reports.html import Figure, Section, Table, Text, write_report
 
-#: The demo's latent-fit budget: fits 200 mixtures in a few minutes on 2 CPU cores.
+#: The latent fit's budget (``method="fit"``): fits 200 mixtures in a few minutes on 2 cores.
 DEMO_FIT = FitOptions(iterations=300, restarts=6, lr=0.05, smoothing=2.0, seed=0, chunk=240)
+#: The rows of each demo method, in table order (inference/methods.py).
+DEMO_METHODS = {
+    "separator": ("refine", "separator", "pixel-rule", "ica", "mixture", "split"),
+    "fit": ("fit", "pixel-rule", "ica", "mixture", "split"),
+}
+#: The shipped separator's budget (``demixgan separator RUN --steps 1500 --remix-steps 500``,
+#: 13 minutes on 2 cores: set by the session's time, not chosen on validation); ``--train``
+#: trains the same.
+DEMO_SEPARATOR = SeparatorOptions(steps=1500, remix_steps=500)
 EXAMPLES = 8
-#: The demo's config, inside the package's assets; the shipped checkpoint was trained from it.
-DEMO_CONFIG = "experiments/demix-digit-sines.toml"
+#: The demo's config and model directory inside the package's assets: the model there was
+#: trained from the config, and its separator (``separator/``) from the model.
+DEMO_CONFIG = "experiments/demix-digit-ink.toml"
+DEMO_MODEL = "demo-ink"
+#: The paper's digit + sines model (attempt E11), which the paper's experiments reuse.
+SHIPPED_CONFIG = "experiments/demix-digit-sines.toml"
 
 
 @dataclass(frozen=True)
@@ -48,14 +69,23 @@ def asset(name: str) -> Path:
     return Path(str(resources.files("demixgan") / "assets" / name))
 
 
-def shipped_checkpoint() -> Path:
-    latest = checkpoints.latest_checkpoint(asset("demo"))
+def shipped_checkpoint(model: str = "demo") -> Path:
+    """The checkpoint of a model shipped in ``assets/<model>``: the paper's digit + sines one
+    by default, ``DEMO_MODEL`` for the demo's."""
+    latest = checkpoints.latest_checkpoint(asset(model))
     if latest is None:
         raise DemixganError(
-            f"The demo checkpoint is missing from {asset('demo')} (a damaged installation?). "
-            "Reinstall demixgan, or train it with 'demixgan demo --train'."
+            f"The shipped checkpoint is missing from {asset(model)} (a damaged installation?). "
+            "Reinstall demixgan, or train the demo's with 'demixgan demo --train'."
         )
     return latest.weights_path
+
+
+def demo_separator() -> Separator:
+    """The separator shipped beside the demo's model (``demixgan separator`` trained it)."""
+    from demixgan.inference.amortized import load_separator
+
+    return load_separator(asset(f"{DEMO_MODEL}/separator"))[0]
 
 
 def run_demo(
@@ -64,14 +94,22 @@ def run_demo(
     train_first: bool = False,
     overrides: Sequence[str] = (),
     n: int = 200,
-    options: FitOptions = DEMO_FIT,
+    method: str = "separator",
+    options: FitOptions | None = None,
+    separator_options: SeparatorOptions | None = None,
     progress: bool = True,
 ) -> DemoResult:
     """Run the whole demo into ``run_dir`` (a new directory) and return where things are.
 
     ``overrides`` (KEY=VALUE, as ``demixgan train --set``) change the demo config when
-    ``train_first`` trains it.
+    ``train_first`` trains it (and its separator, with ``separator_options``). ``options``
+    is the latent fit's budget: the refinement's (``REFINE``) for the separator method,
+    the whole fit's (``DEMO_FIT``) for ``method="fit"``.
     """
+    if method not in DEMO_METHODS:
+        raise DemixganError(
+            f"The demo's method is one of {', '.join(DEMO_METHODS)}, not {method!r}."
+        )
     from demixgan.inference.outputs import check_new_output
     from demixgan.spec.config import load_config
 
@@ -82,24 +120,37 @@ def run_demo(
     if config is not None:
         checkpoint, evolution = _train(config, run_dir, progress)
     else:
-        checkpoint = shipped_checkpoint()
+        checkpoint = shipped_checkpoint(DEMO_MODEL)
         evolution = run_dir / "evolution.png"
-        shutil.copyfile(asset("demo-evolution.png"), evolution)
+        shutil.copyfile(asset(f"{DEMO_MODEL}/evolution.png"), evolution)
     trained = load(checkpoint)
-    evaluation, examples = _evaluate(trained, n, options, progress)
+    separator = None
+    if method == "separator":
+        separator = (
+            _train_separator(trained, separator_options, progress)
+            if config is not None
+            else demo_separator()
+        )
+    options = options or (REFINE if separator is not None else DEMO_FIT)
+    evaluation, examples = _evaluate(trained, n, method, options, separator, progress)
+    if config is None:  # the package's model, by its place in any installation
+        checkpoint = Path(f"demixgan/assets/{DEMO_MODEL}/{checkpoint.name}")
+        evaluation = replace(evaluation, checkpoint=str(checkpoint))
     grid = run_dir / "separation.png"
     save_panels(
         examples, grid, ncol=1, title=f"{min(EXAMPLES, n)} of the {n} held-out test mixtures"
     )
+    command = f"demixgan demo --method {method} --n {n}" + " --train" * train_first
     with atomic_path(run_dir / "metrics.json") as tmp:
-        tmp.write_text(evaluation.to_json(), encoding="utf-8")
+        record = {"command": command, **asdict(evaluation)}
+        tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     with atomic_path(run_dir / "table.md") as tmp:
         tmp.write_text(evaluation.table + "\n", encoding="utf-8")
     elapsed = time.perf_counter() - started
     report = write_report(
         run_dir / "report.html",
-        "demixgan demo: digit + sines separated by a demixing-GAN",
-        _sections(trained, evaluation, checkpoint, train_first, evolution, grid, elapsed),
+        "demixgan demo: digit + ink separated by a demixing-GAN",
+        _sections(trained, evaluation, checkpoint, train_first, evolution, grid, elapsed, method),
     )
     return DemoResult(run_dir, evaluation, report)
 
@@ -112,20 +163,35 @@ def _train(config, run_dir: Path, progress: bool) -> tuple[Path, Path]:
     return result.checkpoint, grids[-1]
 
 
-def _evaluate(trained: TrainedModel, n: int, options: FitOptions, progress: bool):
-    from tqdm import tqdm
+def _train_separator(trained: TrainedModel, options: SeparatorOptions | None, progress: bool):
+    from demixgan.io.progress import progress_bar
+    from demixgan.training.separator import train_model_separator
 
-    with tqdm(
-        total=n, desc="separating test mixtures", unit="mixture", disable=not progress
-    ) as bar:
+    options = options or DEMO_SEPARATOR
+    total = options.steps + options.remix_steps
+    with progress_bar(total, "training the separator", unit="step", enabled=progress) as bar:
+        return train_model_separator(trained, options, progress=bar.update)
+
+
+def _evaluate(trained, n: int, method: str, options: FitOptions, separator, progress: bool):
+    from demixgan.io.progress import progress_bar
+
+    with progress_bar(n, "fitting test mixtures", unit="mixture", enabled=progress) as bar:
         evaluation, separation = evaluate_checkpoint(
-            trained, options, n=n, digit_source="mnist-embedded", progress=bar.update
+            trained,
+            options,
+            n=n,
+            digit_source="mnist-embedded",
+            methods=DEMO_METHODS[method],
+            separator=separator,
+            refine_options=options,
+            progress=bar.update,
         )
     panels = separation_panels(trained, evaluation, separation, EXAMPLES)
     return evaluation, panels
 
 
-def _sections(trained, evaluation, checkpoint, trained_here, evolution, grid, elapsed):
+def _sections(trained, evaluation, checkpoint, trained_here, evolution, grid, elapsed, method):
     header, cells = _table(evaluation)
     source = (
         "trained in this run from the demo config"
@@ -133,15 +199,24 @@ def _sections(trained, evaluation, checkpoint, trained_here, evolution, grid, el
         else "shipped with demixgan, trained by 'demixgan train' from the demo config"
     )
     config = json.dumps(asdict(trained.config), indent=2)
+    how = (
+        "by the demixing-GAN's separator network in one pass (trained on the GAN's own draws, "
+        "then by remixing the training mixtures), and by a short latent fit started from the "
+        "separator's parts"
+        if method == "separator"
+        else "by fitting the latents of the demixing-GAN's two generators to each mixture"
+    )
     return [
         Section(
             "What this is",
             [
                 Text(
-                    f"{evaluation.n} held-out mixtures y = digit + sines (level 1) of real MNIST "
-                    f"digits ({evaluation.digits}, never used in training) were separated by "
-                    "fitting the latents of a demixing-GAN's two generators to each mixture. "
-                    "The GAN was trained on mixtures only: it never saw a clean digit or curve."
+                    f"{evaluation.n} held-out mixtures y = clip(digit + ink, 0, 1) (level 1) of "
+                    f"real MNIST digits ({evaluation.digits}, never used in training) were "
+                    f"separated {how}. The GAN and the separator learned from mixtures only: "
+                    "neither saw a clean digit or curve. The ink strokes reach 1 like the "
+                    "digits, so no rule on a pixel's value separates them; the pixel-value row "
+                    "is the best such rule, fitted with the truth of validation mixtures."
                 ),
                 Text(f"Checkpoint: {checkpoint} ({source}). Total time {elapsed:.0f} s."),
             ],
@@ -151,11 +226,11 @@ def _sections(trained, evaluation, checkpoint, trained_here, evolution, grid, el
             [
                 Table(header, cells),
                 Text(
-                    "A separation is worth its gain over the trivial split x = n = y/2. The "
-                    "demixing-GAN's parts are the fitted generator outputs G(z) projected onto "
-                    "the closest parts in [0, 1] that add up to the mixture; the G(z) row scores "
-                    "the generator outputs before that projection. ICA is scikit-learn's FastICA "
-                    "on the patches of each mixture (docs/baselines.md)."
+                    "A separation is worth its gain over the best of the trivial split "
+                    "x = n = y/2 and the pixel-value rule (each part's mean given the mixture's "
+                    "pixel value, a lookup table fitted on 2,000 validation mixtures with their "
+                    "truth). ICA is scikit-learn's FastICA on the patches of each mixture "
+                    "(docs/baselines.md). The last column is each method's time per mixture."
                 ),
             ],
         ),
@@ -165,7 +240,7 @@ def _sections(trained, evaluation, checkpoint, trained_here, evolution, grid, el
         ),
         Section("Training", [Figure(evolution, "generators for fixed latents (evolution)")]),
         Section(
-            "Latent fit",
+            "Latent fit" if method == "fit" else "Refinement (latent fit from the separator)",
             [Text(json.dumps(evaluation.options, indent=2), preformatted=True)],
         ),
         Section("Model configuration", [Text(config, preformatted=True)]),

@@ -42,8 +42,6 @@ DENOISERS = (
 
 @register(
     "denoise-train",
-    "a denoising-GAN learns clean digits from corrupted ones",
-    "Fig. 2",
     configs=[denoiser.config for denoiser in DENOISERS],
     classifier=True,
 )
@@ -98,8 +96,6 @@ def denoise_train(context: Context) -> Outcome:
 
 @register(
     "denoise-test",
-    "denoising unseen digits at corruption levels 1..5",
-    "Fig. 3",
     configs=[denoiser.config for denoiser in DENOISERS],
     classifier=True,
 )

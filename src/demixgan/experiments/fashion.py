@@ -26,8 +26,6 @@ MNIST_FASHION_SETTINGS = (
 
 @register(
     "fashion",
-    "demixing two Fashion-MNIST objects vs. ICA",
-    "Fig. 8-10 and Table 2",
     configs=[setting.config for setting in FASHION_SETTINGS],
 )
 def fashion(context: Context) -> Outcome:
@@ -50,8 +48,6 @@ def fashion(context: Context) -> Outcome:
 
 @register(
     "mnist-fashion",
-    "demixing an MNIST 8 from a Fashion-MNIST dress, InfoGAN and DCGAN generators",
-    "Fig. 11, 12",
     configs=[setting.config for setting in MNIST_FASHION_SETTINGS],
 )
 def mnist_fashion(context: Context) -> Outcome:

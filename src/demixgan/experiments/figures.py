@@ -11,7 +11,7 @@ import torch
 from demixgan.evaluation.metrics import align_each
 from demixgan.evaluation.separation import PER_MIXTURE
 from demixgan.inference.api import TrainedModel
-from demixgan.inference.methods import FIT_ROW, GENERATED_ROW, SEPARATOR_ROW
+from demixgan.inference.methods import FIT_ROW, GENERATED_ROW, REFINE_ROW, SEPARATOR_ROW
 from demixgan.inference.tasks import Evaluation, Separation
 from demixgan.reports.experiment import ResultFigure
 
@@ -19,14 +19,20 @@ from demixgan.reports.experiment import ResultFigure
 def separation_panels(
     trained: TrainedModel, evaluation: Evaluation, separation: Separation, count: int
 ) -> list[tuple[str, torch.Tensor]]:
-    """Truth, mixture, the GAN's parts, the generator outputs G(z), a separator's parts (where
-    the evaluation had one) and ICA's parts."""
+    """Truth, mixture, the GAN's parts, the generator outputs G(z), a separator's parts and
+    the refined ones (where the evaluation had them) and ICA's parts."""
     batch, shown = separation.batch, slice(0, count)
-    order = {row.method: row for row in evaluation.rows}["demixing-GAN"].matching
+    shown_rows = {
+        "GAN": FIT_ROW,
+        "G(z)": GENERATED_ROW,
+        "separator": SEPARATOR_ROW,
+        "separator + fit": REFINE_ROW,
+    }
+    rows = {row.method: row for row in evaluation.rows}
+    order = next(rows[r] for r in shown_rows.values() if r in rows).matching
     truths = batch.components[shown]
     panels = [(f"{name} (truth)", truths[:, k]) for k, name in enumerate(order)]
     panels.append(("mixture", batch.mixtures[shown]))  # shown clipped to [0, 1]
-    shown_rows = {"GAN": FIT_ROW, "G(z)": GENERATED_ROW, "separator": SEPARATOR_ROW}
     methods = [
         (label, separation.estimates[row])
         for label, row in shown_rows.items()

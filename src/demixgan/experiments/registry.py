@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from demixgan.errors import DemixganError
-from demixgan.experiments.context import Context
 from demixgan.experiments.profiles import get_profile
 from demixgan.reports.experiment import Header, Outcome, write_outcome
 from demixgan.reports.html import Links, Section, Text, write_report
+
+if TYPE_CHECKING:  # type hints only: the context (and torch) loads when an experiment runs
+    from demixgan.experiments.context import Context
 
 
 @dataclass(frozen=True)
@@ -34,25 +37,40 @@ class Experiment:
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
-#: The paper's order, in which `list` and `all` go.
-PAPER_ORDER = (
-    "denoise-train",
-    "denoise-test",
-    "demix-train",
-    "demix-test",
-    "cs",
-    "fashion",
-    "mnist-fashion",
-    "z-coupling",
-)
+#: name -> (title, the paper's figures and tables it reproduces) of every experiment, in the
+#: order `list` and `all` go. `list` prints this without importing the experiments (and torch);
+#: ``register`` takes each experiment's words from here.
+DESCRIPTIONS: dict[str, tuple[str, str]] = {
+    "denoise-train": ("a denoising-GAN learns clean digits from corrupted ones", "Fig. 2"),
+    "denoise-test": ("denoising unseen digits at corruption levels 1..5", "Fig. 3"),
+    "demix-train": (
+        "demixing-GANs learn both parts from mixtures: digit + sines, digit + lines, two digits",
+        "Fig. 4, 5 and Table 1 (digits 1 + 2)",
+    ),
+    "demix-test": ("separating unseen test mixtures vs. ICA", "Fig. 6 and Table 1"),
+    "cs": ("compressive sensing y = A(x + n): LASSO vs. GAN priors", "Fig. 7"),
+    "fashion": ("demixing two Fashion-MNIST objects vs. ICA", "Fig. 8-10 and Table 2"),
+    "mnist-fashion": (
+        "demixing an MNIST 8 from a Fashion-MNIST dress, InfoGAN and DCGAN generators",
+        "Fig. 11, 12",
+    ),
+    "z-coupling": ("demixing fails when the generators' latents are aligned", "Fig. 13, 14"),
+    "demix-k3": (
+        "three parts learned from mixtures alone: digit + sines + lines",
+        "beyond the paper (its experiments have K = 2)",
+    ),
+}
 #: Experiments past the paper's, run after its own by `list` and `all`.
 BEYOND_PAPER = ("demix-k3",)
+#: The paper's order, in which `list` and `all` go.
+PAPER_ORDER = tuple(name for name in DESCRIPTIONS if name not in BEYOND_PAPER)
 
 
-def register(
-    name: str, title: str, paper: str, *, configs: Iterable[str] = (), classifier: bool = False
-):
-    """Decorator: add an experiment function to the registry under ``name``."""
+def register(name: str, *, configs: Iterable[str] = (), classifier: bool = False):
+    """Decorator: add an experiment function to the registry under ``name`` (in DESCRIPTIONS)."""
+    if name not in DESCRIPTIONS:
+        raise ValueError(f"experiment {name!r} has no title and figures in DESCRIPTIONS")
+    title, paper = DESCRIPTIONS[name]
 
     def add(run: Callable[[Context], Outcome]) -> Callable[[Context], Outcome]:
         if name in EXPERIMENTS:
@@ -89,6 +107,7 @@ def reproduce(
     progress: bool = True,
 ) -> Path:
     """Run experiment ``name`` into the new directory ``output``; return its report.html."""
+    from demixgan.experiments.context import Context
     from demixgan.inference.outputs import check_new_output
 
     experiment = get_experiment(name)
@@ -131,6 +150,8 @@ def train_models(
     can be trained first (several experiments side by side, or on another machine sharing the
     store) and the experiment run later reuses them. Returns where each model came from.
     """
+    from demixgan.experiments.context import Context
+
     experiment = get_experiment(name)
     context = Context(get_profile(profile), Path("."), Path(checkpoint_store), data_dir, progress)
     for config in experiment.configs:

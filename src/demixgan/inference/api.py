@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -23,7 +23,7 @@ from demixgan.inference.stroke_search import fit_with_stroke_search
 from demixgan.io.images import intensities
 from demixgan.io.json_files import read_json
 from demixgan.models.operators import GaussianOperator
-from demixgan.models.superposition_model import SuperpositionModel
+from demixgan.models.superposition_model import LearnedComponent, SuperpositionModel
 from demixgan.spec.config import RunConfig
 from demixgan.spec.image import ImageSpec
 
@@ -157,6 +157,34 @@ class TrainedModel:
         if self.model.operator.name == "identity":
             parts = project_onto_mixture(parts, mixtures)
         return parts[:, learned]
+
+    def refine(
+        self,
+        observations: torch.Tensor,
+        separator: Separator,
+        options: FitOptions | None = None,
+    ) -> torch.Tensor:
+        """The separator's parts as the latent fit's start, then a short fit: [N, K, C, H, W].
+
+        Each generator's latent is first fitted to its separated part (G_k(z_k) ~ part k),
+        then all of them to the mixture from there (one restart): where the separator is
+        close, the fit starts in the right basin instead of at the prior's random draws.
+        """
+        options = options or FitOptions()
+        mixtures = self.images(observations)
+        start = self.separate(mixtures, separator)
+        latents = {
+            name: fit_latents(self.single(name), start[:, k], options).latents[name]
+            for k, name in enumerate(self.model.learned)
+        }
+        joint = replace(options, restarts=1)
+        parts = fit_latents(self.model, mixtures, joint, initial=latents).components
+        return self.make_consistent(parts, mixtures)
+
+    def single(self, name: str) -> SuperpositionModel:
+        """The model's generator ``name`` alone, to fit its latent to one part."""
+        component = LearnedComponent(name, self.model.generators[name])
+        return SuperpositionModel([component], image=self.model.image)
 
     @property
     def projects_onto_mixture(self) -> bool:

@@ -29,6 +29,12 @@ FIT_ROW = "demixing-GAN"
 GENERATED_ROW = "demixing-GAN, G(z) only"
 #: The separator network trained on the model's draws and remixed training mixtures.
 SEPARATOR_ROW = "demixing-GAN, amortized separator"
+#: The separator's parts as the start of a short latent fit.
+REFINE_ROW = "demixing-GAN, separator + fit"
+#: The best pixel-value rule, fitted with the truth of validation mixtures: a floor, not a method.
+PIXEL_RULE_ROW = "pixel-value rule (fitted with truth)"
+#: Bins of the pixel-value rule's table over the mixtures' range.
+PIXEL_RULE_BINS = 256
 #: ICA's sources alone, not summing to the mixture: the reading nearest the paper's ICA rows.
 ICA_SHARES_ROW = "ICA, shares only"
 
@@ -97,6 +103,72 @@ class SeparatorNetwork:
 
     def separate(self, observations: torch.Tensor) -> torch.Tensor:
         return self.trained.separate(observations, self.separator)
+
+
+@dataclass
+class Refine:
+    """The separator's parts as the latent fit's start, then a short fit (``refine``)."""
+
+    trained: TrainedModel
+    separator: Separator
+    options: FitOptions
+    name: str = REFINE_ROW
+
+    @property
+    def part_names(self) -> Sequence[str]:
+        return self.trained.component_names
+
+    def separate(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.trained.refine(observations, self.separator, self.options)
+
+
+@dataclass
+class PixelRule:
+    """Each part as a function of the mixture's value at the same pixel and channel.
+
+    The table holds every part's mean over validation mixtures whose pixel fell in each of
+    ``PIXEL_RULE_BINS`` value bins: the best such rule in squared error, up to binning. It sees
+    the truth, so it is a floor a method must clear (in digit + sines the digits are exactly 1
+    and the curves never are, and it separates exactly), not something a user could run.
+    """
+
+    table: torch.Tensor  # [K, C, bins]: each part's mean value per mixture-value bin
+    low: float
+    high: float
+    part_names: Sequence[str]
+    name: str = PIXEL_RULE_ROW
+
+    @classmethod
+    def fit(
+        cls, mixtures: torch.Tensor, parts: torch.Tensor, part_names: Sequence[str]
+    ) -> PixelRule:
+        """The table of mixtures [N, C, H, W] and their true parts [N, K, C, H, W]."""
+        low, high = mixtures.min().item(), mixtures.max().item()
+        channels, count = mixtures.shape[1], parts.shape[1]
+        bins = _bins(mixtures, low, high).transpose(0, 1).reshape(channels, -1)  # [C, NHW]
+        offsets = torch.arange(channels)[:, None] * PIXEL_RULE_BINS
+        flat = (bins + offsets).flatten()
+        sizes = torch.bincount(flat, minlength=channels * PIXEL_RULE_BINS).double()
+        table = torch.empty(count, channels * PIXEL_RULE_BINS, dtype=torch.float64)
+        for k in range(count):
+            values = parts[:, k].transpose(0, 1).reshape(-1).double()
+            table[k] = torch.bincount(flat, values, minlength=channels * PIXEL_RULE_BINS)
+        # An empty bin takes the split of its value: no evidence, no preference.
+        centres = torch.linspace(low, high, PIXEL_RULE_BINS, dtype=torch.float64)
+        empty = sizes == 0
+        table = torch.where(empty, centres.repeat(channels) / count, table / sizes.clamp(min=1))
+        return cls(table.float().view(count, channels, PIXEL_RULE_BINS), low, high, part_names)
+
+    def separate(self, observations: torch.Tensor) -> torch.Tensor:
+        bins = _bins(observations, self.low, self.high)  # [N, C, H, W]
+        channels = torch.arange(observations.shape[1]).view(1, -1, 1, 1)
+        return self.table[:, channels, bins].movedim(0, 1)
+
+
+def _bins(values: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """The pixel-value rule's bin of each value (values outside [low, high] take the end bins)."""
+    scaled = (values - low) / max(high - low, 1e-12) * (PIXEL_RULE_BINS - 1)
+    return scaled.round().clamp(0, PIXEL_RULE_BINS - 1).long()
 
 
 @dataclass
@@ -175,12 +247,16 @@ def build_methods(
     options: FitOptions,
     *,
     separator: Separator | None = None,
+    pixel_rule: PixelRule | None = None,
+    refine_options: FitOptions | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[SeparationMethod]:
     """The methods of ``--methods`` for a trained model, in table order.
 
     ``fit`` gives two rows from one fit (its parts made consistent, and G(z) as fitted, where
-    the two differ); ``ica`` two readings (with the rest split, and the shares alone).
+    the two differ); ``ica`` two readings (with the rest split, and the shares alone);
+    ``refine`` fits from the separator's parts with ``refine_options`` (default ``options``);
+    ``pixel-rule`` is the table fitted beforehand on validation mixtures with their truth.
     """
     unknown = [name for name in names if name not in METHOD_NAMES]
     if unknown or not names:
@@ -188,10 +264,16 @@ def build_methods(
             f"Unknown separation methods {', '.join(unknown) or '(none given)'}: --methods takes "
             f"a comma-separated list of {', '.join(METHOD_NAMES)}, e.g. fit,ica,split."
         )
-    if "separator" in names and separator is None:
+    needing = [name for name in ("separator", "refine") if name in names]
+    if needing and separator is None:
         raise DemixganError(
-            "--methods names the separator, but none was given: add --separator DIR (written "
-            "by 'demixgan separator')."
+            f"--methods names {' and '.join(needing)}, which needs a separator, but none was "
+            "given: add --separator DIR (written by 'demixgan separator')."
+        )
+    if "pixel-rule" in names and pixel_rule is None:
+        raise DemixganError(
+            "The pixel-value rule is fitted on validation mixtures with their truth, which only "
+            "a built-in recipe has: leave pixel-rule out of --methods for this run."
         )
     parts = len(trained.model.learned)
     methods: list[SeparationMethod] = []
@@ -201,8 +283,12 @@ def build_methods(
             methods.append(ConsistentParts(generated, trained))
             if trained.projects_onto_mixture:  # else the two rows would be the same
                 methods.append(generated)
+        elif name == "refine":
+            methods.append(Refine(trained, separator, refine_options or options))
         elif name == "separator":
             methods.append(SeparatorNetwork(trained, separator))
+        elif name == "pixel-rule":
+            methods.append(pixel_rule)
         elif name == "ica":
             methods += [Ica(parts, options.seed), Ica(parts, options.seed, shares_only=True)]
         elif name == "mixture":

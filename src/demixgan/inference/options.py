@@ -22,7 +22,7 @@ MAX_SEED = 2**63 - 1
 #: Adam steps beyond this learning rate overflow float32 arithmetic; useful ones are far below.
 MAX_LR = 10.0
 #: The separation methods an evaluation can score (inference/methods.py), in table order.
-METHOD_NAMES = ("fit", "separator", "ica", "mixture", "split")
+METHOD_NAMES = ("fit", "refine", "separator", "pixel-rule", "ica", "mixture", "split")
 DEFAULT_METHODS = ("fit", "ica", "mixture", "split")
 
 

@@ -66,7 +66,8 @@ def fit_latents(
     does not depend on ``chunk``, except the components named in ``initial``: [N, d_k] starts
     every restart of an observation there, [N, restarts, d_k] each restart at its own (a
     search's guesses: inference/stroke_search.py).
-    ``progress(k)`` is called as k more observations are done (e.g. a tqdm bar's ``update``).
+    ``progress(k)`` is called as k more observations are done (e.g. a tqdm bar's ``update``),
+    in shares of a chunk after each iteration, so a bar moves within a chunk.
     ``combine`` = ``weighted`` returns the restarts' components averaged, weighted by how well
     each explains the observation (the latents stay the best restart's): where the
     measurements leave many solutions (compressive sensing with few measurements), their
@@ -89,8 +90,8 @@ def fit_latents(
     }
     for name, z in (initial or {}).items():
         starts[name] = _initial_starts(model, name, z, observations.shape[0], restarts)
-    if options.smoothing and getattr(operator, "name", None) != "identity":
-        raise ValueError("smoothing blurs image residuals; it needs the identity operator")
+    if options.smoothing and getattr(operator, "name", None) not in ("identity", "clip"):
+        raise ValueError("smoothing blurs image residuals; it needs an operator that gives images")
     problem = _Problem(model, operator, weights, options)
     try:
         # Chunks of whole observations (all their restarts) bound memory for any input size.
@@ -104,10 +105,9 @@ def fit_latents(
                     {name: z[rows].to(device) for name, z in starts.items()},
                     iterations,
                     restarts,
+                    progress,
                 )
             )
-            if progress is not None:
-                progress(fits[-1].components.shape[0])
     finally:
         for parameter in model.parameters():
             parameter.requires_grad_(True)
@@ -176,8 +176,9 @@ class _Problem:
             return torch.where(residual < 0, SHORTFALL_WEIGHT, 1.0) * residual.pow(2)
         return residual.pow(2)
 
-    def solve(self, y, starts, iterations, restarts) -> LatentFit:
+    def solve(self, y, starts, iterations, restarts, progress=None) -> LatentFit:
         latents = {name: z.clone().requires_grad_(True) for name, z in starts.items()}
+        share, reported = y.shape[0] / max(iterations, 1), 0.0
         target = y.repeat_interleave(restarts, dim=0)
         blocks = [list(latents)] if self.options.update == "joint" else [[k] for k in latents]
         optimizers = [torch.optim.Adam([latents[k] for k in b], lr=self.options.lr) for b in blocks]
@@ -191,6 +192,9 @@ class _Problem:
                 loss = self.objective(latents, target, sigma, block)
                 loss.backward()
                 optimizer.step()
+            if progress is not None:
+                progress(share)
+                reported += share
             if self.options.tolerance and sigma == 0 and done % self.CHECK_EVERY == 0:
                 value = loss.item()
                 if previous is not None and previous - value <= self.options.tolerance * abs(
@@ -198,6 +202,8 @@ class _Problem:
                 ):
                     break
                 previous = value
+        if progress is not None and y.shape[0] - reported > 1e-6:
+            progress(y.shape[0] - reported)  # stopped early, or no iterations at all
         return self._best(latents, target, y.shape[0], restarts, done if iterations else 0)
 
     @torch.no_grad()

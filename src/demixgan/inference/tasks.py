@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from demixgan.errors import DemixganError
 from demixgan.evaluation.separation import MethodScore, markdown_table, mean_std, score_method
 from demixgan.inference.amortized import Separator
 from demixgan.inference.api import TrainedModel, check_finite
-from demixgan.inference.methods import build_methods
+from demixgan.inference.methods import PixelRule, build_methods
 from demixgan.inference.options import DEFAULT_METHODS, MAX_SEED, FitOptions
 from demixgan.io.images import read_npy, read_stack
 from demixgan.models.operators import GaussianOperator
@@ -25,6 +26,10 @@ from demixgan.spec.image import ImageSpec
 TASKS = ("denoise", "demix", "cs")
 #: An evaluation's largest test set: ten times the MNIST test split, minutes per method.
 MAX_TEST_MIXTURES = 100_000
+#: Validation mixtures (with their truth) that fit the pixel-value rule, and their seed (apart
+#: from every test seed, which is a fit seed + 1).
+VALIDATION_MIXTURES = 2000
+VALIDATION_SEED = 3_000_017
 
 
 def prepare_observations(
@@ -141,17 +146,30 @@ def run_inference(
     corruption_level: int | None = None,
     estimate: str = "generator",
     separator: Separator | None = None,
+    method: str | None = None,
 ) -> torch.Tensor:
     """Estimated components [N, K, C, H, W] of ``task`` (``consistent``: see ``demix``;
-    ``corruption_level`` and ``estimate``: see ``denoise``; a ``separator`` demixes, or
-    recovers the parts from measurements, in one pass instead of the latent fit)."""
-    if separator is not None and task == "denoise":
+    ``corruption_level`` and ``estimate``: see ``denoise``). ``method`` (inference/choice.py)
+    is ``fit``, ``separator`` (the ``separator`` demixes, or recovers the parts from
+    measurements, in one pass) or ``refine`` (its parts start a short fit of ``options``);
+    by default the separator where one is given, else the fit."""
+    method = method or ("fit" if separator is None else "separator")
+    if method != "fit" and task == "denoise":
         raise DemixganError("A separator demixes or recovers (cs); it does not denoise.")
+    if method != "fit" and separator is None:
+        raise DemixganError(f"The {method} method needs a separator; none was given.")
     if task == "denoise":
         return trained.denoise(
             observations, options, corruption_level=corruption_level, estimate=estimate
         )[:, None]
-    if separator is not None:
+    if method == "refine":
+        if operator is not None:
+            raise DemixganError(
+                "Refining starts a fit of whole mixtures from the separator's parts; for "
+                "compressive measurements use --method separator or fit."
+            )
+        return trained.refine(observations, separator, options)
+    if method == "separator":
         return trained.separate(observations, separator, operator)
     if task == "demix":
         return trained.demix(observations, options, consistent=consistent)
@@ -196,10 +214,16 @@ def evaluate_checkpoint(
     data_dir: str | os.PathLike | None = None,
     methods: Sequence[str] = DEFAULT_METHODS,
     separator: Separator | None = None,
+    refine_options: FitOptions | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Evaluation, Separation]:
     """Separate ``n`` held-out test mixtures by each of ``methods`` (inference/methods.py) and
-    score them against the true parts, one row per method; a ``separator`` adds its row."""
+    score them against the true parts, one row per method; a ``separator`` adds its row.
+
+    The mixtures are observed as the run's were (clipped, binarized digits or not); the
+    pixel-value rule is fitted on ``VALIDATION_MIXTURES`` mixtures of the validation split
+    (images carved from the training files, never trained on).
+    """
     from demixgan.data.superposition import build_sampler, make_mixtures
 
     if not 1 <= n <= MAX_TEST_MIXTURES:
@@ -210,17 +234,38 @@ def evaluate_checkpoint(
         level = trained.config.data.level  # another recipe: its own default level
     recipe = recipe or trained.config.data.recipe
     digit_source = digit_source or default_digit_source(data_dir)
+    observed = {"binarize": trained.config.data.binarize, "clip": trained.config.data.clip}
     sampler = build_sampler(
-        recipe, level=level, split="test", digit_source=digit_source, data_dir=data_dir
+        recipe, level=level, split="test", digit_source=digit_source, data_dir=data_dir, **observed
     )
     if len(sampler.names) != len(trained.model.learned):
         raise DemixganError(
             f"The recipe {recipe} has {len(sampler.names)} components but the checkpoint "
             f"separates {len(trained.model.learned)}; pick a recipe with as many components."
         )
-    chosen = build_methods(methods, trained, options, separator=separator, progress=progress)
+    rule = None
+    if "pixel-rule" in methods:
+        held_out = build_sampler(
+            recipe, level=level, split="validation", digit_source=digit_source,
+            data_dir=data_dir, **observed,
+        )  # fmt: skip
+        validation = make_mixtures(held_out, VALIDATION_MIXTURES, VALIDATION_SEED)
+        rule = PixelRule.fit(validation.mixtures, validation.components, sampler.names)
+    chosen = build_methods(
+        methods,
+        trained,
+        options,
+        separator=separator,
+        pixel_rule=rule,
+        refine_options=refine_options,
+        progress=progress,
+    )
     batch = make_mixtures(sampler, n, options.seed + 1)
-    estimates = {method.name: method.separate(batch.mixtures) for method in chosen}
+    estimates, seconds = {}, {}
+    for method in chosen:
+        started = time.perf_counter()
+        estimates[method.name] = method.separate(batch.mixtures)
+        seconds[method.name] = (time.perf_counter() - started) / n
     rows = [
         score_method(
             method.name,
@@ -229,6 +274,7 @@ def evaluate_checkpoint(
             sampler.names,
             method.part_names,
             per_mixture=sampler.recipe.exchangeable,
+            seconds=seconds[method.name],
         )
         for method in chosen
     ]

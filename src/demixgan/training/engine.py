@@ -192,15 +192,10 @@ def run_steps(
     keep_last: int,
 ) -> None:
     """The loop: step, stop on non-finite values, log every ``log_every``, checkpoint when due."""
-    from tqdm import tqdm
+    from demixgan.io.progress import progress_bar
 
-    bar = tqdm(
-        total=task.total_steps,
-        initial=task.step,
-        desc=task.name,
-        unit="step",
-        disable=progress is not True,
-        dynamic_ncols=True,
+    bar = progress_bar(
+        task.total_steps, task.name, unit="step", enabled=progress is True, initial=task.step
     )
     window_start, window_steps = time.perf_counter(), 0
     while task.step < task.total_steps:

@@ -1,0 +1,115 @@
+"""Which way a run separates by default, chosen on validation mixtures, never on test ones.
+
+A run with a separator can separate three ways (``--method``): the latent fit alone (the
+paper's), the separator alone (one pass), or the separator's parts refined by a short fit.
+Where the run's mixtures come from a built-in recipe, mixtures of its validation split (images
+carved from the training files and never trained on, with their truth) score the separator and
+the refinement, and the better one
+becomes the default; the latent fit from the prior is left out of the choice (minutes per
+mixture where the others take milliseconds, and beaten in every report). A user's own mixtures
+have no truth, so nothing can be chosen: the separator is the default there and the record
+says why.
+
+A separator's directory is ``separator/`` beside the run's checkpoints (``demixgan separator``
+writes it there by default), or beside an exported checkpoint such as the shipped one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from demixgan.inference.options import FitOptions
+from demixgan.io.atomic import atomic_path
+
+if TYPE_CHECKING:  # the CLI reads METHODS and REFINE at start-up, before torch is needed
+    from demixgan.inference.amortized import Separator
+    from demixgan.inference.api import TrainedModel
+
+#: The ways to separate, and what a run without a separator can do.
+METHODS = ("fit", "separator", "refine")
+#: The record of the choice, inside the separator's directory.
+CHOICE_FILE = "method.json"
+SEPARATOR_DIR = "separator"
+#: Validation mixtures that score the candidates.
+CHOICE_MIXTURES = 500
+CHOICE_SEED = 4_000_037
+#: The refinement the choice scores, and the one ``--method refine`` runs by default.
+REFINE = FitOptions(iterations=25, restarts=1, lr=0.02, seed=0, chunk=1024)
+
+
+def separator_dir(checkpoint: str | Path) -> Path:
+    """Where a checkpoint's separator lives: ``RUN/separator`` for ``RUN/checkpoints/step-*``,
+    else ``separator/`` beside the checkpoint file (an exported or shipped model)."""
+    folder = Path(checkpoint).parent
+    return (folder.parent if folder.name == "checkpoints" else folder) / SEPARATOR_DIR
+
+
+def choose(trained: TrainedModel, separator: Separator, refine: FitOptions = REFINE) -> dict:
+    """The default method of a run with ``separator``, and the validation scores behind it."""
+    from demixgan.data.superposition import build_sampler, make_mixtures
+
+    data = trained.config.data
+    if data.mixtures is not None or data.recipe is None:
+        return {
+            "method": "separator",
+            "why": "the run's mixtures are the user's own, with no truth to choose on",
+        }
+    observed = {"level": data.level, "clip": data.clip, "binarize": data.binarize}
+    sampler = build_sampler(
+        data.recipe,
+        split="validation",
+        digit_source=data.digit_source,
+        data_dir=data.data_dir,
+        **observed,
+    )
+    batch = make_mixtures(sampler, CHOICE_MIXTURES, CHOICE_SEED)
+    scores = {
+        "separator": _mean_psnr(trained.separate(batch.mixtures, separator), batch.components),
+        "refine": _mean_psnr(trained.refine(batch.mixtures, separator, refine), batch.components),
+    }
+    best = max(scores, key=scores.get)
+    return {
+        "method": best,
+        "why": f"higher mean PSNR over the parts of {CHOICE_MIXTURES} mixtures of the "
+        f"validation split (seed {CHOICE_SEED})",
+        "validation_psnr": {name: round(value, 4) for name, value in scores.items()},
+        "refine_options": asdict(refine),
+    }
+
+
+def write_choice(directory: Path, choice: dict) -> Path:
+    with atomic_path(directory / CHOICE_FILE) as tmp:
+        tmp.write_text(json.dumps(choice, indent=2) + "\n", encoding="utf-8")
+    return directory / CHOICE_FILE
+
+
+def own_separator(checkpoint: str | Path) -> Path | None:
+    """The directory of a checkpoint's finished separator, or None (none, or still training)."""
+    from demixgan.io.checkpoints import latest_checkpoint
+
+    folder = separator_dir(checkpoint)
+    if folder.is_dir() and latest_checkpoint(folder, verify=False) is not None:
+        return folder
+    return None
+
+
+def default_method(checkpoint: str | Path) -> str:
+    """The method a run separates with when ``--method`` is not given."""
+    folder = own_separator(checkpoint)
+    if folder is None:
+        return "fit"
+    try:
+        method = json.loads((folder / CHOICE_FILE).read_text(encoding="utf-8")).get("method")
+    except (OSError, ValueError, AttributeError):
+        return "separator"  # a separator without a readable record: the fast path
+    return method if method in METHODS else "separator"
+
+
+def _mean_psnr(parts, truth) -> float:
+    from demixgan.evaluation.metrics import psnr
+
+    values = [psnr(parts[:, k], truth[:, k]).mean().item() for k in range(truth.shape[1])]
+    return sum(values) / len(values)
