@@ -40,6 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
             "generator) or a .npy [N, K, C, H, W] of components (demix, cs)",
         )
         _fit_options(parser)
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
         if task == "cs":
             _matrix_options(
                 parser,
@@ -166,6 +167,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "checkpoint; default: the run's own, RUN/separator, where it has one)",
     )
     _fit_options(evaluate)
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=run_evaluate)
 
     name = commands.add_parser(
@@ -203,6 +205,7 @@ def _run_task(args: argparse.Namespace) -> int:
     from demixgan.inference.api import load
     from demixgan.inference.outputs import check_new_output, write_outputs
     from demixgan.inference.tasks import prepare_observations, read_truth, run_inference
+    from demixgan.io.progress import progress_bar
 
     options = _options(args)
     output = check_new_output(args.output)
@@ -215,18 +218,24 @@ def _run_task(args: argparse.Namespace) -> int:
     method, separator_path, why = _task_method(args, trained)
     if method == "refine" and options == FitOptions():
         options = REFINE  # no fit flag given: the short refinement, not the paper's whole fit
-    estimates = run_inference(
-        trained,
-        args.task,
-        observations,
-        operator,
-        options,
-        consistent=not getattr(args, "raw", False),
-        corruption_level=getattr(args, "corruption_level", None),
-        estimate=getattr(args, "estimate", "generator"),
-        separator=_load_separator(separator_path),
-        method=method,
-    )
+    # The plain latent fit reports per iteration; the stroke search of a corruption fit not.
+    corruption = getattr(args, "corruption_level", None)
+    shown = method == "fit" and corruption is None and not args.no_progress
+    description = f"{args.task} (latent fit)"
+    with progress_bar(observations.shape[0], description, unit="input", enabled=shown) as bar:
+        estimates = run_inference(
+            trained,
+            args.task,
+            observations,
+            operator,
+            options,
+            consistent=not getattr(args, "raw", False),
+            corruption_level=corruption,
+            estimate=getattr(args, "estimate", "generator"),
+            separator=_load_separator(separator_path),
+            method=method,
+            progress=bar.update,
+        )
     print(f"method: {method} ({why})")
     print(write_outputs(output, trained, args.task, estimates, truth, sources))
     return 0
@@ -461,6 +470,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from demixgan.inference.api import load
     from demixgan.inference.choice import own_separator
     from demixgan.inference.tasks import evaluate_checkpoint
+    from demixgan.io.progress import progress_bar
 
     options = _options(args)
     trained = load(args.checkpoint)
@@ -472,17 +482,21 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             "--truth and --grid go with your own mixtures (--mixtures, or a run trained on "
             "them); a recipe's test mixtures carry their parts already."
         )
-    result, _ = evaluate_checkpoint(
-        trained,
-        options,
-        n=args.n,
-        recipe=args.recipe,
-        level=args.level,
-        digit_source=args.digit_source,
-        data_dir=args.data_dir,
-        methods=_methods(args),
-        separator=separator,
-    )
+    methods = _methods(args)
+    fitting = "fit" in methods and not args.no_progress
+    with progress_bar(args.n, "evaluate (latent fit)", unit="mixture", enabled=fitting) as bar:
+        result, _ = evaluate_checkpoint(
+            trained,
+            options,
+            n=args.n,
+            recipe=args.recipe,
+            level=args.level,
+            digit_source=args.digit_source,
+            data_dir=args.data_dir,
+            methods=methods,
+            separator=separator,
+            progress=bar.update,
+        )
     print(result.table)
     if args.json:
         from demixgan.io.atomic import atomic_path

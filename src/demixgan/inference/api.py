@@ -54,6 +54,7 @@ class TrainedModel:
         *,
         corruption_level: int | None = None,
         estimate: str = "generator",
+        progress: Callable[[float], None] | None = None,
     ) -> torch.Tensor:
         """x_hat = G(z_hat) with z_hat fitted to u (paper eq. 3): [N, C, H, W].
 
@@ -73,7 +74,7 @@ class TrainedModel:
                 raise DemixganError(
                     "Subtracting the corruption needs it fitted: give the corruption level."
                 )
-            return self.fit(observations, options).components[:, 0]
+            return self._fit(self.images(observations), options, None, progress).components[:, 0]
         images = self.images(observations)
         fit = self.fit_with_corruption(images, corruption_level, options)
         return self.denoise_estimates(images, fit)[estimate]
@@ -204,10 +205,11 @@ class TrainedModel:
         measurements: torch.Tensor,
         operator: GaussianOperator,
         options: FitOptions | None = None,
+        progress: Callable[[float], None] | None = None,
     ) -> torch.Tensor:
         """Components from compressive measurements y = A(x + n) [N, m]: [N, K, C, H, W]."""
         measurements = self._checked_measurements(measurements, operator)
-        return self._fit(measurements, options, operator).components
+        return self._fit(measurements, options, operator, progress).components
 
     def _checked_measurements(self, measurements, operator: GaussianOperator) -> torch.Tensor:
         if not isinstance(operator, GaussianOperator):

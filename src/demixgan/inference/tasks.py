@@ -147,12 +147,14 @@ def run_inference(
     estimate: str = "generator",
     separator: Separator | None = None,
     method: str | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> torch.Tensor:
     """Estimated components [N, K, C, H, W] of ``task`` (``consistent``: see ``demix``;
     ``corruption_level`` and ``estimate``: see ``denoise``). ``method`` (inference/choice.py)
     is ``fit``, ``separator`` (the ``separator`` demixes, or recovers the parts from
     measurements, in one pass) or ``refine`` (its parts start a short fit of ``options``);
-    by default the separator where one is given, else the fit."""
+    by default the separator where one is given, else the fit. ``progress(k)`` is called as
+    a latent fit gets through k more observations (inference/solver.py)."""
     method = method or ("fit" if separator is None else "separator")
     if method != "fit" and task == "denoise":
         raise DemixganError("A separator demixes or recovers (cs); it does not denoise.")
@@ -160,7 +162,11 @@ def run_inference(
         raise DemixganError(f"The {method} method needs a separator; none was given.")
     if task == "denoise":
         return trained.denoise(
-            observations, options, corruption_level=corruption_level, estimate=estimate
+            observations,
+            options,
+            corruption_level=corruption_level,
+            estimate=estimate,
+            progress=progress,
         )[:, None]
     if method == "refine":
         if operator is not None:
@@ -172,9 +178,9 @@ def run_inference(
     if method == "separator":
         return trained.separate(observations, separator, operator)
     if task == "demix":
-        return trained.demix(observations, options, consistent=consistent)
+        return trained.demix(observations, options, progress, consistent=consistent)
     if task == "cs":
-        return trained.recover(observations, operator, options)
+        return trained.recover(observations, operator, options, progress)
     raise ValueError(f"unknown task {task!r}; known: {TASKS}")
 
 
