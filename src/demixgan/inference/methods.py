@@ -179,6 +179,8 @@ class Ica:
     parts: int
     seed: int = 0
     shares_only: bool = False
+    #: Where the full reading takes its shares from (the shares row, run once for both).
+    shares: SeparationMethod | None = None
 
     @property
     def name(self) -> str:
@@ -191,7 +193,10 @@ class Ica:
     def separate(self, observations: torch.Tensor) -> torch.Tensor:
         from demixgan.evaluation.baselines import ica_shares, with_rest_split
 
-        shares = ica_shares(observations, n_components=self.parts, seed=self.seed)
+        if self.shares is not None:
+            shares = self.shares.separate(observations)
+        else:
+            shares = ica_shares(observations, n_components=self.parts, seed=self.seed)
         return shares if self.shares_only else with_rest_split(shares, observations)
 
 
@@ -290,7 +295,8 @@ def build_methods(
         elif name == "pixel-rule":
             methods.append(pixel_rule)
         elif name == "ica":
-            methods += [Ica(parts, options.seed), Ica(parts, options.seed, shares_only=True)]
+            shares = Remembered(Ica(parts, options.seed, shares_only=True))
+            methods += [Ica(parts, options.seed, shares=shares), shares]
         elif name == "mixture":
             methods.append(Mixture(parts))
         else:

@@ -74,7 +74,7 @@ class LogLines:
         if self.total:
             line += f" ({100 * self.n / self.total:.0f}%)"
         line += f", {elapsed:.0f} s"
-        if done > 0 and self.n < self.total:
+        if done > 0 and self.total - self.n > 1e-6:  # fractional updates round
             line += f", about {elapsed / done * (self.total - self.n):.0f} s left"
         if self.postfix:
             line += f" [{self.postfix}]"
