@@ -120,3 +120,18 @@ def test_demo_rejects_a_bad_override_before_writing_anything(tmp_path, capsys):
     assert "max_stepz" in capsys.readouterr().err and not out.exists()
     assert main(["demo", "--set", "train.max_steps=3", "-o", str(out)]) == 2
     assert "needs --train" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_demo_that_fails_midway_leaves_no_directory(tmp_path, monkeypatch):
+    """A failure after the first file (here: the separation itself) removes what was written."""
+    import pytest
+
+    from demixgan.experiments import demo
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("separation failed")
+
+    monkeypatch.setattr(demo, "evaluate_checkpoint", broken)
+    with pytest.raises(RuntimeError):
+        run_demo(tmp_path / "demo", n=2, options=TINY, progress=False)
+    assert list(tmp_path.iterdir()) == []

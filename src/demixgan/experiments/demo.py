@@ -115,9 +115,24 @@ def run_demo(
 
     run_dir = check_new_output(run_dir)
     config = load_config(asset(DEMO_CONFIG), list(overrides)) if train_first else None
+    existed = run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write_demo(run_dir, config, n, method, options, separator_options, progress)
+    except BaseException:
+        if config is None:  # nothing trained worth keeping: leave no half-written demo behind
+            for entry in run_dir.iterdir():
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            if not existed:
+                run_dir.rmdir()
+        raise
+
+
+def _write_demo(run_dir, config, n, method, options, separator_options, progress) -> DemoResult:
+    """The demo's work and files in ``run_dir`` (checked new); ``config``: train it first."""
     started = time.perf_counter()
-    if config is not None:
+    trained_here = config is not None
+    if trained_here:
         checkpoint, evolution = _train(config, run_dir, progress)
     else:
         checkpoint = shipped_checkpoint(DEMO_MODEL)
@@ -128,19 +143,19 @@ def run_demo(
     if method == "separator":
         separator = (
             _train_separator(trained, separator_options, progress)
-            if config is not None
+            if trained_here
             else demo_separator()
         )
     options = options or (REFINE if separator is not None else DEMO_FIT)
     evaluation, examples = _evaluate(trained, n, method, options, separator, progress)
-    if config is None:  # the package's model, by its place in any installation
+    if not trained_here:  # the package's model, by its place in any installation
         checkpoint = Path(f"demixgan/assets/{DEMO_MODEL}/{checkpoint.name}")
         evaluation = replace(evaluation, checkpoint=str(checkpoint))
     grid = run_dir / "separation.png"
     save_panels(
         examples, grid, ncol=1, title=f"{min(EXAMPLES, n)} of the {n} held-out test mixtures"
     )
-    command = f"demixgan demo --method {method} --n {n}" + " --train" * train_first
+    command = f"demixgan demo --method {method} --n {n}" + " --train" * trained_here
     with atomic_path(run_dir / "metrics.json") as tmp:
         record = {"command": command, **asdict(evaluation)}
         tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -150,7 +165,7 @@ def run_demo(
     report = write_report(
         run_dir / "report.html",
         "demixgan demo: digit + ink separated by a demixing-GAN",
-        _sections(trained, evaluation, checkpoint, train_first, evolution, grid, elapsed, method),
+        _sections(trained, evaluation, checkpoint, trained_here, evolution, grid, elapsed, method),
     )
     return DemoResult(run_dir, evaluation, report)
 
