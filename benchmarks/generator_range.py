@@ -13,13 +13,14 @@ import argparse
 import json
 from pathlib import Path
 
-from demixgan.data.superposition import build_sampler, make_mixtures
+from demixgan.data.superposition import make_mixtures
 from demixgan.evaluation.metrics import psnr
 from demixgan.experiments.demo import DEMO_MODEL, demo_separator, shipped_checkpoint
 from demixgan.inference.api import load
 from demixgan.inference.choice import CHOICE_SEED
 from demixgan.inference.options import FitOptions
 from demixgan.inference.solver import fit_latents
+from demixgan.spec.factory import run_sampler
 
 FIT = FitOptions(iterations=200, restarts=4, lr=0.05)
 
@@ -34,9 +35,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     trained = load(shipped_checkpoint(DEMO_MODEL))
-    data = trained.config.data
-    sampler = build_sampler(data.recipe, split="validation", level=data.level, clip=data.clip)
-    batch = make_mixtures(sampler, args.n, CHOICE_SEED)
+    batch = make_mixtures(run_sampler(trained.config, "validation"), args.n, CHOICE_SEED)
     parts = trained.separate(batch.mixtures, demo_separator())
     figures: dict = {"command": f"python benchmarks/generator_range.py --n {args.n}", "fit": {
         "iterations": FIT.iterations, "restarts": FIT.restarts, "lr": FIT.lr}}  # fmt: skip

@@ -16,15 +16,17 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from demixgan.data.superposition import build_sampler, make_mixtures
+from demixgan.data.superposition import make_mixtures
 from demixgan.experiments.demo import DEMO_FIT, DEMO_MODEL, demo_separator, shipped_checkpoint
 from demixgan.inference.api import load
-from demixgan.inference.methods import PixelRule, Split
-from demixgan.inference.tasks import VALIDATION_MIXTURES, VALIDATION_SEED
+from demixgan.inference.methods import Split
+from demixgan.inference.tasks import validation_pixel_rule
+from demixgan.spec.factory import run_sampler
 
 TEST_MIXTURES = 10_000
 
@@ -43,17 +45,15 @@ def main() -> int:
     args = parser.parse_args()
     trained = load(shipped_checkpoint(DEMO_MODEL))
     separator = demo_separator()
-    data = trained.config.data
-    observed = {"level": data.level, "clip": data.clip, "binarize": data.binarize}
-    test_sampler = build_sampler(
-        data.recipe, split="test", digit_source="mnist", data_dir=args.data_dir, **observed
+    config = trained.config
+    full_mnist = replace(
+        config, data=replace(config.data, digit_source="mnist", data_dir=args.data_dir)
     )
+    test_sampler = run_sampler(full_mnist, "test")
     if test_sampler.size != TEST_MIXTURES:
         raise SystemExit(f"{args.data_dir} holds {test_sampler.size} test digits, not 10,000")
     test = make_mixtures(test_sampler, TEST_MIXTURES, seed=1)
-    held_out = build_sampler(data.recipe, split="validation", **observed)
-    validation = make_mixtures(held_out, VALIDATION_MIXTURES, VALIDATION_SEED)
-    rule = PixelRule.fit(validation.mixtures, validation.components, trained.component_names)
+    rule = validation_pixel_rule(run_sampler(trained.config, "validation"))
     seconds = []
     for _ in range(args.rounds):
         started = time.perf_counter()

@@ -76,7 +76,9 @@ def test_the_shipped_separator_loads_and_beats_the_split_and_the_pixel_rule():
     from demixgan.evaluation.metrics import psnr
     from demixgan.experiments.demo import DEMO_MODEL, asset, demo_separator, shipped_checkpoint
     from demixgan.inference.api import load
-    from demixgan.inference.methods import PixelRule, Split
+    from demixgan.inference.methods import Split
+    from demixgan.inference.tasks import validation_pixel_rule
+    from demixgan.spec.factory import run_sampler
 
     folder = asset(f"{DEMO_MODEL}/separator")
     assert sum(p.stat().st_size for p in folder.iterdir()) < 5e6
@@ -84,12 +86,8 @@ def test_the_shipped_separator_loads_and_beats_the_split_and_the_pixel_rule():
     separator = demo_separator()
     assert separator.names == trained.model.names
     assert default_method(shipped_checkpoint(DEMO_MODEL)) in ("separator", "refine")
-    data = trained.config.data
-    observed = {"level": data.level, "clip": data.clip}
-    test = make_mixtures(build_sampler(data.recipe, split="test", **observed), 200, seed=11)
-    held_out = build_sampler(data.recipe, split="validation", **observed)
-    validation = make_mixtures(held_out, 1000, seed=12)
-    rule = PixelRule.fit(validation.mixtures, validation.components, trained.component_names)
+    test = make_mixtures(run_sampler(trained.config, "test"), 200, seed=11)
+    rule = validation_pixel_rule(run_sampler(trained.config, "validation"))
     estimates = {
         "separator": trained.separate(test.mixtures, separator),
         "split": Split(2).separate(test.mixtures),

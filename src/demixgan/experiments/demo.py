@@ -191,7 +191,8 @@ def _train_separator(trained: TrainedModel, options: SeparatorOptions | None, pr
 def _evaluate(trained, n: int, method: str, options: FitOptions, separator, progress: bool):
     from demixgan.io.progress import progress_bar
 
-    with progress_bar(n, "fitting test mixtures", unit="mixture", enabled=progress) as bar:
+    shown = progress and method == "fit"  # only the latent fit reports as it goes
+    with progress_bar(n, "fitting test mixtures", unit="mixture", enabled=shown) as bar:
         evaluation, separation = evaluate_checkpoint(
             trained,
             options,

@@ -4,11 +4,10 @@ A run with a separator can separate three ways (``--method``): the latent fit al
 paper's), the separator alone (one pass), or the separator's parts refined by a short fit.
 Where the run's mixtures come from a built-in recipe, mixtures of its validation split (images
 carved from the training files and never trained on, with their truth) score the separator and
-the refinement, and the better one
-becomes the default; the latent fit from the prior is left out of the choice (minutes per
-mixture where the others take milliseconds, and beaten in every report). A user's own mixtures
-have no truth, so nothing can be chosen: the separator is the default there and the record
-says why.
+the refinement, and the better one becomes the default; the latent fit from the prior is left
+out of the choice (minutes per mixture where the others take milliseconds, and beaten in every
+report). A user's own mixtures have no truth, so nothing can be chosen: the separator is the
+default there and the record says why.
 
 A separator's directory is ``separator/`` beside the run's checkpoints (``demixgan separator``
 writes it there by default), or beside an exported checkpoint such as the shipped one.
@@ -49,7 +48,8 @@ def separator_dir(checkpoint: str | Path) -> Path:
 
 def choose(trained: TrainedModel, separator: Separator, refine: FitOptions = REFINE) -> dict:
     """The default method of a run with ``separator``, and the validation scores behind it."""
-    from demixgan.data.superposition import build_sampler, make_mixtures
+    from demixgan.data.superposition import make_mixtures
+    from demixgan.spec.factory import run_sampler
 
     data = trained.config.data
     if data.mixtures is not None or data.recipe is None:
@@ -57,15 +57,7 @@ def choose(trained: TrainedModel, separator: Separator, refine: FitOptions = REF
             "method": "separator",
             "why": "the run's mixtures are the user's own, with no truth to choose on",
         }
-    observed = {"level": data.level, "clip": data.clip, "binarize": data.binarize}
-    sampler = build_sampler(
-        data.recipe,
-        split="validation",
-        digit_source=data.digit_source,
-        data_dir=data.data_dir,
-        **observed,
-    )
-    batch = make_mixtures(sampler, CHOICE_MIXTURES, CHOICE_SEED)
+    batch = make_mixtures(run_sampler(trained.config, "validation"), CHOICE_MIXTURES, CHOICE_SEED)
     scores = {
         "separator": _mean_psnr(trained.separate(batch.mixtures, separator), batch.components),
         "refine": _mean_psnr(trained.refine(batch.mixtures, separator, refine), batch.components),

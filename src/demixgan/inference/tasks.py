@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from demixgan.data.observed import ImageStack, Source, mixture_files, read_mixtures
-from demixgan.data.superposition import MixtureBatch
+from demixgan.data.superposition import MixtureBatch, MixtureSampler
 from demixgan.errors import DemixganError
 from demixgan.evaluation.separation import MethodScore, markdown_table, mean_std, score_method
 from demixgan.inference.amortized import Separator
@@ -252,11 +252,14 @@ def evaluate_checkpoint(
     rule = None
     if "pixel-rule" in methods:
         held_out = build_sampler(
-            recipe, level=level, split="validation", digit_source=digit_source,
-            data_dir=data_dir, **observed,
-        )  # fmt: skip
-        validation = make_mixtures(held_out, VALIDATION_MIXTURES, VALIDATION_SEED)
-        rule = PixelRule.fit(validation.mixtures, validation.components, sampler.names)
+            recipe,
+            level=level,
+            split="validation",
+            digit_source=digit_source,
+            data_dir=data_dir,
+            **observed,
+        )
+        rule = validation_pixel_rule(held_out)
     chosen = build_methods(
         methods,
         trained,
@@ -295,6 +298,14 @@ def evaluate_checkpoint(
         table=markdown_table(rows, sampler.names, n),
     )
     return evaluation, Separation(batch, estimates)
+
+
+def validation_pixel_rule(sampler: MixtureSampler) -> PixelRule:
+    """The pixel-value rule fitted on ``VALIDATION_MIXTURES`` of a validation sampler."""
+    from demixgan.data.superposition import make_mixtures
+
+    validation = make_mixtures(sampler, VALIDATION_MIXTURES, VALIDATION_SEED)
+    return PixelRule.fit(validation.mixtures, validation.components, sampler.names)
 
 
 def _test_images(components, digit_source: str) -> str:

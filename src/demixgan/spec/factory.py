@@ -113,19 +113,26 @@ class TrainingData:
     validation: ImageStack | None = None
 
 
-def training_sampler(config: RunConfig) -> tuple[MixtureSampler, int]:
-    """The sampler of a run's data and how many training observations it yields."""
+def run_sampler(config: RunConfig, split: str | None = None) -> MixtureSampler:
+    """Mixtures of a run's recipe drawn and observed as its training ones (level, clip,
+    binarized digits, source), from ``split`` (default the run's own)."""
     data = config.data
-    sampler = build_sampler(
+    return build_sampler(
         data.recipe,
         level=data.level,
-        split=data.split,
+        split=split or data.split,
         digit_source=data.digit_source,
         binarize=data.binarize,
         clip=data.clip,
         data_dir=data.data_dir,
     )
-    return sampler, sampler.size if data.limit == 0 else min(data.limit, sampler.size)
+
+
+def training_sampler(config: RunConfig) -> tuple[MixtureSampler, int]:
+    """The sampler of a run's data and how many training observations it yields."""
+    sampler = run_sampler(config)
+    limit = config.data.limit
+    return sampler, sampler.size if limit == 0 else min(limit, sampler.size)
 
 
 def load_training_data(config: RunConfig) -> TrainingData:
