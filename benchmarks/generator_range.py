@@ -10,8 +10,9 @@ through the generators (the latent fit, the refinement) cannot beat what they dr
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from published import publish
 
 from demixgan.data.superposition import make_mixtures
 from demixgan.evaluation.metrics import psnr
@@ -47,11 +48,7 @@ def main() -> int:
             "generator_fit_to_separator_psnr_vs_truth": _mean(psnr(drawn, truth)),
             "generator_fit_psnr_vs_separator_part": _mean(psnr(drawn, parts[:, k])),
         }
-    text = json.dumps(figures, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
-    return 0
+    return publish(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ is timed on the first ``--fit-n`` mixtures and scaled to 10,000.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+from published import publish
 
 from demixgan.data.superposition import make_mixtures
 from demixgan.experiments.demo import DEMO_FIT, DEMO_MODEL, demo_separator, shipped_checkpoint
@@ -85,11 +85,7 @@ def main() -> int:
             "seconds_scaled_to_10000": round(fit_seconds),
         },
     }
-    text = json.dumps(figures, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
-    return 0
+    return publish(figures, args.json)
 
 
 if __name__ == "__main__":

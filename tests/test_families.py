@@ -18,7 +18,7 @@ from demixgan.data.families import (
 )
 from demixgan.errors import DemixganError
 
-NAMES = ("sines", "ink", "waves", "lines")
+NAMES = ("sines", "ink", "waves", "lines", "ink-lines", "brush")
 SIZES = ((28, 28), (32, 40), (17, 9))
 
 
@@ -150,6 +150,30 @@ def test_ink_reaches_one_like_a_digit_where_sines_never_does() -> None:
     eight = np.ones((3, 3), dtype=int)
     for image in ink[:100].numpy():
         assert ndimage.label(image > 0, structure=eight)[1] == 1  # one connected stroke
+
+
+def test_ink_lines_are_ruled_strokes_that_reach_one_and_vary() -> None:
+    """Each ink line is straight and spans the image: every row (or column) of a horizontal
+    (vertical) line has the same profile; most saturate at 1 and widths vary."""
+    lines = get_family("ink-lines").sample(300, 1, gen(6))[:, 0]
+    reaching = (lines.flatten(1).amax(dim=1) == 1).float().mean().item()
+    assert 0.5 < reaching < 0.9 and lines.flatten(1).amax(dim=1).min() < 0.8
+    columns_same = (lines - lines[:, :1, :]).abs().amax(dim=(1, 2)) == 0  # vertical
+    rows_same = (lines - lines[:, :, :1]).abs().amax(dim=(1, 2)) == 0  # horizontal
+    assert (columns_same | rows_same).all() and 0.3 < columns_same.float().mean() < 0.7
+    cores = torch.where(columns_same, (lines[:, 0] > 0.5).sum(1), (lines[:, :, 0] > 0.5).sum(1))
+    assert cores.min() <= 2 and cores.max() >= 3
+
+
+def test_brush_strokes_differ_from_ink_in_profile_width_and_amplitude() -> None:
+    """The out-of-distribution renderer: Gaussian edges (many pixels between 0 and 0.2 where
+    ink's tents drop straight to 0), thicker on average, and still reaching 1."""
+    ink = get_family("ink").sample(500, 1, gen(7))
+    brush = get_family("brush").sample(500, 1, gen(7))
+    faint = [((x > 0) & (x < 0.2)).float().mean().item() for x in (ink, brush)]
+    assert faint[1] > 2 * faint[0]
+    assert brush.mean() > 1.3 * ink.mean()
+    assert (brush.flatten(1).amax(dim=1) == 1).float().mean() > 0.6
 
 
 def test_waves_dense() -> None:

@@ -11,11 +11,14 @@ import pytest
 from demixgan.cli.main import main
 from demixgan.errors import DemixganError
 from demixgan.experiments import registry
+from demixgan.experiments.compressive import MEAN_DIGIT, TUNED_LASSO
+from demixgan.experiments.denoising import ESTIMATED, GIVEN_ESTIMATE
 from demixgan.experiments.registry import (
     PAPER_ORDER,
     all_experiments,
     reproduce,
     reproduce_all,
+    reproduce_command,
     train_models,
 )
 from demixgan.reports.experiment import Header, Outcome, ResultTable, write_outcome
@@ -79,9 +82,14 @@ def test_denoise_experiments_share_their_denoisers_and_classifier(smoke_run):
     ]
     metrics = json.loads((test / "metrics.json").read_text())
     assert metrics["digits"] == 3
-    for estimate in ("input", "G(z)", "u - n fitted"):
+    for estimate in ("input", "G(z)", GIVEN_ESTIMATE, ESTIMATED):
         assert len(metrics["sines"][f"accuracy, {estimate}"]) == 5
-    assert rows[0]["accuracy, u - n fitted"].endswith("%")
+    assert rows[0][f"accuracy, {ESTIMATED}"].endswith("%")
+    # the level threshold was chosen on validation digits: the best share of levels right there
+    choice = metrics["lines"]["level_threshold"]
+    shares = {float(t): share for t, share in choice["validation_share_right"].items()}
+    assert choice["chosen"] == max(shares, key=shares.get)
+    assert len(metrics["lines"]["level estimated right"]) == 5
     assert {p.name for p in (test / "figures").iterdir()} >= {
         "accuracy-lines.png",
         "error-sines.png",
@@ -93,7 +101,7 @@ def test_denoise_experiments_share_their_denoisers_and_classifier(smoke_run):
     assert (train / "figures" / "evolution-lines-epoch-0001.png").is_file()
 
 
-def test_cs_scores_lasso_and_every_prior_at_every_measurement_count(smoke_run):
+def test_cs_scores_tuned_lasso_the_mean_digit_and_every_prior_at_every_m(smoke_run):
     run = smoke_run("cs")
     with open(run / "tables" / "cs.csv", newline="") as file:
         rows = list(csv.DictReader(file))
@@ -104,18 +112,25 @@ def test_cs_scores_lasso_and_every_prior_at_every_measurement_count(smoke_run):
         ("4", "20"),
     ]
     for row in rows:
-        errors = [float(row[k]) for k in ("LASSO", "vanilla GAN", "denoising-GAN", "demixing-GAN")]
-        assert all(0 < e < 1 for e in errors)
+        columns = (TUNED_LASSO, MEAN_DIGIT, "vanilla GAN", "denoising-GAN", "demixing-GAN")
+        assert all(0 < float(row[k]) < 1 for k in columns)
+    metrics = json.loads((run / "metrics.json").read_text())
+    # alpha chosen on validation digits for each (level, m): the grid's best there
+    for key, choice in metrics["lasso_alphas"].items():
+        errors = {float(a): e for a, e in choice["errors"].items()}
+        assert choice["alpha"] == min(errors, key=errors.get), key
     assert len(_provenance(run)) == 6  # vanilla, denoising and demixing GAN at 2 and 4 waves
     # the profile's separator m (smoke: 20) under 2 waves, beside the same fit and LASSO
     with open(run / "tables" / "cs-separator.csv", newline="") as file:
         (one_pass,) = csv.DictReader(file)
     assert (one_pass["waves"], one_pass["m"]) == ("2", "20")
-    assert one_pass["LASSO"] == rows[1]["LASSO"]
+    assert one_pass[TUNED_LASSO] == rows[1][TUNED_LASSO]
+    assert one_pass[MEAN_DIGIT] == rows[1][MEAN_DIGIT]
     assert one_pass["demixing-GAN (latent fit)"] == rows[1]["demixing-GAN"]
-    separator = json.loads((run / "metrics.json").read_text())["separator"]
+    separator = metrics["separator"]
     assert 0 < separator["error"] < 1 and separator["options"]["steps"] == 2
-    assert one_pass["LASSO / separator"] == f"{separator['LASSO'] / separator['error']:.2f}x"
+    best_floor = min(separator["LASSO"], separator["mean digit"])
+    assert one_pass["best floor / separator"] == f"{best_floor / separator['error']:.2f}x"
 
 
 def test_a_failing_experiment_leaves_no_output(tmp_path, monkeypatch):
@@ -320,3 +335,25 @@ def test_panels_wrap_into_rows_that_keep_the_figure_readable():
     assert wrapped.get_figwidth() < 0.5 * wide.get_figwidth()
     plt.close(wide)
     plt.close(wrapped)
+
+
+def test_a_reports_recorded_command_reproduces_its_numbers(smoke_run, tmp_path, monkeypatch):
+    """metrics.json names the command, data directory and code that made it; running that
+    command again from an empty directory (every model trained anew) gives the same numbers."""
+    first = smoke_run("cs")
+    recorded = json.loads((first / "metrics.json").read_text())
+    assert recorded["command"] == "demixgan reproduce cs --profile smoke"
+    assert recorded["code"]["version"] and "commit" in recorded["code"]
+    assert reproduce_command("cs", "cpu", "../shared/data/mnist").endswith(
+        "--data-dir ../shared/data/mnist"
+    )
+    assert reproduce_command("cs", "cpu", str(tmp_path)).endswith("--data-dir DIR")
+
+    again = tmp_path / "again"
+    args = [*recorded["command"].split()[1:], "-o", str(again), "--no-progress"]
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 0
+    rerun = json.loads((again / "metrics.json").read_text())
+    for record in (recorded, rerun):  # where the models came from and how long it took
+        record.pop("provenance"), record.pop("minutes"), record["separator"].pop("minutes")
+    assert rerun == recorded

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from demixgan.cli.options import add_flags, from_flags
-from demixgan.inference.choice import METHODS, REFINE
+from demixgan.inference.choice import METHODS, PEERS, REFINE
 from demixgan.inference.options import (
     DEFAULT_METHODS,
     METHOD_NAMES,
@@ -119,7 +119,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     separator.add_argument(
         "--teacher",
         help="with --measurements: split the training mixtures with this separator of whole "
-        "mixtures (from 'demixgan separator' without --measurements) instead of training one",
+        "mixtures (from 'demixgan separator' without --measurements) instead of training one; "
+        "with --peer remixit: the MixIT peer that teaches it (default RUN/peers/mixit)",
+    )
+    separator.add_argument(
+        "--peer",
+        choices=PEERS,
+        help="train a peer of the run's separator instead, with the same network and options "
+        "and without the GAN (default -o RUN/peers/KIND, where evaluate finds it): mixit "
+        "(mixture invariant training on pairs of training mixtures), remixit (taught by the "
+        "MixIT peer's remixed splits, then by itself), supervised (the clean parts of the "
+        "training mixtures: the upper bound)",
     )
     separator.set_defaults(run=run_separator)
 
@@ -164,7 +174,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--separator",
         help="also score this separator network (written by 'demixgan separator' for the "
-        "checkpoint; default: the run's own, RUN/separator, where it has one)",
+        "checkpoint; default: the run's own, RUN/separator, where it has one); the run's "
+        "peers in RUN/peers/ (demixgan separator --peer) add their rows",
     )
     _fit_options(evaluate)
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -295,7 +306,7 @@ def run_separator(args: argparse.Namespace) -> int:
     trained = load(job["checkpoint"])
     trained.require_demixing()
     operator = measurement_operator(job["measurements"], job["matrix_seed"], trained.model.image)
-    teacher = _checked_teacher(job["teacher"], operator, trained)
+    teacher = _checked_teacher(job["teacher"], operator, trained, job.get("peer"))
     if args.resume is None:
         check_new_run(run_dir)  # refused before its lock file is made; checked again under it
     existed = run_dir.is_dir()
@@ -336,6 +347,7 @@ def _train_separator_run(
         start_run,
         steps_done,
         train_model_separator,
+        train_peer,
     )
 
     if args.resume is not None and finished_separator(run_dir) is not None:
@@ -343,33 +355,34 @@ def _train_separator_run(
         return 0
     if args.resume is None:
         start_run(run_dir, job)  # every input checked: nothing is written before this
-    total = options.steps + (options.remix_steps if trained.remixable else 0)
+    peer = job.get("peer")
+    total = options.steps + (options.remix_steps if trained.remixable or peer else 0)
     if operator is not None and trained.remixable and teacher is None:
         total *= 2  # the separator of whole mixtures that splits them for the remixing
     done = steps_done(run_dir) if args.resume is not None else 0
+    common = {"run_dir": run_dir, "resume": args.resume is not None}
     start = time.perf_counter()
-    with progress_bar(total, "separator", unit="step", initial=done) as bar:
-        separator = train_model_separator(
-            trained,
-            options,
-            operator=operator,
-            teacher=teacher,
-            progress=bar.update,
-            run_dir=run_dir,
-            resume=args.resume is not None,
+    with progress_bar(total, peer or "separator", unit="step", initial=done) as bar:
+        separator = (
+            train_peer(trained, peer, options, mixit=teacher, progress=bar.update, **common)
+            if peer
+            else train_model_separator(
+                trained, options, operator=operator, teacher=teacher, progress=bar.update, **common
+            )
         )
     seconds = time.perf_counter() - start
     metadata = {
         "trained_for": str(trained.checkpoint),
         "observes": separator.observes,
         "teacher": job["teacher"],
+        "peer": peer,
         "options": asdict(options),
         "remixed": trained.remixable,
         "seconds": round(seconds, 1),
     }
     checkpoint = save_separator(separator, run_dir, metadata)
     print(f"trained in {seconds:.0f} s; separator checkpoint: {checkpoint.weights_path}")
-    if operator is None:
+    if operator is None and not peer:
         from demixgan.inference.choice import CHOICE_FILE, choose, write_choice
 
         chosen = choose(trained, separator)
@@ -390,8 +403,21 @@ def _separator_job(args: argparse.Namespace) -> dict:
             "Give the checkpoint for a new separator run (demixgan separator RUN [-o DIR]), or "
             "--resume DIR to continue one."
         )
+    if args.peer is not None and args.measurements is not None:
+        raise DemixganError(
+            "The peers separate whole mixtures, as the run's own separator does: leave out "
+            "--measurements with --peer."
+        )
+    if args.peer == "remixit" and args.teacher is None:
+        args.teacher = _own_dir(args.checkpoint, "mixit")
+        if not Path(args.teacher).is_dir():
+            raise DemixganError(
+                f"The RemixIT peer is taught by the run's MixIT peer, and '{args.teacher}' holds "
+                f"none: train it first ('demixgan separator {args.checkpoint} --peer mixit'), "
+                "or give one with --teacher DIR."
+            )
     if args.output is None and args.measurements is None:
-        args.output = str(_own_separator_dir(args.checkpoint))
+        args.output = str(_own_dir(args.checkpoint, args.peer))
     elif args.output is None:
         raise DemixganError(
             "A separator of compressive measurements is not the run's own (that one separates "
@@ -407,17 +433,21 @@ def _separator_job(args: argparse.Namespace) -> dict:
         "measurements": args.measurements,
         "matrix_seed": args.matrix_seed,
         "teacher": absolute(args.teacher),
+        "peer": args.peer,
     }
 
 
-def _own_separator_dir(checkpoint: str):
-    """RUN/separator for a run directory or one of its checkpoints (inference/choice.py)."""
+def _own_dir(checkpoint: str, peer: str | None = None):
+    """RUN/separator (or RUN/peers/PEER) for a run directory or one of its checkpoints
+    (inference/choice.py)."""
     from pathlib import Path
 
-    from demixgan.inference.choice import SEPARATOR_DIR, separator_dir
+    from demixgan.inference.choice import PEERS_DIR, SEPARATOR_DIR, peer_dir, separator_dir
 
     path = Path(checkpoint)
-    return path / SEPARATOR_DIR if path.is_dir() else separator_dir(path)
+    if path.is_dir():
+        return path / SEPARATOR_DIR if peer is None else path / PEERS_DIR / peer
+    return separator_dir(path) if peer is None else peer_dir(path, peer)
 
 
 def _job_options(job: dict, run_dir) -> SeparatorOptions:
@@ -432,12 +462,13 @@ def _job_options(job: dict, run_dir) -> SeparatorOptions:
         ) from None
 
 
-def _checked_teacher(path: str | None, operator, trained):
-    """The fixed teacher of a compressive separator, checked against the model."""
+def _checked_teacher(path: str | None, operator, trained, peer: str | None = None):
+    """The fixed teacher of a compressive separator or of the RemixIT peer, checked against
+    the model."""
     from demixgan.errors import DemixganError
     from demixgan.inference.amortized import check_teacher
 
-    if path is not None and operator is None:
+    if path is not None and operator is None and peer != "remixit":
         raise DemixganError(
             "--teacher splits the training mixtures for a separator of compressive "
             "measurements: give --measurements too (a separator of whole mixtures is its own "
@@ -468,7 +499,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from demixgan.errors import DemixganError
     from demixgan.inference.api import load
-    from demixgan.inference.choice import own_separator
+    from demixgan.inference.choice import own_peers, own_separator
     from demixgan.inference.tasks import evaluate_checkpoint
     from demixgan.io.progress import progress_bar
 
@@ -495,6 +526,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             methods=methods,
             separator=separator,
+            peers={k: _load_separator(d) for k, d in own_peers(trained.checkpoint).items()},
             progress=bar.update,
         )
     print(result.table)

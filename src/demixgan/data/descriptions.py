@@ -25,6 +25,14 @@ FAMILY_DESCRIPTIONS: dict[str, str] = {
     "lines": (
         "k random full-length 1-px vertical or horizontal lines at distinct positions (union)."
     ),
+    "ink-lines": (
+        "k ink-like full-length vertical or horizontal lines of varying width and intensity, "
+        "anti-aliased, most reaching 1 (union)."
+    ),
+    "brush": (
+        "k brush strokes of a second renderer: Gaussian-profile sinusoidal curves of other "
+        "widths, amplitudes and gains than ink (out-of-distribution test strokes, union)."
+    ),
 }
 
 #: Sources of handwritten digits that a recipe's ``digit`` components may use.
@@ -110,6 +118,17 @@ RECIPES: dict[str, Recipe] = {
             "digit+ink",
             "an MNIST digit crossed by an ink-like curve of varying width and intensity",
             (_digit(), FamilyComponent("ink", "ink")),
+        ),
+        Recipe(
+            "digit+ink-lines",
+            "an MNIST digit crossed by ink-like ruled lines of varying width and intensity",
+            (_digit(), FamilyComponent("ink-lines", "ink-lines")),
+        ),
+        Recipe(
+            "digit+ink-ood",
+            "an MNIST digit crossed by brush strokes, another renderer than ink's: test "
+            "mixtures out of a digit + ink model's distribution",
+            (_digit(), FamilyComponent("ink", "brush")),
         ),
         Recipe(
             "digit+waves",

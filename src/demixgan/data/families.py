@@ -41,6 +41,17 @@ INK_PARAMETERS = SINE_PARAMETERS + 2
 INK_HALF_WIDTH = (0.75, 2.0)
 INK_GAIN = (0.7, 2.0)
 
+#: ``ink-lines``: orientation, position, half-width and gain per line.
+INK_LINE_PARAMETERS = 4
+#: ``brush``, the second renderer of out-of-distribution rows: the ``sines`` geometry over
+#: wider amplitude and frequency ranges, a Gaussian profile of sigma in BRUSH_SIGMA pixels
+#: (not a tent) and a gain in BRUSH_GAIN.
+BRUSH_PARAMETERS = SINE_PARAMETERS + 2
+BRUSH_AMPLITUDE = (0.04, 0.32)
+BRUSH_FREQUENCY = (0.3, 3.5)
+BRUSH_SIGMA = (0.5, 1.1)
+BRUSH_GAIN = (0.8, 2.0)
+
 Renderer = Callable[[int, int, torch.Generator, int, int], torch.Tensor]
 
 
@@ -119,13 +130,78 @@ def ink_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return strokes.amax(dim=1, keepdim=True)
 
 
-def _curve_distances(
-    p: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, width: int
+def _render_ink_lines(
+    n: int, k: int, generator: torch.Generator, height: int, width: int
 ) -> torch.Tensor:
-    """First-order perpendicular distance of every pixel to each ``sines`` curve: [n, k, H, W]."""
+    """k ink-like ruled lines per image: ``ink_lines_image`` of uniform parameters."""
+    p = torch.rand(n, k, INK_LINE_PARAMETERS, generator=generator)
+    return ink_lines_image(p, height, width)
+
+
+def ink_lines_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Full-length ruled lines drawn as a pen draws, parameters ``p`` in [0, 1] ([n, k, 4]).
+
+    Line i is vertical where ``p[..., 0] < 0.5``, else horizontal, centred on the pixel row or
+    column nearest ``p[..., 1]`` across the image (so its peak is its gain), with the ``ink``
+    profile: half-width U[INK_HALF_WIDTH] pixels, gain U[INK_GAIN], a pixel at distance d
+    taking ``clamp(g (1 - d / w), 0, 1)``; the lines combine by max. Unlike ``lines`` (1-px
+    lines of value exactly 1, beside binary digits a pixel rule cannot tell apart only where
+    they cross) most lines saturate over a core of varying width and some are lighter.
+    """
+    rows, cols = _grid(height, width)
+    vertical = (p[..., 0:1] < 0.5)[..., None]  # [n, k, 1, 1]
+    side = torch.where(vertical, float(width - 1), float(height - 1))
+    position = (p[..., 1:2][..., None] * side).round()
+    low_w, high_w = INK_HALF_WIDTH
+    low_g, high_g = INK_GAIN
+    half_width = (low_w + (high_w - low_w) * p[..., 2:3])[..., None]
+    gain = (low_g + (high_g - low_g) * p[..., 3:4])[..., None]
+    across = torch.where(vertical, cols[None, None, None, :], rows[None, None, :, None])
+    strokes = (gain * (1.0 - (across - position).abs() / half_width)).clamp(0.0, 1.0)
+    return strokes.amax(dim=1, keepdim=True)
+
+
+def _render_brush(
+    n: int, k: int, generator: torch.Generator, height: int, width: int
+) -> torch.Tensor:
+    """k brush strokes per image (the out-of-distribution renderer): ``brush_image``."""
+    return brush_image(torch.rand(n, k, BRUSH_PARAMETERS, generator=generator), height, width)
+
+
+def brush_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Strokes of a second renderer, parameters ``p`` in [0, 1] ([n, k, 6]), combined by max.
+
+    Sinusoidal curves like ``ink``'s but with amplitudes U[BRUSH_AMPLITUDE] (H - 1) and
+    frequencies U[BRUSH_FREQUENCY] periods across the width, and a Gaussian profile
+    ``clamp(g exp(-d^2 / (2 s^2)), 0, 1)`` of sigma s ~ U[BRUSH_SIGMA] and gain
+    g ~ U[BRUSH_GAIN]: softer edges and other widths, amplitudes and gains than the ``ink``
+    tents a model of ink strokes learned, so test strokes drawn by it are out of distribution.
+    """
+    rows, cols = _grid(height, width)
+    low_s, high_s = BRUSH_SIGMA
+    low_g, high_g = BRUSH_GAIN
+    sigma = (low_s + (high_s - low_s) * p[..., 4:5])[:, :, None, :]
+    gain = (low_g + (high_g - low_g) * p[..., 5:6])[:, :, None, :]
+    distance = _curve_distances(
+        p[..., :SINE_PARAMETERS], rows, cols, width, BRUSH_AMPLITUDE, BRUSH_FREQUENCY
+    )
+    strokes = (gain * torch.exp(-distance.pow(2) / (2 * sigma.pow(2)))).clamp(0.0, 1.0)
+    return strokes.amax(dim=1, keepdim=True)
+
+
+def _curve_distances(
+    p: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    width: int,
+    amplitude: tuple[float, float] = (0.10, 0.25),
+    frequency: tuple[float, float] = (0.5, 3.0),
+) -> torch.Tensor:
+    """First-order perpendicular distance of every pixel to each ``sines`` curve: [n, k, H, W]
+    (``amplitude`` in image heights and ``frequency`` in periods: the ranges of the draws)."""
     span = float(rows.shape[0] - 1)
-    freq = 0.5 + 2.5 * p[..., 0:1]  # [n, k, 1]
-    amp = span * (0.10 + 0.15 * p[..., 1:2])
+    freq = frequency[0] + (frequency[1] - frequency[0]) * p[..., 0:1]  # [n, k, 1]
+    amp = span * (amplitude[0] + (amplitude[1] - amplitude[0]) * p[..., 1:2])
     offset = amp + p[..., 2:3] * (span - 2.0 * amp)
     phase = _TWO_PI * p[..., 3:4]
     omega = (_TWO_PI / width) * freq  # radians per column
@@ -271,6 +347,8 @@ _RENDERERS: dict[str, Renderer] = {
     "waves": _render_waves,
     "ink": _render_ink,
     "lines": _render_lines,
+    "ink-lines": _render_ink_lines,
+    "brush": _render_brush,
 }
 FAMILIES: dict[str, SignalFamily] = {
     name: SignalFamily(name, description, _RENDERERS[name])

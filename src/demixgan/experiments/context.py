@@ -101,13 +101,14 @@ class Context:
         self.provenance.append(f"classifier: trained now into {_stored(where)} ({minutes:.1f} min)")
         return model
 
-    def test_digits(self, count: int) -> ImageSet:
-        """Held-out digits with labels: the MNIST test set where it is on disk, else embedded."""
+    def test_digits(self, count: int, split: str = "test") -> ImageSet:
+        """Held-out digits with labels: the MNIST test set where it is on disk, else embedded
+        (``split="validation"``: the validation digits of the same source, for choices)."""
         from demixgan.data.sources import load_images
         from demixgan.inference.tasks import default_digit_source
 
         source = default_digit_source(self.data_dir)
-        digits = _subset(load_images(source, "test", data_dir=self.data_dir), count)
+        digits = _subset(load_images(source, split, data_dir=self.data_dir), count)
         binary = (digits.images >= 0.5).float()  # the paper's binary MNIST
         return replace(digits, images=binary)
 

@@ -88,6 +88,16 @@ def demo_separator() -> Separator:
     return load_separator(asset(f"{DEMO_MODEL}/separator"))[0]
 
 
+def demo_peers() -> dict[str, Separator]:
+    """The peers shipped beside the demo's separator (``demixgan separator --peer``, with the
+    same options), by kind: MixIT, RemixIT without the GAN, the supervised bound."""
+    from demixgan.inference.amortized import load_separator
+    from demixgan.inference.choice import PEERS
+
+    folders = {kind: asset(f"{DEMO_MODEL}/peers/{kind}") for kind in PEERS}
+    return {kind: load_separator(f)[0] for kind, f in folders.items() if f.is_dir()}
+
+
 def run_demo(
     run_dir: str | Path,
     *,
@@ -146,8 +156,9 @@ def _write_demo(run_dir, config, n, method, options, separator_options, progress
             if trained_here
             else demo_separator()
         )
+    peers = _train_peers(trained, separator_options, progress) if trained_here else demo_peers()
     options = options or (REFINE if separator is not None else DEMO_FIT)
-    evaluation, examples = _evaluate(trained, n, method, options, separator, progress)
+    evaluation, examples = _evaluate(trained, n, method, options, separator, peers, progress)
     if not trained_here:  # the package's model, by its place in any installation
         checkpoint = Path(f"demixgan/assets/{DEMO_MODEL}/{checkpoint.name}")
         evaluation = replace(evaluation, checkpoint=str(checkpoint))
@@ -188,7 +199,24 @@ def _train_separator(trained: TrainedModel, options: SeparatorOptions | None, pr
         return train_model_separator(trained, options, progress=bar.update)
 
 
-def _evaluate(trained, n: int, method: str, options: FitOptions, separator, progress: bool):
+def _train_peers(trained: TrainedModel, options: SeparatorOptions | None, progress: bool):
+    """The peers of ``demo_peers``, trained here with the separator's options."""
+    from demixgan.inference.choice import PEERS
+    from demixgan.io.progress import progress_bar
+    from demixgan.training.separator import train_peer
+
+    options = options or DEMO_SEPARATOR
+    peers: dict[str, Separator] = {}
+    for kind in PEERS:
+        total = options.steps + options.remix_steps
+        with progress_bar(total, f"training the {kind} peer", unit="step", enabled=progress) as bar:
+            peers[kind] = train_peer(
+                trained, kind, options, mixit=peers.get("mixit"), progress=bar.update
+            )
+    return peers
+
+
+def _evaluate(trained, n: int, method: str, options: FitOptions, separator, peers, progress):
     from demixgan.io.progress import progress_bar
 
     shown = progress and method == "fit"  # only the latent fit reports as it goes
@@ -200,6 +228,7 @@ def _evaluate(trained, n: int, method: str, options: FitOptions, separator, prog
             digit_source="mnist-embedded",
             methods=DEMO_METHODS[method],
             separator=separator,
+            peers=peers,
             refine_options=options,
             progress=bar.update,
         )
@@ -245,8 +274,14 @@ def _sections(trained, evaluation, checkpoint, trained_here, evolution, grid, el
                     "A separation is worth its gain over the best of the trivial split "
                     "x = n = y/2 and the pixel-value rule (each part's mean given the mixture's "
                     "pixel value, a lookup table fitted on 2,000 validation mixtures with their "
-                    "truth). ICA is scikit-learn's FastICA on the patches of each mixture "
-                    "(docs/baselines.md). The last column is each method's time per mixture."
+                    "truth), and over its peers: the same network with the same budget trained "
+                    "on the same mixtures without the GAN, by mixture invariant training "
+                    "(MixIT, its outputs grouped without the truth, and its oracle grouping, "
+                    "which sees it) and by RemixIT taught by MixIT. The supervised row is the "
+                    "same network trained on the clean parts: the upper bound. ICA is "
+                    "scikit-learn's FastICA on the patches of each mixture (docs/baselines.md). "
+                    "PSNR is the per-image mean; 'PSNR of mean MSE' is 10 log10(1 / the mean "
+                    "MSE). The last column is each method's time per mixture."
                 ),
             ],
         ),

@@ -16,6 +16,7 @@ from demixgan.evaluation.classification import accuracy, probabilities
 from demixgan.experiments.context import Context
 from demixgan.experiments.figures import evolution_figures
 from demixgan.experiments.registry import register
+from demixgan.inference.level import choose_threshold
 from demixgan.inference.options import FitOptions
 from demixgan.models.operators import ClipOperator, mix
 from demixgan.reports.experiment import Outcome, ResultFigure, ResultTable
@@ -104,24 +105,31 @@ def denoise_test(context: Context) -> Outcome:
     digits = context.test_digits(context.profile.denoise_digits)
     clean_accuracy = accuracy(classifier, digits.images, digits.labels)
     fits = _denoise_fits(context.profile.denoise_fit)
+    validation = context.test_digits(context.profile.denoise_digits, "validation")
     rows, figures, metrics = [], [], {"clean_accuracy": clean_accuracy, "digits": len(digits)}
-    metrics["fit"] = {name: asdict(options) for name, (options, _) in fits.items()}
+    metrics["fit"] = {name: asdict(options) for name, options in fits.items()}
+    tried = context.profile.denoise_tried_levels
     for index, denoiser in enumerate(DENOISERS):
         trained = context.trained(context.config(denoiser.config))
+        threshold, shares = _level_threshold(context, trained, denoiser, validation.images, fits)
         curves: dict[str, list[float]] = {}
         examples: list[tuple[str, torch.Tensor]] = []
         for level in LEVELS:
-            g = torch.Generator().manual_seed(100 * index + level)
-            noise = get_family(denoiser.family).sample(len(digits), level, g)
-            corrupted = mix(torch.stack((digits.images, noise), dim=1))
-            estimates = {"input": corrupted}
-            for name, (options, fitted) in fits.items():
-                estimates[name] = trained.denoise(
-                    corrupted,
-                    options,
-                    corruption_level=level if fitted else None,
-                    estimate="subtract" if fitted else "generator",
-                )
+            corrupted = _corrupt(digits.images, denoiser.family, level, 100 * index + level)
+            estimates = {
+                "input": corrupted,
+                PAPER_ESTIMATE: trained.denoise(corrupted, fits[PAPER_ESTIMATE]),
+            }
+            by_level = trained.fit_levels(corrupted, tried, fits[GIVEN_ESTIMATE])
+            chosen, estimated = by_level.select(threshold)
+            given = by_level.fits.get(level) or trained.fit_with_corruption(
+                corrupted, level, fits[GIVEN_ESTIMATE]
+            )
+            for name, fit in ((GIVEN_ESTIMATE, given), (ESTIMATED, estimated)):
+                estimates[name] = trained.denoise_estimates(corrupted, fit)["subtract"]
+            curves.setdefault("level estimated right", []).append(
+                (chosen == level).float().mean().item()
+            )
             # The classifier reads images in [0, 1]; the error is against the raw input.
             accuracies = {
                 name: accuracy(classifier, images.clamp(0, 1), digits.labels)
@@ -139,6 +147,7 @@ def denoise_test(context: Context) -> Outcome:
                     str(level),
                     *(f"{value:.1%}" for value in accuracies.values()),
                     *(f"{value:.4f}" for value in errors.values()),
+                    f"{curves['level estimated right'][-1]:.1%}",
                 ]
             )
             if level in (1, 3, 5):
@@ -148,12 +157,13 @@ def denoise_test(context: Context) -> Outcome:
                     for name, images in estimates.items()
                 ]
         metrics[denoiser.family] = {
+            "level_threshold": {"chosen": threshold, "validation_share_right": shares},
             "levels": list(LEVELS),
             **curves,
             "trained_level": denoiser.level,
         }
         figures += _test_figures(context, denoiser, curves, clean_accuracy, examples)
-    estimates = ["input", *fits]
+    estimates = ["input", PAPER_ESTIMATE, GIVEN_ESTIMATE, ESTIMATED]
     table = ResultTable(
         "denoising",
         "MNIST-classifier accuracy and per-pixel error: corrupted input, the paper's estimate "
@@ -163,16 +173,21 @@ def denoise_test(context: Context) -> Outcome:
             "level",
             *(f"accuracy, {name}" for name in estimates),
             *(f"pixel error, {name}" for name in estimates),
+            "level estimated right",
         ],
         rows,
         f"{len(digits)} held-out digits per family and level; accuracy on the clean digits: "
         f"{clean_accuracy:.1%}. Pixel error: mean squared error per pixel against the clean "
         "digit. Each denoiser was trained at one level (lines 2, sines 1) and is tested at all. "
         f"'{PAPER_ESTIMATE}': the latent of G alone fitted with the nonnegative residual "
-        f"(docs/inference.md: the corruption only adds light). '{FITTED_ESTIMATE}': G and the "
+        f"(docs/inference.md: the corruption only adds light). '{GIVEN_ESTIMATE}': G and the "
         "known corruption (as many curves or lines as the level) fitted together, the curves "
         "started where a search of a curve dictionary puts them (three rounds, "
-        "inference/stroke_search.py), and the input minus the fitted corruption kept.",
+        f"inference/stroke_search.py), and the input minus the fitted corruption kept. "
+        f"'{ESTIMATED}': the same fit at every level of {list(tried)}, each image "
+        "taking the smallest level after which one more item lowers its residual by less than "
+        f"a threshold chosen on {len(validation)} validation digits per level "
+        "(inference/level.py; metrics.json: level_threshold); the level is never given.",
     )
     summary = (
         "Unseen test digits corrupted by lines or sines at levels 1..5 are denoised with the "
@@ -184,20 +199,40 @@ def denoise_test(context: Context) -> Outcome:
 
 
 PAPER_ESTIMATE = "G(z)"
-FITTED_ESTIMATE = "u - n fitted"
+GIVEN_ESTIMATE = "u - n fitted, level given"
+ESTIMATED = "u - n fitted, level estimated"
+#: Seed offset of the validation corruption that chooses the level threshold.
+VALIDATION_CORRUPTION_SEED = 10_000
 
 
-def _denoise_fits(options: FitOptions) -> dict[str, tuple[FitOptions, bool]]:
-    """Estimate name -> (fit options, whether the known corruption is fitted too).
+def _denoise_fits(options: FitOptions) -> dict[str, FitOptions]:
+    """Fit options of G alone (``PAPER_ESTIMATE``) and of G beside the known corruption.
 
     G alone cannot draw the corruption, so its fit discounts bright pixels it leaves
     unexplained (benchmarks/denoise_residual.py: at level 5, 81% vs. 59% accuracy on sines);
     with the corruption fitted too everything is modelled, so the residual is the plain l2.
     """
     return {
-        PAPER_ESTIMATE: (replace(options, residual="nonnegative"), False),
-        FITTED_ESTIMATE: (replace(options, residual="l2"), True),
+        PAPER_ESTIMATE: replace(options, residual="nonnegative"),
+        GIVEN_ESTIMATE: replace(options, residual="l2"),
     }
+
+
+def _corrupt(images: torch.Tensor, family: str, level: int, seed: int) -> torch.Tensor:
+    noise = get_family(family).sample(len(images), level, torch.Generator().manual_seed(seed))
+    return mix(torch.stack((images, noise), dim=1))
+
+
+def _level_threshold(context, trained, denoiser: Denoiser, images: torch.Tensor, fits) -> tuple:
+    """The level threshold chosen on validation digits corrupted at every level of
+    ``LEVELS`` (other draws than the test's), and each threshold's share of levels right."""
+    tried = context.profile.denoise_tried_levels
+    validation = []
+    for level in LEVELS:
+        seed = VALIDATION_CORRUPTION_SEED + 100 * DENOISERS.index(denoiser) + level
+        corrupted = _corrupt(images, denoiser.family, level, seed)
+        validation.append((trained.fit_levels(corrupted, tried, fits[GIVEN_ESTIMATE]), level))
+    return choose_threshold(validation)
 
 
 def _confident_share(classifier, images: torch.Tensor) -> float:

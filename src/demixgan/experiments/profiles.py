@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from demixgan.errors import DemixganError
-from demixgan.inference.options import FitOptions, SeparatorOptions
+from demixgan.inference.options import LEVELS, FitOptions, SeparatorOptions
 from demixgan.spec.validation import check_fields, rule
 
 
@@ -44,6 +44,8 @@ class Profile:
     #: (the issue's target m; 0: none), and that network's budget (teacher and student each).
     cs_separator_measurements: int = rule(100, ge=0)
     cs_separator: SeparatorOptions = field(default_factory=SeparatorOptions)
+    #: denoise-test: the levels a fit tries where it estimates each image's level.
+    denoise_tried_levels: tuple[int, ...] = LEVELS
 
     def __post_init__(self) -> None:
         check_fields(self, f"profile {self.name!r}")
@@ -108,6 +110,7 @@ PROFILES: dict[str, Profile] = {
             SMOKE_SEPARATOR,
             cs_separator_measurements=20,
             cs_separator=SMOKE_SEPARATOR,
+            denoise_tried_levels=(1, 2),
         ),
     )
 }

@@ -97,6 +97,16 @@ def all_experiments() -> list[Experiment]:
     return sorted(EXPERIMENTS.values(), key=lambda e: rank.get(e.name, len(rank)))
 
 
+def reproduce_command(name: str, profile: str, data_dir: str | None) -> str:
+    """The command line that reruns an experiment as it ran, for its report: with its
+    ``--data-dir`` (without it the embedded test split stands in for the MNIST test set).
+    An absolute directory is written as DIR, so no machine's path lands in a report."""
+    command = f"demixgan reproduce {name} --profile {profile}"
+    if data_dir is not None:
+        command += f" --data-dir {'DIR' if Path(data_dir).is_absolute() else data_dir}"
+    return command
+
+
 def reproduce(
     name: str,
     output: str | Path,
@@ -123,7 +133,7 @@ def reproduce(
         header = Header(
             title=f"{experiment.name}: {experiment.title}",
             paper=experiment.paper,
-            command=f"demixgan reproduce {name} --profile {profile}",
+            command=reproduce_command(name, profile, data_dir),
             profile=f"{chosen.name} ({chosen.description})",
             provenance=context.provenance,
             minutes=(time.perf_counter() - started) / 60,

@@ -42,6 +42,7 @@ from torch import nn
 
 from demixgan.errors import DemixganError
 from demixgan.evaluation.metrics import order_errors
+from demixgan.inference.mixit import SlotGrouping
 from demixgan.io import checkpoints
 from demixgan.models.operators import MAX_SEED
 from demixgan.models.superposition_model import SuperpositionModel
@@ -91,7 +92,9 @@ class Separator(nn.Module):
     model's component order (known components included).
 
     ``matrix_seed`` names the Gaussian matrix whose measurements [N, m] it separates (m is the
-    network's ``measurements``); None: it separates whole mixtures [N, C, H, W].
+    network's ``measurements``); None: it separates whole mixtures [N, C, H, W]. A
+    ``grouping`` (a MixIT network's, inference/mixit.py) adds the network's M outputs into
+    the K parts.
     """
 
     def __init__(
@@ -100,12 +103,14 @@ class Separator(nn.Module):
         names: Sequence[str],
         chunk: int = 512,
         matrix_seed: int | None = None,
+        grouping: SlotGrouping | None = None,
     ) -> None:
         super().__init__()
         self.network = network
         self.names = tuple(names)
         self.chunk = chunk
         self.matrix_seed = matrix_seed
+        self.grouping = grouping
 
     @property
     def observes(self) -> str:
@@ -133,8 +138,14 @@ class Separator(nn.Module):
                 "--measurements and --matrix-seed)."
             )
 
-    @torch.no_grad()
     def separate(self, observations: torch.Tensor) -> torch.Tensor:
+        """Parts [N, K, C, H, W] in the order of ``names``."""
+        outputs = self.outputs(observations)
+        return outputs if self.grouping is None else self.grouping(outputs)
+
+    @torch.no_grad()
+    def outputs(self, observations: torch.Tensor) -> torch.Tensor:
+        """The network's outputs [N, M, C, H, W] (M = K without a grouping)."""
         was_training = self.network.training
         self.network.eval()
         try:
@@ -179,10 +190,12 @@ def save_separator(
         "separator_shape": shape,
         "separator_components": list(separator.names),
         "separator_matrix_seed": separator.matrix_seed,
+        "separator_grouped": separator.grouping is not None,
     }
-    return checkpoints.save_finished(
-        directory, SEPARATOR_KIND, "separator", {"separator": network}, meta
-    )
+    modules = {"separator": network}
+    if separator.grouping is not None:
+        modules["grouping"] = separator.grouping
+    return checkpoints.save_finished(directory, SEPARATOR_KIND, "separator", modules, meta)
 
 
 def load_separator(path: str | os.PathLike) -> tuple[Separator, dict]:
@@ -193,9 +206,9 @@ def load_separator(path: str | os.PathLike) -> tuple[Separator, dict]:
     """
 
     def fit(sidecar: dict) -> checkpoints.Fit:
-        shape, image, _, _ = _separator_fields(sidecar, path)
+        shape, image, names, _ = _separator_fields(sidecar, path)
         planned = checkpoints.plan(
-            lambda: {"separator": UNetSeparator(**shape, image=image)}, path, "a separator"
+            lambda: _modules(shape, image, len(names), sidecar), path, "a separator"
         )
         settings = ", ".join(f"{key} = {value}" for key, value in shape.items())
         return checkpoints.Fit(
@@ -210,15 +223,27 @@ def load_separator(path: str | os.PathLike) -> tuple[Separator, dict]:
         path, SEPARATOR_KIND, "a separator", "demixgan separator", fit=fit
     )
     shape, image, names, matrix_seed = _separator_fields(sidecar, path)
-    network = UNetSeparator(**shape, image=image)
+    modules = _modules(shape, image, len(names), sidecar)
     try:
-        network.load_state_dict(weights["separator"])
-    except RuntimeError as exc:  # the header was checked; kept so no traceback can escape
+        for key, module in modules.items():
+            module.load_state_dict(weights[key])
+    except (RuntimeError, KeyError) as exc:  # the header was checked; kept: no traceback
         raise DemixganError(
             f"The separator checkpoint '{path}' does not load into the network it describes "
             f"({exc}). Train a new one with 'demixgan separator'."
         ) from None
-    return Separator(network.eval(), names, matrix_seed=matrix_seed), sidecar
+    grouping = modules.get("grouping")
+    network = modules["separator"].eval()
+    separator = Separator(network, names, matrix_seed=matrix_seed, grouping=grouping)
+    return separator, sidecar
+
+
+def _modules(shape: dict, image: ImageSpec, parts: int, sidecar: dict) -> dict[str, nn.Module]:
+    """The modules a separator's sidecar describes: its network, and a MixIT grouping."""
+    modules: dict[str, nn.Module] = {"separator": UNetSeparator(**shape, image=image)}
+    if sidecar.get("separator_grouped") is True:
+        modules["grouping"] = SlotGrouping(parts, shape["components"])
+    return modules
 
 
 def _separator_fields(
@@ -239,14 +264,18 @@ def _separator_fields(
             if not whole(value) or value < low:
                 problem = f"separator_shape.{key} must be an integer >= {low}, not {shown(value)}"
                 break
+    grouped = sidecar.get("separator_grouped", False)
+    if problem is None and not isinstance(grouped, bool):
+        problem = f"separator_grouped must be true or false, not {shown(grouped)}"
     if problem is None and not (
         isinstance(names, list)
         and all(isinstance(name, str) for name in names)
-        and len(names) == shape["components"]
+        and (len(names) <= shape["components"] if grouped else len(names) == shape["components"])
+        and names
     ):
         problem = (
             f"separator_components must list the names of its {shape['components']} "
-            f"components, not {shown(names)}"
+            f"components{' or fewer groups' if grouped else ''}, not {shown(names)}"
         )
     if problem is None and seed is not None and not (whole(seed) and 0 <= seed <= MAX_SEED):
         problem = f"separator_matrix_seed must be null or from 0 to {MAX_SEED}, not {shown(seed)}"

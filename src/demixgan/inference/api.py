@@ -16,8 +16,9 @@ import torch
 from demixgan.errors import DemixganError
 from demixgan.inference.amortized import Separator
 from demixgan.inference.consistency import project_onto_mixture
+from demixgan.inference.level import LevelFits
 from demixgan.inference.loading import open_checkpoint
-from demixgan.inference.options import FitOptions
+from demixgan.inference.options import LEVELS, FitOptions
 from demixgan.inference.solver import LatentFit, fit_latents
 from demixgan.inference.stroke_search import fit_with_stroke_search
 from demixgan.io.images import intensities
@@ -103,6 +104,29 @@ class TrainedModel:
             )
         model = self.model.with_known_fitted(level)
         return fit_with_stroke_search(model, self.images(observations), self.model.learned, options)
+
+    def fit_levels(
+        self,
+        observations: torch.Tensor,
+        levels: Sequence[int] = LEVELS,
+        options: FitOptions | None = None,
+    ) -> LevelFits:
+        """``fit_with_corruption`` at every level of ``levels``, for choosing each image's
+        level (inference/level.py) where nobody says how many items corrupt it; a corruption
+        whose fit needs no level (lines) is fitted once and counts its own items."""
+        images = self.images(observations)
+        fitted = self.model.with_known_fitted(levels[0])
+        counting = {
+            c.name: fitted.generators[c.name]
+            for c in self.model.known
+            if hasattr(fitted.generators[c.name], "items")
+        }
+        if counting and len(counting) == len(self.model.known):
+            fit = self.fit_with_corruption(images, levels[0], options)
+            counted = sum(g.items(fit.latents[name]) for name, g in counting.items())
+            return LevelFits(tuple(levels), dict.fromkeys(levels, fit), counted)
+        fits = {k: self.fit_with_corruption(images, k, options) for k in levels}
+        return LevelFits(tuple(levels), fits)
 
     def demix(
         self,

@@ -10,7 +10,9 @@ report). A user's own mixtures have no truth, so nothing can be chosen: the sepa
 default there and the record says why.
 
 A separator's directory is ``separator/`` beside the run's checkpoints (``demixgan separator``
-writes it there by default), or beside an exported checkpoint such as the shipped one.
+writes it there by default), or beside an exported checkpoint such as the shipped one. The
+peers it is scored against live beside it in ``peers/<kind>/`` (``demixgan separator
+--peer KIND``), and ``evaluate`` adds a row for each one it finds.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ METHODS = ("fit", "separator", "refine")
 #: The record of the choice, inside the separator's directory.
 CHOICE_FILE = "method.json"
 SEPARATOR_DIR = "separator"
+PEERS_DIR = "peers"
+#: The separators a run's own is scored against, with the same network and budget, in table
+#: order: MixIT (unsupervised, no GAN), RemixIT taught by MixIT (no GAN), and the network
+#: trained on the clean parts of the training mixtures (the supervised upper bound).
+PEERS = ("mixit", "remixit", "supervised")
 #: Validation mixtures that score the candidates.
 CHOICE_MIXTURES = 500
 CHOICE_SEED = 4_000_037
@@ -78,11 +85,25 @@ def write_choice(directory: Path, choice: dict) -> Path:
     return directory / CHOICE_FILE
 
 
+def peer_dir(checkpoint: str | Path, kind: str) -> Path:
+    """Where a checkpoint's ``kind`` peer lives: ``peers/<kind>`` beside its separator."""
+    return separator_dir(checkpoint).parent / PEERS_DIR / kind
+
+
 def own_separator(checkpoint: str | Path) -> Path | None:
     """The directory of a checkpoint's finished separator, or None (none, or still training)."""
+    return _finished(separator_dir(checkpoint))
+
+
+def own_peers(checkpoint: str | Path) -> dict[str, Path]:
+    """The finished peers of a checkpoint, by kind, in ``PEERS`` order."""
+    found = {kind: _finished(peer_dir(checkpoint, kind)) for kind in PEERS}
+    return {kind: folder for kind, folder in found.items() if folder is not None}
+
+
+def _finished(folder: Path) -> Path | None:
     from demixgan.io.checkpoints import latest_checkpoint
 
-    folder = separator_dir(checkpoint)
     if folder.is_dir() and latest_checkpoint(folder, verify=False) is not None:
         return folder
     return None

@@ -29,6 +29,14 @@ FIT_ROW = "demixing-GAN"
 GENERATED_ROW = "demixing-GAN, G(z) only"
 #: The separator network trained on the model's draws and remixed training mixtures.
 SEPARATOR_ROW = "demixing-GAN, amortized separator"
+#: The rows of the peers (inference/choice.PEERS), with the same network and budget.
+PEER_ROWS = {
+    "mixit": "MixIT peer (outputs grouped without truth)",
+    "remixit": "RemixIT peer (taught by MixIT, no GAN)",
+    "supervised": "supervised separator (clean parts): upper bound",
+}
+#: The MixIT peer's outputs grouped by each mixture's truth, as the MixIT papers report it.
+MIXIT_ORACLE_ROW = "MixIT peer, oracle grouping (sees the truth)"
 #: The separator's parts as the start of a short latent fit.
 REFINE_ROW = "demixing-GAN, separator + fit"
 #: The best pixel-value rule, fitted with the truth of validation mixtures: a floor, not a method.
@@ -103,6 +111,53 @@ class SeparatorNetwork:
 
     def separate(self, observations: torch.Tensor) -> torch.Tensor:
         return self.trained.separate(observations, self.separator)
+
+
+@dataclass
+class OracleGrouping:
+    """A MixIT separator's outputs added into parts by each mixture's best grouping against
+    ``truths`` (the parts of exactly the observations it is given): a reading that sees the
+    truth, so it bounds any grouping rule and is labelled so."""
+
+    trained: TrainedModel
+    separator: Separator
+    truths: torch.Tensor  # [N, K, C, H, W]
+    name: str = MIXIT_ORACLE_ROW
+
+    @property
+    def part_names(self) -> Sequence[str]:
+        return self.trained.component_names
+
+    def separate(self, observations: torch.Tensor) -> torch.Tensor:
+        from demixgan.inference.mixit import oracle_groups
+
+        if len(observations) != len(self.truths):
+            raise ValueError("the oracle grouping needs the truth of every observation")
+        parts = oracle_groups(self.separator.outputs(observations), self.truths)
+        return self.trained.make_consistent(parts, observations)
+
+
+def peer_methods(
+    trained: TrainedModel, peers: dict[str, Separator], truths: torch.Tensor | None = None
+) -> list[SeparationMethod]:
+    """The rows of a run's peers (``PEER_ROWS`` order); with ``truths``, the MixIT peer's
+    oracle grouping beside its own."""
+    methods: list[SeparationMethod] = []
+    for kind, row in PEER_ROWS.items():
+        if kind in peers:
+            methods.append(SeparatorNetwork(trained, peers[kind], name=row))
+            if kind == "mixit" and truths is not None:
+                methods.append(OracleGrouping(trained, peers[kind], truths))
+    return methods
+
+
+def with_peers(
+    methods: Sequence[SeparationMethod], peers: Sequence[SeparationMethod]
+) -> list[SeparationMethod]:
+    """``methods`` with the ``peers`` rows before the floors (pixel rule, ICA, mixture, split)."""
+    floors = (PixelRule, Ica, Mixture, Split)
+    at = next((i for i, m in enumerate(methods) if isinstance(m, floors)), len(methods))
+    return [*methods[:at], *peers, *methods[at:]]
 
 
 @dataclass

@@ -21,6 +21,9 @@ COMBINES = ("best", "weighted")
 MAX_SEED = 2**63 - 1
 #: Adam steps beyond this learning rate overflow float32 arithmetic; useful ones are far below.
 MAX_LR = 10.0
+#: Levels a denoiser tries where it estimates each image's corruption level (inference/level.py;
+#: the reports' test levels are 1..5).
+LEVELS = (1, 2, 3, 4, 5, 6)
 #: The separation methods an evaluation can score (inference/methods.py), in table order.
 METHOD_NAMES = ("fit", "refine", "separator", "pixel-rule", "ica", "mixture", "split")
 DEFAULT_METHODS = ("fit", "ica", "mixture", "split")

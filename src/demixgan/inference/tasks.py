@@ -17,7 +17,7 @@ from demixgan.errors import DemixganError
 from demixgan.evaluation.separation import MethodScore, markdown_table, mean_std, score_method
 from demixgan.inference.amortized import Separator
 from demixgan.inference.api import TrainedModel, check_finite
-from demixgan.inference.methods import PixelRule, build_methods
+from demixgan.inference.methods import PixelRule, build_methods, peer_methods, with_peers
 from demixgan.inference.options import DEFAULT_METHODS, MAX_SEED, FitOptions
 from demixgan.io.images import read_npy, read_stack
 from demixgan.models.operators import GaussianOperator
@@ -220,11 +220,13 @@ def evaluate_checkpoint(
     data_dir: str | os.PathLike | None = None,
     methods: Sequence[str] = DEFAULT_METHODS,
     separator: Separator | None = None,
+    peers: dict[str, Separator] | None = None,
     refine_options: FitOptions | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Evaluation, Separation]:
     """Separate ``n`` held-out test mixtures by each of ``methods`` (inference/methods.py) and
-    score them against the true parts, one row per method; a ``separator`` adds its row.
+    score them against the true parts, one row per method; a ``separator`` adds its row, the
+    ``peers`` (inference/choice.PEERS: MixIT, RemixIT, the supervised bound) theirs.
 
     The mixtures are observed as the run's were (clipped, binarized digits or not); the
     pixel-value rule is fitted on ``VALIDATION_MIXTURES`` mixtures of the validation split
@@ -270,6 +272,7 @@ def evaluate_checkpoint(
         progress=progress,
     )
     batch = make_mixtures(sampler, n, options.seed + 1)
+    chosen = with_peers(chosen, peer_methods(trained, peers or {}, batch.components))
     estimates, seconds = {}, {}
     for method in chosen:
         started = time.perf_counter()

@@ -93,6 +93,11 @@ class RelaxedLinesGenerator(nn.Module):
         self.image = image
         self.latent_dim = image.height + image.width
 
+    def items(self, z: torch.Tensor) -> torch.Tensor:
+        """How many lines latents [N, latent_dim] draw: rows and columns at intensity >= 0.5
+        (the fit finds the number of lines itself, so it needs no level)."""
+        return (_uniform_parameters(z) >= 0.5).sum(1)
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         sides = [self.image.height, self.image.width]
         rows, columns = _uniform_parameters(z).split(sides, dim=1)

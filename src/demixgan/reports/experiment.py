@@ -75,6 +75,35 @@ class Header:
     minutes: float
 
 
+def code_version() -> dict[str, str | None]:
+    """demixgan's version and, in a git checkout, the commit the code was at ("+changes"
+    where the checkout differs from it): what a report's numbers were made with."""
+    import subprocess
+
+    import demixgan
+
+    root = Path(demixgan.__file__).resolve().parents[2]
+    commit = None
+    if not (root / "src" / "demixgan").is_dir():  # installed, not run from a checkout
+        return {"version": demixgan.__version__, "commit": commit}
+    try:
+        git = ["git", "-C", str(root)]
+        commit = subprocess.run(
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        commit += "+changes" if changed else ""
+    except (OSError, subprocess.SubprocessError):
+        pass  # an installed package: the version alone
+    return {"version": demixgan.__version__, "commit": commit}
+
+
 def write_outcome(run_dir: str | os.PathLike, header: Header, outcome: Outcome) -> Path:
     """Write tables, metrics and both reports into ``run_dir``; return the HTML report."""
     run_dir = Path(run_dir)
@@ -86,6 +115,7 @@ def write_outcome(run_dir: str | os.PathLike, header: Header, outcome: Outcome) 
         "experiment": header.title,
         "paper": header.paper,
         "command": header.command,
+        "code": code_version(),
         "profile": header.profile,
         "provenance": header.provenance,
         "minutes": round(header.minutes, 2),

@@ -12,7 +12,12 @@ import torch
 from torch import nn
 
 from demixgan.data.observed import ImageStack, load_mixtures, value_range
-from demixgan.data.superposition import MixtureSampler, build_sampler, make_mixtures
+from demixgan.data.superposition import (
+    MixtureBatch,
+    MixtureSampler,
+    build_sampler,
+    make_mixtures,
+)
 from demixgan.errors import DemixganError
 from demixgan.models.operators import ClipOperator, IdentityOperator
 from demixgan.models.superposition_model import (
@@ -154,11 +159,27 @@ def load_training_data(config: RunConfig) -> TrainingData:
     return data
 
 
+def load_training_parts(config: RunConfig) -> torch.Tensor:
+    """The clean parts [N, K, C, H, W] of a recipe run's training mixtures, in their order:
+    what only the supervised upper bound may learn from (a user's mixtures have none)."""
+    if config.data.mixtures is not None or config.data.recipe is None:
+        raise DemixganError(
+            "The run learned from observed mixtures, whose clean parts are unknown: the "
+            "supervised bound needs a recipe's mixtures, drawn with their parts."
+        )
+    return _recipe_batch(config)[2].components.contiguous()
+
+
+def _recipe_batch(config: RunConfig) -> tuple[MixtureSampler, int, MixtureBatch]:
+    """A recipe run's sampler, its training count and the seeded training batch."""
+    sampler, count = training_sampler(config)
+    return sampler, count, make_mixtures(sampler, count, seed=config.seed + DATA_SEED_OFFSET)
+
+
 def _recipe_data(config: RunConfig) -> TrainingData:
     """A recipe's mixtures (or one clean component of them) drawn from its split."""
     data = config.data
-    sampler, count = training_sampler(config)
-    batch = make_mixtures(sampler, count, seed=config.seed + DATA_SEED_OFFSET)
+    sampler, count, batch = _recipe_batch(config)
     if data.observe is None:
         observations, what = batch.mixtures, f"{data.recipe} mixtures"
     else:

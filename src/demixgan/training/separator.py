@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from demixgan.data.observed import ImageStack
 from demixgan.errors import DemixganError
 from demixgan.inference.amortized import (
     Separator,
@@ -32,7 +33,9 @@ from demixgan.inference.amortized import (
     save_separator,
 )
 from demixgan.inference.api import TrainedModel
+from demixgan.inference.choice import PEERS
 from demixgan.inference.consistency import project_onto_mixture
+from demixgan.inference.mixit import SlotGrouping, mixit_loss
 from demixgan.inference.options import SeparatorOptions
 from demixgan.io.atomic import atomic_path, check_writable_dir
 from demixgan.io.checkpoints import latest_checkpoint
@@ -43,15 +46,22 @@ from demixgan.io.stale import remove_stale_temps
 from demixgan.models.operators import GaussianOperator, mix
 from demixgan.models.superposition_model import SuperpositionModel
 from demixgan.networks.separators import UNetSeparator
-from demixgan.spec.factory import load_training_data
+from demixgan.spec.factory import load_training_data, load_training_parts
 from demixgan.training import engine
 from demixgan.training.distributed import Distributed
 
+#: What teaches a separator in its first phase: the model's own draws (the demixing-GAN's
+#: separator), the clean parts of the training mixtures (the supervised upper bound), mixtures
+#: of two training mixtures under the MixIT loss (the unsupervised peer), or a fixed teacher's
+#: splits of the training mixtures, remixed (RemixIT's student, with no GAN).
+TEACHINGS = ("draws", "clean", "mixit", "teacher")
 #: The record of a separator run (what it separates, for which checkpoint, with what options).
 JOB_FILE = "separator-job.json"
 #: Where a compressive separator's teacher of whole mixtures trains, inside its run.
 TEACHER_DIR = "teacher"
 RUN_KIND = "separator-run"
+#: Training mixtures whose MixIT outputs fit the grouping into parts.
+GROUPING_MIXTURES = 2000
 
 
 class SeparatorTask:
@@ -70,10 +80,12 @@ class SeparatorTask:
         consistent: bool = False,
         start: Separator | None = None,
         teacher: Separator | None = None,
+        teaching: str = "draws",
+        clean: torch.Tensor | None = None,
     ) -> None:
         if teacher is not None:
             check_teacher(teacher, model)
-        self.model, self.options = model, options
+        self.model, self.options, self.teaching, self.clean = model, options, teaching, clean
         self.operator = operator if operator is not None else model.operator
         measurements = getattr(self.operator, "matrix", None)
         self.matrix_seed = None if measurements is None else self.operator.seed
@@ -83,7 +95,7 @@ class SeparatorTask:
                 copy.deepcopy(start.network)
                 if start is not None
                 else UNetSeparator(
-                    len(model.names),
+                    len(model.names) * (2 if teaching == "mixit" else 1),
                     image=model.image,
                     width=options.width,
                     measurements=0 if measurements is None else measurements.shape[0],
@@ -95,6 +107,8 @@ class SeparatorTask:
         self.draws = torch.Generator().manual_seed(options.seed + 1)
         self.draw_steps = 0 if start is not None else options.steps
         remixing = mixtures is not None and options.remix_steps > 0
+        if teaching in ("clean", "mixit"):  # one phase, the whole budget
+            self.draw_steps, remixing = options.steps + options.remix_steps, False
         self.total_steps = self.draw_steps + (options.remix_steps if remixing else 0)
         self.step = 0
         self.name = "separator" if self.matrix_seed is None else "compressive separator"
@@ -114,44 +128,80 @@ class SeparatorTask:
     # -- one step ------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
         if self.step < self.draw_steps:
-            loss = self._learn(self.draw_optimizer, self._model_parts(self.options.batch_size))
+            loss = self._first_phase_step(self.options.batch_size)
             self.schedule.step()
         else:
             loss = self._remix_step(self.step - self.draw_steps + 1)
         self.step += 1
         return {"loss": loss}
 
+    def _first_phase_step(self, batch: int) -> float:
+        if self.teaching == "mixit":
+            return self._mixit_step(batch)
+        if self.teaching == "clean":
+            parts = self._clean_parts(batch)
+        elif self.teaching == "teacher":
+            parts = self._remixed(self.fixed.separate, batch)
+        else:
+            parts = self._model_parts(batch)
+        return self._learn(self.draw_optimizer, parts)
+
     def _remix_step(self, step: int) -> float:
         """Remixing step ``step`` (1-based): split real mixtures, recombine, learn."""
         options = self.options
-        real = max(1, round(options.batch_size * options.remix_fraction))
-        if step == 1 and self.fixed is None:
+        # With no model to draw from (a peer), the whole batch is remixed.
+        share = options.remix_fraction if self.teaching == "draws" else 1.0
+        real = max(1, round(options.batch_size * share))
+        if step == 1 and (self.fixed is None or self.teaching == "teacher"):
             self.teacher = copy.deepcopy(self.network).eval()
-        with torch.no_grad():
-            chosen = self.mixtures[
-                torch.randint(0, len(self.mixtures), (real,), generator=self.draws)
-            ]
-            parts = (
-                self.fixed.separate(chosen)
-                if self.fixed is not None
-                else self.teacher(self.operator(chosen))
-            )
-            if self.consistent:
-                parts = project_onto_mixture(parts, chosen)
-            remixed = torch.stack(
-                [
-                    parts[:, k] if k == 0 else parts[torch.randperm(real, generator=self.draws), k]
-                    for k in range(parts.shape[1])
-                ],
-                dim=1,
-            )
+        split = (
+            self.fixed.separate
+            if self.teacher is None
+            else lambda chosen: self.teacher(self.operator(chosen))
+        )
+        remixed = self._remixed(split, real)
         drawn = self._model_parts(options.batch_size - real)
         loss = self._learn(self.remix_optimizer, torch.cat([remixed, drawn]))
-        if self.fixed is None and step % options.teacher_every == 0:
+        if self.teacher is not None and step % options.teacher_every == 0:
             self.teacher = copy.deepcopy(self.network).eval()
         return loss
 
+    @torch.no_grad()
+    def _remixed(self, split, real: int) -> torch.Tensor:
+        """``real`` training mixtures split by ``split``, their parts recombined across them."""
+        chosen = self.mixtures[torch.randint(0, len(self.mixtures), (real,), generator=self.draws)]
+        parts = split(chosen)
+        if self.consistent:
+            parts = project_onto_mixture(parts, chosen)
+        return torch.stack(
+            [
+                parts[:, k] if k == 0 else parts[torch.randperm(real, generator=self.draws), k]
+                for k in range(parts.shape[1])
+            ],
+            dim=1,
+        )
+
+    def _clean_parts(self, n: int) -> torch.Tensor:
+        """Clean training parts, each component from an independently drawn training mixture."""
+        count = len(self.clean)
+        picks = torch.randint(0, count, (n, self.clean.shape[1]), generator=self.draws)
+        return self.clean[picks, torch.arange(self.clean.shape[1])]
+
+    def _mixit_step(self, batch: int) -> float:
+        """MixIT: separate the sum of two training mixtures into 2K outputs that must add up,
+        in the best grouping, to the two mixtures (inference/mixit.py)."""
+        picks = torch.randint(0, len(self.mixtures), (batch, 2), generator=self.draws)
+        pairs = self.mixtures[picks]  # [B, 2, C, H, W]
+        self.network.train()
+        loss = mixit_loss(self.network(pairs.sum(1)), pairs).mean()
+        self.draw_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.draw_optimizer.step()
+        return loss.item()
+
     def _model_parts(self, n: int) -> torch.Tensor:
+        if n == 0:
+            return torch.empty(0, len(self.model.names), *self.model.image.shape)
         with torch.no_grad():
             latents = self.model.sample_latents(n, self.draws)
             known = self.model.sample_known(n, self.draws)
@@ -169,7 +219,14 @@ class SeparatorTask:
 
     # -- state ---------------------------------------------------------------------------
     def separator(self) -> Separator:
-        return Separator(self.network, self.model.names, self.options.chunk, self.matrix_seed)
+        """The trained separator; a MixIT network's with its grouping, fitted on the outputs of
+        up to ``GROUPING_MIXTURES`` training mixtures (no truth)."""
+        separator = Separator(self.network, self.model.names, self.options.chunk, self.matrix_seed)
+        if self.teaching != "mixit":
+            return separator
+        outputs = separator.outputs(self.mixtures[:GROUPING_MIXTURES])
+        separator.grouping = SlotGrouping.fit(outputs, len(self.model.names))
+        return separator
 
     def log_fields(self, done: int) -> dict[str, Any]:
         return {"phase": "draws" if done <= self.draw_steps else "remixing"}
@@ -187,6 +244,7 @@ class SeparatorTask:
             "kind": RUN_KIND,
             "separator_components": list(self.model.names),
             "separator_matrix_seed": self.matrix_seed,
+            "teaching": self.teaching,
             "options": asdict(self.options),
         }
 
@@ -245,11 +303,19 @@ def train_separator(
     consistent: bool = False,
     start: Separator | None = None,
     teacher: Separator | None = None,
+    teaching: str = "draws",
+    clean: torch.Tensor | None = None,
     progress: engine.Progress | None = None,
     run_dir: Path | None = None,
     resume: bool = False,
 ) -> Separator:
     """Train a separator on fresh draws of ``model`` (its operator, or ``operator`` instead).
+
+    ``teaching`` (``TEACHINGS``) replaces the draws of the first phase: "clean" learns the
+    ``clean`` parts [N, K, C, H, W], "mixit" the ``mixtures`` under the MixIT loss (both over
+    the whole budget, steps + remix steps), "teacher" the ``teacher``'s remixed splits of the
+    ``mixtures`` (then the remixing phase by its own copy); the model then only gives the
+    components' names, image spec and operator.
 
     ``mixtures`` (real training mixtures [N, C, H, W], measured by the operator here) add the
     remixing phase; ``consistent`` projects the teacher's parts onto each mixture first (where
@@ -270,6 +336,8 @@ def train_separator(
         consistent=consistent,
         start=start,
         teacher=teacher,
+        teaching=teaching,
+        clean=clean,
     )
     was_training = model.training
     model.eval()
@@ -313,6 +381,54 @@ def train_model_separator(
         progress=progress,
         run_dir=run_dir,
         resume=resume,
+    )
+
+
+def train_peer(
+    trained: TrainedModel,
+    kind: str,
+    options: SeparatorOptions | None = None,
+    *,
+    mixit: Separator | None = None,
+    progress: engine.Progress | None = None,
+    run_dir: Path | None = None,
+    resume: bool = False,
+) -> Separator:
+    """A separator of the same network and budget as the run's, taught without the GAN.
+
+    ``mixit``: MixIT on mixtures of two training mixtures (2K outputs grouped into K parts by
+    a rule fitted without truth). ``remixit``: RemixIT with no GAN, the student taught first
+    by the ``mixit`` peer's remixed splits (``steps``), then by its own copy
+    (``remix_steps``). ``supervised``: the clean parts of the same training mixtures, the
+    upper bound of what the network can learn from this data.
+    """
+    if kind not in PEERS:
+        raise DemixganError(f"The peer is one of {', '.join(PEERS)}, not {kind!r}.")
+    if not trained.remixable:
+        raise DemixganError(
+            "The peers learn from the run's training mixtures, and this run trained on clean "
+            "images: train a demixing run first."
+        )
+    mixtures = load_training_data(trained.config).observations
+    if isinstance(mixtures, ImageStack):
+        mixtures = mixtures.floats()
+    common = {"progress": progress, "run_dir": run_dir, "resume": resume}
+    model = trained.model
+    if kind == "supervised":
+        clean = load_training_parts(trained.config)
+        return train_separator(model, options, teaching="clean", clean=clean, **common)
+    if kind == "mixit":
+        return train_separator(model, options, mixtures=mixtures, teaching="mixit", **common)
+    if mixit is None:
+        raise DemixganError("The RemixIT peer is taught by the MixIT peer: train that first.")
+    return train_separator(
+        model,
+        options,
+        mixtures=mixtures,
+        consistent=model.operator.name == "identity",
+        teacher=mixit,
+        teaching="teacher",
+        **common,
     )
 
 
