@@ -25,6 +25,10 @@ TINY = FitOptions(iterations=5, restarts=1, seed=0)
 SEPARATOR_ROWS = (
     "demixing-GAN, separator + fit",
     "demixing-GAN, amortized separator",
+    "MixIT peer (outputs grouped without truth)",
+    "MixIT peer, oracle grouping (sees the truth)",
+    "RemixIT peer (taught by MixIT, no GAN)",
+    "supervised separator (clean parts): upper bound",
     "pixel-value rule (fitted with truth)",
     "ICA",
     "split y/2",

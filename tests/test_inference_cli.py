@@ -112,7 +112,10 @@ def test_evaluate_prints_the_table_with_baselines(tiny_runs, tmp_path, capsys):
     table = capsys.readouterr().out
     for row in ("demixing-GAN", "ICA", "split y/2", "input (mixture)"):
         assert row in table
-    assert json.loads(out.read_text())["n"] == 8
+    record = json.loads(out.read_text())
+    assert record["n"] == 8
+    # the command that wrote it, with machine paths (the run, the JSON) written as DIR
+    assert record["command"] == f"demixgan evaluate DIR --n 8 --json DIR {' '.join(FAST)}"
 
 
 def test_empty_measurements_are_one_clear_error(tiny_runs, tmp_path, capsys):

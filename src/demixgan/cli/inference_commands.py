@@ -531,10 +531,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         )
     print(result.table)
     if args.json:
+        import json
+
         from demixgan.io.atomic import atomic_path
 
+        record = {"command": args.command_line, **json.loads(result.to_json())}
         with atomic_path(args.json) as tmp:
-            tmp.write_text(result.to_json(), encoding="utf-8")
+            tmp.write_text(
+                json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
     return 0
 
 

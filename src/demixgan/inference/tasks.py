@@ -229,8 +229,9 @@ def evaluate_checkpoint(
     ``peers`` (inference/choice.PEERS: MixIT, RemixIT, the supervised bound) theirs.
 
     The mixtures are observed as the run's were (clipped, binarized digits or not); the
-    pixel-value rule is fitted on ``VALIDATION_MIXTURES`` mixtures of the validation split
-    (images carved from the training files, never trained on).
+    pixel-value rule is fitted on ``VALIDATION_MIXTURES`` mixtures of the validation split of
+    the run's own digit source (images carved from its training files, never trained on),
+    whichever source the test mixtures come from.
     """
     from demixgan.data.superposition import build_sampler, make_mixtures
 
@@ -253,11 +254,11 @@ def evaluate_checkpoint(
         )
     rule = None
     if "pixel-rule" in methods:
-        held_out = build_sampler(
+        held_out = build_sampler(  # the validation split of the images the run trained on
             recipe,
             level=level,
             split="validation",
-            digit_source=digit_source,
+            digit_source=trained.config.data.digit_source,
             data_dir=data_dir,
             **observed,
         )
