@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -309,3 +310,20 @@ def test_the_photo_example_writes_mixtures_that_are_the_sum_of_their_truth(tmp_p
         mixture = np.asarray(png, dtype=np.float32).transpose(2, 0, 1) / 255
     np.testing.assert_allclose(truth[1].sum(0), mixture, atol=0.5 / 255 + 1e-6)
     assert builder["main"](args) == 2  # an existing directory is not overwritten
+
+
+def test_a_run_on_own_mixtures_trains_the_unsupervised_peers_but_has_no_bound(
+    grey_run, tmp_path, capsys
+):
+    """Own mixtures have no clean parts: MixIT and RemixIT learn from the stored mixtures (read
+    per batch), the supervised bound is refused in one paragraph with nothing written."""
+    run = tmp_path / "run"
+    shutil.copytree(grey_run, run)
+    quick = ["--steps", "3", "--remix-steps", "1", "--width", "4", "--batch-size", "4"]
+    assert _run("separator", run, "--peer", "supervised", *quick) == 2
+    err = capsys.readouterr().err
+    assert "clean parts are unknown" in err and "Traceback" not in err
+    assert not (run / "peers" / "supervised").exists()
+    for kind in ("mixit", "remixit"):
+        assert _run("separator", run, "--peer", kind, *quick) == 0
+        assert (run / "peers" / kind).is_dir()

@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from demixgan.data.observed import ImageStack
 from demixgan.errors import DemixganError
 from demixgan.inference.amortized import (
     Separator,
@@ -409,9 +408,7 @@ def train_peer(
             "The peers learn from the run's training mixtures, and this run trained on clean "
             "images: train a demixing run first."
         )
-    mixtures = load_training_data(trained.config).observations
-    if isinstance(mixtures, ImageStack):
-        mixtures = mixtures.floats()
+    mixtures = load_training_data(trained.config).observations  # a user's: read per batch
     common = {"progress": progress, "run_dir": run_dir, "resume": resume}
     model = trained.model
     if kind == "supervised":
