@@ -84,6 +84,9 @@ class SeparatorTask:
     ) -> None:
         if teacher is not None:
             check_teacher(teacher, model)
+        needs = {"clean": clean, "mixit": mixtures, "teacher": teacher}
+        if teaching not in TEACHINGS or needs.get(teaching, model) is None:
+            raise ValueError(f"teaching {teaching!r} needs its data (one of {TEACHINGS})")
         self.model, self.options, self.teaching, self.clean = model, options, teaching, clean
         self.operator = operator if operator is not None else model.operator
         measurements = getattr(self.operator, "matrix", None)
