@@ -98,3 +98,13 @@ def test_both_means_of_psnr_are_reported_and_the_per_image_mean_is_the_higher(di
     same = score_method("same", truths + 0.1, truths, ["a", "b"]).scores["a"]
     assert same["psnr"][0] == pytest.approx(same[PSNR_OF_MEAN][0], abs=1e-4)
     assert "a PSNR of mean MSE" in markdown_table([score], ["a", "b"], 10)
+
+
+def test_a_table_says_how_its_parts_were_matched(digits):
+    from demixgan.evaluation.separation import markdown_table, score_method
+
+    truths = torch.stack([digits[:10], digits[10:20]], dim=1).float()
+    whole = score_method("m", truths.flip(1), truths, ["a", "b"])
+    each = score_method("m", truths.flip(1), truths, ["a", "b"], per_mixture=True)
+    assert "matched to the truth once over the whole set" in markdown_table([whole], "ab", 10)
+    assert "(exchangeable parts)" in markdown_table([each], "ab", 10)

@@ -119,9 +119,15 @@ def markdown_table(rows: Sequence[MethodScore], names: Sequence[str], n: int) ->
     header, cells = table_cells(rows, names)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(line) + " |" for line in cells]
+    per_mixture = any(PER_MIXTURE in row.matching.values() for row in rows)
+    matched = (
+        "each mixture's parts matched to its truth by their best order (exchangeable parts)"
+        if per_mixture
+        else "each method's parts matched to the truth once over the whole set"
+    )
     lines.append(
         f"\nmean ± std over {n} test mixtures of per-image values; PSNR in dB with peak 1; "
-        "PSNR of mean MSE: 10 log10(1 / the mean MSE over the set)."
+        f"PSNR of mean MSE: 10 log10(1 / the mean MSE over the set); {matched}."
     )
     return "\n".join(lines)
 
