@@ -23,6 +23,7 @@ from demixgan.cli import (
     train_commands,
 )
 from demixgan.errors import DemixganError
+from demixgan.reports.experiment import recorded_command
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -63,19 +64,10 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def command_line(argv: Sequence[str]) -> str:
-    """The command as a report records it: ``demixgan ARGS``, with every absolute path
-    written as DIR (no machine's paths in a committed file)."""
-    import shlex
-    from pathlib import Path
-
-    return shlex.join(["demixgan", *("DIR" if Path(a).is_absolute() else a for a in argv)])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.command_line = command_line(sys.argv[1:] if argv is None else argv)
+    args.command_line = recorded_command(sys.argv[1:] if argv is None else argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:

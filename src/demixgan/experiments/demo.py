@@ -95,7 +95,13 @@ def demo_peers() -> dict[str, Separator]:
     from demixgan.inference.choice import PEERS
 
     folders = {kind: asset(f"{DEMO_MODEL}/peers/{kind}") for kind in PEERS}
-    return {kind: load_separator(f)[0] for kind, f in folders.items() if f.is_dir()}
+    missing = [str(folder) for folder in folders.values() if not folder.is_dir()]
+    if missing:
+        raise DemixganError(
+            f"The shipped peers are missing ({', '.join(missing)}; a damaged installation?). "
+            "Reinstall demixgan, or train them with 'demixgan demo --train'."
+        )
+    return {kind: load_separator(folder)[0] for kind, folder in folders.items()}
 
 
 def run_demo(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from demixgan.errors import DemixganError
 from demixgan.experiments.profiles import get_profile
-from demixgan.reports.experiment import Header, Outcome, write_outcome
+from demixgan.reports.experiment import Header, Outcome, recorded_command, write_outcome
 from demixgan.reports.html import Links, Section, Text, write_report
 
 if TYPE_CHECKING:  # type hints only: the context (and torch) loads when an experiment runs
@@ -99,12 +99,9 @@ def all_experiments() -> list[Experiment]:
 
 def reproduce_command(name: str, profile: str, data_dir: str | None) -> str:
     """The command line that reruns an experiment as it ran, for its report: with its
-    ``--data-dir`` (without it the embedded test split stands in for the MNIST test set).
-    An absolute directory is written as DIR, so no machine's path lands in a report."""
-    command = f"demixgan reproduce {name} --profile {profile}"
-    if data_dir is not None:
-        command += f" --data-dir {'DIR' if Path(data_dir).is_absolute() else data_dir}"
-    return command
+    ``--data-dir`` (without it the embedded test split stands in for the MNIST test set)."""
+    data = [] if data_dir is None else ["--data-dir", str(data_dir)]
+    return recorded_command(["reproduce", name, "--profile", profile, *data])
 
 
 def reproduce(

@@ -83,8 +83,8 @@ class SlotGrouping(nn.Module):
     """Which of K parts each of a MixIT network's M outputs adds into (``partition`` [M]),
     fitted on training mixtures, never on a truth.
 
-    Trained so, each output slot settles on a kind of source (on digit + ink mixtures, 83%
-    of validation mixtures' best grouping is one and the same). The K slots that carry the
+    Trained so, each output slot settles on a kind of source (on the demo's digit + ink
+    mixtures most validation mixtures share one best grouping). The K slots that carry the
     most energy over the training mixtures found the K parts; every other slot joins the one
     whose outputs look most like its own, described by the magnitude of their 2-D Fourier
     transforms (what a stroke looks like wherever it lies: two bars or digits at other places

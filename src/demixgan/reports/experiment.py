@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +74,14 @@ class Header:
     profile: str
     provenance: list[str]
     minutes: float
+
+
+def recorded_command(argv: Sequence[str]) -> str:
+    """A command as a report records it: ``demixgan ARGS``, with every absolute path written
+    as DIR (no machine's paths in a committed file)."""
+    import shlex
+
+    return shlex.join(["demixgan", *("DIR" if Path(a).is_absolute() else a for a in argv)])
 
 
 def code_version() -> dict[str, str | None]:
