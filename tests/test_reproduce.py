@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+from dataclasses import asdict
 
 import pytest
 
@@ -13,6 +14,8 @@ from demixgan.errors import DemixganError
 from demixgan.experiments import registry
 from demixgan.experiments.compressive import MEAN_DIGIT, TUNED_LASSO
 from demixgan.experiments.denoising import ESTIMATED, GIVEN_ESTIMATE
+from demixgan.experiments.ink import INK_SETTINGS
+from demixgan.experiments.profiles import PROFILES
 from demixgan.experiments.registry import (
     PAPER_ORDER,
     all_experiments,
@@ -20,6 +23,14 @@ from demixgan.experiments.registry import (
     reproduce_all,
     reproduce_command,
     train_models,
+)
+from demixgan.inference.choice import METHODS
+from demixgan.inference.methods import (
+    FIT_ROW,
+    MIXIT_ORACLE_ROW,
+    PEER_ROWS,
+    PIXEL_RULE_ROW,
+    SEPARATOR_ROW,
 )
 from demixgan.reports.experiment import Header, Outcome, ResultTable, write_outcome
 
@@ -119,7 +130,8 @@ def test_cs_scores_tuned_lasso_the_mean_digit_and_every_prior_at_every_m(smoke_r
     for key, choice in metrics["lasso_alphas"].items():
         errors = {float(a): e for a, e in choice["errors"].items()}
         assert choice["alpha"] == min(errors, key=errors.get), key
-    assert len(_provenance(run)) == 6  # vanilla, denoising and demixing GAN at 2 and 4 waves
+    # vanilla (one model for both wave counts), denoising and demixing GAN at 2 and 4 waves
+    assert len(_provenance(run)) == 5
     # the profile's separator m (smoke: 20) under 2 waves, beside the same fit and LASSO
     with open(run / "tables" / "cs-separator.csv", newline="") as file:
         (one_pass,) = csv.DictReader(file)
@@ -193,7 +205,6 @@ def test_every_experiment_config_loads_under_every_profile():
     from pathlib import Path
 
     from demixgan.experiments.demo import asset
-    from demixgan.experiments.profiles import PROFILES
     from demixgan.spec.config import load_config
 
     configs = sorted(Path(asset("experiments")).glob("*.toml"))
@@ -235,6 +246,49 @@ def test_demix_train_shows_evolution_and_scores_gains_over_the_split(smoke_run):
     assert [(r["setting"], r["part 1 PSNR"], r["part 2 PSNR"]) for r in paper] == [
         ("digits-1-2", "12.5", "12.9")
     ]
+
+
+def test_demix_ink_scores_peers_and_the_bound_beside_the_floors(smoke_run):
+    run = smoke_run("demix-ink")
+    with open(run / "tables" / "separation.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    methods = {}
+    for row in rows:
+        methods.setdefault(row["setting"], set()).add(row["method"])
+    peers = {SEPARATOR_ROW, MIXIT_ORACLE_ROW, PIXEL_RULE_ROW, "split y/2", *PEER_ROWS.values()}
+    in_distribution, ood, grey, dcgan = (setting.label for setting in INK_SETTINGS)
+    assert peers <= methods[in_distribution] and FIT_ROW in methods[in_distribution]
+    assert peers <= methods[ood] and peers <= methods[grey] and FIT_ROW not in methods[ood]
+    assert methods[dcgan] == {SEPARATOR_ROW, FIT_ROW, "split y/2"}
+    assert all(" ± " in row["part 1 PSNR"] and row["part 2 SSIM"] != "–" for row in rows)
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics[ood]["recipe"] == "digit+ink-ood" and "recipe" not in metrics[grey]
+    assert metrics[grey]["separator"] == asdict(PROFILES["smoke"].ink_separator)
+    with open(run / "tables" / "margins.csv", newline="") as file:
+        margins = list(csv.DictReader(file))
+    assert [(row["setting"], row["part"]) for row in margins] == [
+        (label, part) for label in (in_distribution, ood, grey) for part in ("digit", "ink")
+    ]
+    first = metrics[in_distribution]["scores"]
+    ours = first[SEPARATOR_ROW]["digit"]["psnr"][0]
+    bound = first[PEER_ROWS["supervised"]]["digit"]["psnr"][0]
+    assert float(margins[0]["below it"]) == pytest.approx(bound - ours, abs=0.006)
+    assert {row["targets"] for row in margins} <= {"met", "missed"}
+    # The OOD row reuses the digit + ink model's separator and peers: each is named once.
+    named = [line.split(":")[0] for line in metrics["provenance"]]
+    assert len(named) == len(set(named)) == 12
+
+
+def test_stored_separators_and_peers_are_reused_by_the_next_run(tmp_path):
+    store = tmp_path / "store"
+    common = {"profile": "smoke", "checkpoint_store": store, "progress": False}
+    first = train_models("demix-k3", **common)
+    assert sum("trained now" in line for line in first) == 2  # the model and its separator
+    report = reproduce("demix-k3", tmp_path / "run", **common).parent
+    assert not [line for line in _provenance(report) if "trained now" in line]
+    (separator,) = store.glob("demix-digit-sines-lines-*/separator")
+    assert json.loads((separator / "method.json").read_text())["method"] in METHODS
 
 
 def test_z_coupling_scores_each_latent_coupling(smoke_run):
@@ -286,7 +340,7 @@ def test_train_only_prepares_every_model_that_the_run_then_reuses(tmp_path, caps
     assert not any(tmp_path.glob("runs"))  # no run directory
 
 
-@pytest.mark.parametrize("name", PAPER_ORDER)
+@pytest.mark.parametrize("name", [*PAPER_ORDER, "demix-ink"])
 def test_each_experiment_declares_every_model_it_uses(name, fashion_dir, smoke_run):
     """--train-only trains what an experiment declares; its run must then train nothing more,
     else side-by-side training would miss a model and the run would train it alone."""

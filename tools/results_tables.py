@@ -2,10 +2,13 @@
 
 A table in either that stands between ``<!-- table from PATH -->`` and
 ``<!-- end table -->`` is generated here from the evaluation recorded in PATH (a
-``metrics.json`` of ``demixgan demo`` or ``demixgan evaluate --json``): one row per method,
+``metrics.json`` of ``demixgan demo`` or ``demixgan evaluate --json``; ``PATH#SETTING`` for
+one setting of a ``demixgan reproduce`` report's ``metrics.json``): one row per method,
 per part the per-image mean PSNR ± std, the PSNR of the mean MSE and the mean SSIM, and the
-time per mixture. Typing a number is how reports drift from their commands; this is how they
-cannot.
+time per mixture. ``<!-- margins from PATH -->`` (a ``demixgan reproduce demix-ink``
+report's ``metrics.json``) writes that report's margins table: ours against the best floor,
+MixIT and the supervised bound, each target met or missed. Typing a number is how reports
+drift from their commands; this is how they cannot.
 
 Run ``.venv/bin/python tools/results_tables.py`` to rewrite both, ``--check`` to exit 1
 where a table differs from its file (tests/test_results_tables.py runs it).
@@ -22,7 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: Rows that see the truth or the clean parts: bounds, never the best method.
 BOUNDS = ("upper bound", "oracle")
-BLOCK = re.compile(r"(<!-- table from (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
+BLOCK = re.compile(
+    r"(<!-- (?P<kind>table|margins) from (?P<path>[^>]+?) -->\n)(?P<body>.*?)(<!-- end table -->)",
+    re.S,
+)
 
 
 def table(record: dict) -> str:
@@ -59,12 +65,36 @@ def _milliseconds(seconds: float | None) -> str:
     return f"{ms:,.0f}" if ms >= 10 else f"{ms:.2f}"
 
 
+def evaluation(path: str) -> dict:
+    """The evaluation a marker names: a whole file's, or one setting's of a report."""
+    name, _, setting = path.partition("#")
+    record = json.loads((ROOT / name).read_text(encoding="utf-8"))
+    if not setting:
+        return record
+    found = record[setting]
+    seconds = found.get("seconds", {})
+    rows = [
+        {"method": method, "scores": scores, "seconds": seconds.get(method)}
+        for method, scores in found["scores"].items()
+    ]
+    return {"rows": rows}
+
+
+def margins(match: re.Match) -> str:
+    """The margins table of a demix-ink report (experiments/ink.margin_table): ours against
+    the best floor, MixIT and the bound, and each target met or missed."""
+    from demixgan.experiments.ink import INK_SETTINGS, margin_table
+
+    record = json.loads((ROOT / match["path"]).read_text(encoding="utf-8"))
+    return margin_table(record, INK_SETTINGS).markdown()
+
+
 def regenerate(text: str) -> str:
     """``text`` with every marked table written from its file."""
 
     def written(match: re.Match) -> str:
-        record = json.loads((ROOT / match["path"]).read_text(encoding="utf-8"))
-        return match.group(1) + table(record) + match.group(4)
+        made = table(evaluation(match["path"])) if match["kind"] == "table" else margins(match)
+        return match.group(1) + made + match.group(5)
 
     return BLOCK.sub(written, text)
 

@@ -290,113 +290,30 @@ def _load_separator(path: str | None):
 
 
 def run_separator(args: argparse.Namespace) -> int:
-    import shutil
     from pathlib import Path
 
-    from demixgan.inference.api import load
-    from demixgan.inference.tasks import measurement_operator
-    from demixgan.io.checkpoints import latest_checkpoint
-    from demixgan.io.locks import LOCK_NAME, run_lock
-    from demixgan.io.run_files import CHECKPOINT_DIR
-    from demixgan.training.separator import check_new_run, read_job
+    from demixgan.inference.choice import CHOICE_FILE
+    from demixgan.training.separator_runs import read_job, run_job
 
     job = _separator_job(args) if args.resume is None else read_job(Path(args.resume))
     run_dir = Path(args.resume or args.output)
-    options = _job_options(job, run_dir)
-    trained = load(job["checkpoint"])
-    trained.require_demixing()
-    operator = measurement_operator(job["measurements"], job["matrix_seed"], trained.model.image)
-    teacher = _checked_teacher(job["teacher"], operator, trained, job.get("peer"))
-    if args.resume is None:
-        check_new_run(run_dir)  # refused before its lock file is made; checked again under it
-    existed = run_dir.is_dir()
-    try:
-        with run_lock(run_dir, "separator run directory"):  # every input checked: lock, write
-            try:
-                return _train_separator_run(args, job, run_dir, options, trained, operator, teacher)
-            except BaseException:
-                if args.resume is None and latest_checkpoint(run_dir / CHECKPOINT_DIR) is None:
-                    # Stopped before its first checkpoint (diverged, interrupted): nothing to
-                    # resume, so nothing is kept but the lock file, which its release removes.
-                    for entry in run_dir.iterdir():
-                        if entry.name != LOCK_NAME:
-                            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-                raise
-    finally:
-        if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()
-
-
-def _train_separator_run(
-    args: argparse.Namespace,
-    job: dict,
-    run_dir,
-    options: SeparatorOptions,
-    trained,
-    operator,
-    teacher,
-) -> int:
-    """The writing half of ``run_separator``, under the run directory's lock."""
-    import time
-    from dataclasses import asdict
-
-    from demixgan.inference.amortized import save_separator
-    from demixgan.io.progress import progress_bar
-    from demixgan.training.separator import (
-        finished_separator,
-        start_run,
-        steps_done,
-        train_model_separator,
-        train_peer,
-    )
-
-    if args.resume is not None and finished_separator(run_dir) is not None:
+    finished = run_job(job, run_dir, resume=args.resume is not None)
+    if not finished.trained_now:
         print(f"the separator run in {run_dir} is finished: its separator is there")
         return 0
-    if args.resume is None:
-        start_run(run_dir, job)  # every input checked: nothing is written before this
-    peer = job.get("peer")
-    total = options.steps + (options.remix_steps if trained.remixable or peer else 0)
-    if operator is not None and trained.remixable and teacher is None:
-        total *= 2  # the separator of whole mixtures that splits them for the remixing
-    done = steps_done(run_dir) if args.resume is not None else 0
-    common = {"run_dir": run_dir, "resume": args.resume is not None}
-    start = time.perf_counter()
-    with progress_bar(total, peer or "separator", unit="step", initial=done) as bar:
-        separator = (
-            train_peer(trained, peer, options, mixit=teacher, progress=bar.update, **common)
-            if peer
-            else train_model_separator(
-                trained, options, operator=operator, teacher=teacher, progress=bar.update, **common
-            )
-        )
-    seconds = time.perf_counter() - start
-    metadata = {
-        "trained_for": str(trained.checkpoint),
-        "observes": separator.observes,
-        "teacher": job["teacher"],
-        "peer": peer,
-        "options": asdict(options),
-        "remixed": trained.remixable,
-        "seconds": round(seconds, 1),
-    }
-    checkpoint = save_separator(separator, run_dir, metadata)
-    print(f"trained in {seconds:.0f} s; separator checkpoint: {checkpoint.weights_path}")
-    if operator is None and not peer:
-        from demixgan.inference.choice import CHOICE_FILE, choose, write_choice
-
-        chosen = choose(trained, separator)
-        write_choice(run_dir, chosen)
-        print(f"default method of the run: {chosen['method']} (validation: {CHOICE_FILE})")
+    print(f"trained in {finished.seconds:.0f} s; separator checkpoint: {finished.weights}")
+    if finished.choice is not None:
+        method = finished.choice["method"]
+        print(f"default method of the run: {method} (validation: {CHOICE_FILE})")
     return 0
 
 
 def _separator_job(args: argparse.Namespace) -> dict:
-    """What a new separator run records: enough for --resume to continue it alone."""
-    from dataclasses import asdict
+    """What a new separator run records (training/separator_runs.new_job), from the flags."""
     from pathlib import Path
 
     from demixgan.errors import DemixganError
+    from demixgan.training.separator_runs import new_job
 
     if args.checkpoint is None:
         raise DemixganError(
@@ -423,18 +340,14 @@ def _separator_job(args: argparse.Namespace) -> dict:
             "A separator of compressive measurements is not the run's own (that one separates "
             "whole mixtures): give it -o DIR."
         )
-
-    def absolute(path: str | None) -> str | None:  # --resume may run from another directory
-        return None if path is None else str(Path(path).resolve())
-
-    return {
-        "checkpoint": absolute(args.checkpoint),
-        "options": asdict(from_flags(SeparatorOptions, args)),
-        "measurements": args.measurements,
-        "matrix_seed": args.matrix_seed,
-        "teacher": absolute(args.teacher),
-        "peer": args.peer,
-    }
+    return new_job(
+        args.checkpoint,
+        from_flags(SeparatorOptions, args),
+        peer=args.peer,
+        teacher=args.teacher,
+        measurements=args.measurements,
+        matrix_seed=args.matrix_seed,
+    )
 
 
 def _own_dir(checkpoint: str, peer: str | None = None):
@@ -448,36 +361,6 @@ def _own_dir(checkpoint: str, peer: str | None = None):
     if path.is_dir():
         return path / SEPARATOR_DIR if peer is None else path / PEERS_DIR / peer
     return separator_dir(path) if peer is None else peer_dir(path, peer)
-
-
-def _job_options(job: dict, run_dir) -> SeparatorOptions:
-    from demixgan.errors import DemixganError
-
-    try:
-        return SeparatorOptions(**job["options"])
-    except TypeError as exc:
-        raise DemixganError(
-            f"The separator run '{run_dir}' recorded options this version does not know ({exc}); "
-            "start a new run with 'demixgan separator RUN -o NEW_DIR'."
-        ) from None
-
-
-def _checked_teacher(path: str | None, operator, trained, peer: str | None = None):
-    """The fixed teacher of a compressive separator or of the RemixIT peer, checked against
-    the model."""
-    from demixgan.errors import DemixganError
-    from demixgan.inference.amortized import check_teacher
-
-    if path is not None and operator is None and peer != "remixit":
-        raise DemixganError(
-            "--teacher splits the training mixtures for a separator of compressive "
-            "measurements: give --measurements too (a separator of whole mixtures is its own "
-            "teacher)."
-        )
-    teacher = _load_separator(path)
-    if teacher is not None:
-        check_teacher(teacher, trained.model)
-    return teacher
 
 
 def _methods(args: argparse.Namespace) -> tuple[str, ...]:

@@ -19,9 +19,19 @@ from pathlib import Path
 import torch
 
 from demixgan.data.sources import ImageSet
-from demixgan.experiments.demo import SHIPPED_CONFIG, asset, shipped_checkpoint
+from demixgan.errors import DemixganError
+from demixgan.experiments.demo import (
+    DEMO_CONFIG,
+    DEMO_MODEL,
+    SHIPPED_CONFIG,
+    asset,
+    shipped_checkpoint,
+)
 from demixgan.experiments.profiles import Profile
+from demixgan.inference.amortized import Separator
 from demixgan.inference.api import TrainedModel, load
+from demixgan.inference.choice import CHOICE_MIXTURES, PEERS, peer_dir, separator_dir
+from demixgan.inference.options import SeparatorOptions
 from demixgan.io import checkpoints
 from demixgan.io.atomic import atomic_path
 from demixgan.io.json_files import read_json
@@ -31,6 +41,10 @@ from demixgan.spec.config import RunConfig, load_config
 
 #: Written into a stored run once its training finished: what was trained, in how long.
 COMPLETE_FILE = "complete.json"
+#: The models that ship inside the package (``assets/<model>``), by the config that trained
+#: them: an experiment that needs one of these configs unchanged uses the shipped model (and the
+#: separator and peers shipped beside it).
+SHIPPED_MODELS = {SHIPPED_CONFIG: "demo", DEMO_CONFIG: DEMO_MODEL}
 
 
 @dataclass
@@ -42,6 +56,12 @@ class Context:
     progress: bool = True
     #: Where each model came from, in the words the report prints.
     provenance: list[str] = field(default_factory=list)
+
+    def _note(self, line: str) -> None:
+        """Add where a model came from, once per model (``NAME: ...``): a setting that reuses
+        a model another setting of the same run already named adds nothing."""
+        if not any(seen.split(":")[0] == line.split(":")[0] for seen in self.provenance):
+            self.provenance.append(line)
 
     def bar(self, total: int, description: str):
         """A progress bar (io/progress.py) that stays quiet when progress is off."""
@@ -57,25 +77,75 @@ class Context:
 
     def trained(self, config: RunConfig) -> TrainedModel:
         """A model trained from ``config``: the shipped one, a stored one, or trained now."""
-        if _same_as_shipped_demo(config):
-            self.provenance.append(
+        shipped = _shipped_model(config)
+        if shipped is not None:
+            self._note(
                 f"{config.name}: the checkpoint that ships with demixgan (trained by 'demixgan "
                 "train' from the same config)"
             )
-            return load(shipped_checkpoint())
+            return load(shipped_checkpoint(shipped))
         run = self.checkpoint_store / f"{config.name}-{config_key(config)}"
         record = _completed(run)
         if record is not None:
-            self.provenance.append(
+            self._note(
                 f"{config.name}: reused {_stored(run)} (trained earlier from the same config: "
                 f"{record['steps']} steps in {record['minutes']:.1f} min)"
             )
             return load(run)
         minutes = self._train(config, run)
-        self.provenance.append(
-            f"{config.name}: trained now into {_stored(run)} ({minutes:.1f} min)"
-        )
+        self._note(f"{config.name}: trained now into {_stored(run)} ({minutes:.1f} min)")
         return load(run)
+
+    def separator(
+        self, trained: TrainedModel, options: SeparatorOptions, peer: str | None = None
+    ) -> Separator:
+        """The run's separator (or its ``peer``, inference/choice.PEERS) trained with
+        ``options``: found beside the model (stored or shipped), or trained (resumed) there now,
+        as ``demixgan separator RUN [--peer KIND]`` would."""
+        from demixgan.training.separator_runs import (
+            JOB_FILE,
+            finished_run,
+            new_job,
+            read_job,
+            run_job,
+        )
+
+        what = f"{trained.config.name} {peer or 'separator'}"
+        checkpoint = trained.checkpoint
+        folder = separator_dir(checkpoint) if peer is None else peer_dir(checkpoint, peer)
+        finished = finished_run(folder)
+        if finished is not None:
+            _check_options(finished.options, options, what, folder)
+            self._note(
+                f"{what}: reused (trained earlier with the same options in "
+                f"{finished.seconds / 60:.1f} min)"
+            )
+            return finished.separator
+        if folder.is_relative_to(asset("")):
+            raise DemixganError(
+                f"The {what} that ships with demixgan is missing from {folder} (a damaged "
+                "installation?). Reinstall demixgan."
+            )
+        resume = (folder / JOB_FILE).is_file()
+        if resume:
+            job = read_job(folder)
+            _check_options(job["options"], options, what, folder)
+        else:
+            teacher = peer_dir(checkpoint, "mixit") if peer == "remixit" else None
+            job = new_job(checkpoint, options, peer=peer, teacher=teacher)
+        choice_mixtures = min(CHOICE_MIXTURES, self.profile.test_mixtures)
+        result = run_job(
+            job, folder, resume=resume, progress=self.progress, choice_mixtures=choice_mixtures
+        )
+        self._note(
+            f"{what}: trained now ({result.seconds / 60:.1f} min"
+            + (", the last segment of a resumed run)" if resume else ")")
+        )
+        return result.separator
+
+    def peers(self, trained: TrainedModel, options: SeparatorOptions) -> dict[str, Separator]:
+        """The run's peers (MixIT, RemixIT, the supervised bound) with its separator's options."""
+        return {kind: self.separator(trained, options, kind) for kind in PEERS}
 
     def classifier(self) -> MnistClassifier:
         """The paper's MNIST classifier on the embedded training digits: stored, or trained now."""
@@ -87,7 +157,7 @@ class Context:
         where = self.checkpoint_store / f"classifier-embedded-{count or 'all'}-{epochs}-epochs"
         record = _completed(where)
         if record is not None:
-            self.provenance.append(
+            self._note(
                 f"classifier: reused {_stored(where)} (trained earlier with the same settings: "
                 f"{record['steps']} epochs in {record['minutes']:.1f} min)"
             )
@@ -98,7 +168,7 @@ class Context:
         minutes = (time.perf_counter() - started) / 60
         save_classifier(model, where, {"training": {"digits": len(digits), "epochs": epochs}})
         _mark_complete(where, epochs, minutes)
-        self.provenance.append(f"classifier: trained now into {_stored(where)} ({minutes:.1f} min)")
+        self._note(f"classifier: trained now into {_stored(where)} ({minutes:.1f} min)")
         return model
 
     def test_digits(self, count: int, split: str = "test") -> ImageSet:
@@ -170,6 +240,19 @@ def _without_later_defaults(table: dict, later: dict) -> dict:
     return {k: v for k, v in table.items() if not (k in later and v == later[k])}
 
 
-def _same_as_shipped_demo(config: RunConfig) -> bool:
-    shipped = load_config(asset(SHIPPED_CONFIG))
-    return asdict(config) | {"name": ""} == asdict(shipped) | {"name": ""}
+def _shipped_model(config: RunConfig) -> str | None:
+    """The shipped model trained from ``config`` exactly (names aside), if any."""
+    for shipped_config, model in SHIPPED_MODELS.items():
+        shipped = load_config(asset(shipped_config))
+        if asdict(config) | {"name": ""} == asdict(shipped) | {"name": ""}:
+            return model
+    return None
+
+
+def _check_options(recorded: dict | None, options: SeparatorOptions, what: str, folder: Path):
+    """Refuse a stored separator trained with other options than the profile's."""
+    if recorded != asdict(options):
+        raise DemixganError(
+            f"The stored {what} in {folder} was trained with other options ({recorded}) than "
+            f"this profile's ({asdict(options)}): delete that directory to train it anew."
+        )

@@ -8,21 +8,22 @@ table every method beside the trivial split and the paper's numbers.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 
+from demixgan.evaluation.separation import table_cells
 from demixgan.experiments import paper
 from demixgan.experiments.context import Context
 from demixgan.experiments.figures import evolution_figures, separation_panels
 from demixgan.experiments.registry import register
 from demixgan.inference.methods import SEPARATOR_ROW, Split
-from demixgan.inference.options import FitOptions
+from demixgan.inference.options import DEFAULT_METHODS, FitOptions
 from demixgan.inference.tasks import Evaluation, evaluate_checkpoint
 from demixgan.reports.experiment import Outcome, ResultFigure, ResultTable
 from demixgan.reports.grids import save_panels
-from demixgan.training.separator import train_model_separator
 
 EXAMPLES = 8
+#: The columns of each part in a survey's table (evaluation/separation.table_cells).
+PART_COLUMNS = ("PSNR", "PSNR of mean MSE", "MSE", "SSIM")
 SPLIT_ROW = Split(2).name
 #: Gains of the methods a survey reports beside the split: metrics key -> row label suffix.
 GAIN_KEYS = {"gain_over_split": "", "gain_over_split_amortized": " (amortized separator)"}
@@ -33,6 +34,15 @@ class Setting:
     label: str  # the paper's name of the setting (a key of the paper's table where it has one)
     config: str  # experiment config (src/demixgan/assets/experiments/<config>.toml)
     amortized: bool = False  # also train and score a separator network (inference/amortized.py)
+    #: Also score the separator's peers and the supervised bound (inference/choice.PEERS),
+    #: trained with the same options beside the model (implies ``amortized``).
+    peers: bool = False
+    #: Test mixtures of another recipe than the config's (out-of-distribution rows).
+    recipe: str | None = None
+    #: The methods scored beside the separator and peers (inference/methods.py).
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    #: The profile's separator budget to use: ``"separator"`` or ``"ink_separator"``.
+    budget: str = "separator"
 
 
 @dataclass
@@ -45,16 +55,19 @@ class Survey:
     parts: int = 2  # the most components of any setting: the tables' part columns
 
     def table(self, name: str, title: str, note: str = "") -> ResultTable:
-        columns = [f"part {k} {m}" for k in range(1, self.parts + 1) for m in ("MSE", "PSNR")]
+        columns = [f"part {k} {m}" for k in range(1, self.parts + 1) for m in PART_COLUMNS]
+        width = len(columns) + 2  # setting, method, the part columns
         return ResultTable(
             name,
             title,
-            ["setting", "method", *columns, "mixtures"],
-            [row[:-1] + ["–"] * (len(columns) + 3 - len(row)) + row[-1:] for row in self.rows],
-            "part k: the recipe's k-th component. Ours are means over the stated number "
-            "of held-out test mixtures (standard deviations in metrics.json); the paper's rows "
-            "are single images. The split y/K of K parts is the bar: a method counts by its gain "
-            "over it." + (f" {note}" if note else ""),
+            ["setting", "method", *columns, "ms / mixture", "mixtures"],
+            [row[:-2] + ["–"] * (width - len(row) + 2) + row[-2:] for row in self.rows],
+            "part k: the recipe's k-th component. Ours are means ± std of per-image values over "
+            "the stated number of held-out test mixtures, with the PSNR of the mean MSE (10 "
+            "log10(1 / the mean MSE over the set)); the paper's rows are single images. The "
+            "split y/K of K parts is the bar: a method counts by its gain over it. Parts are "
+            "matched to the truth per mixture where they are exchangeable, else once over the "
+            "whole set." + (f" {note}" if note else ""),
         )
 
     def gains(self) -> ResultTable:
@@ -73,6 +86,16 @@ class Survey:
         )
 
 
+def stored_separators(settings: tuple[Setting, ...]) -> list[tuple[str, str, bool]]:
+    """What ``register(separators=...)`` declares for these settings (once per config)."""
+    declared = {
+        (setting.config, setting.budget, setting.peers)
+        for setting in settings
+        if setting.amortized or setting.peers
+    }
+    return sorted(declared)
+
+
 def separation_survey(
     context: Context,
     settings: tuple[Setting, ...],
@@ -87,21 +110,23 @@ def separation_survey(
         trained = context.trained(context.config(setting.config))
         if evolution:
             survey.figures += evolution_figures(context.run_dir, trained, setting.label)
-        separator, separator_minutes = None, None
-        if setting.amortized:
-            options = context.profile.separator
-            started = time.perf_counter()
-            with context.bar(options.steps + options.remix_steps, "training a separator") as bar:
-                separator = train_model_separator(trained, options, progress=bar.update)
-            separator_minutes = (time.perf_counter() - started) / 60
+        separator, peers = None, {}
+        options = getattr(context.profile, setting.budget)
+        if setting.amortized or setting.peers:
+            separator = context.separator(trained, options)
+        if setting.peers:
+            peers = context.peers(trained, options)
         n = context.profile.test_mixtures
         with context.bar(n, f"separating {setting.label}") as bar:
             evaluation, separation = evaluate_checkpoint(
                 trained,
                 fit,
                 n=n,
+                recipe=setting.recipe,
                 data_dir=context.data_dir,
+                methods=setting.methods,
                 separator=separator,
+                peers=peers,
                 progress=bar.update,
             )
         survey.metrics[setting.label] = {
@@ -111,27 +136,28 @@ def separation_survey(
             "fit": evaluation.options,
             "scores": {row.method: row.scores for row in evaluation.rows},
             "matching": {row.method: row.matching for row in evaluation.rows},
-            "gain_over_split": gain_over_split(evaluation),
+            "seconds": {row.method: row.seconds for row in evaluation.rows},
         }
+        if "fit" in setting.methods:
+            survey.metrics[setting.label]["gain_over_split"] = gain_over_split(evaluation)
         if separator is not None:
             survey.metrics[setting.label] |= {
-                "separator": asdict(context.profile.separator),
-                "separator_minutes": round(separator_minutes, 1),
+                "separator": asdict(options),
                 "gain_over_split_amortized": gain_over_split(evaluation, SEPARATOR_ROW),
             }
+        if setting.recipe is not None:
+            survey.metrics[setting.label]["recipe"] = setting.recipe
         names = list(evaluation.rows[0].scores)
         survey.parts = max(survey.parts, len(names))
-        for row in evaluation.rows:
-            cells = [
-                f"{row.scores[name][m][0]:.{d}f}"
-                for name in names
-                for m, d in (("mse", 4), ("psnr", 2))
-            ]
-            survey.rows.append([setting.label, row.method, *cells, str(evaluation.n)])
+        _, cells = table_cells(evaluation.rows, names)
+        for line in cells:
+            timing = line[-1] if len(line) > 1 + len(PART_COLUMNS) * len(names) else "–"
+            parts = line[1 : 1 + len(PART_COLUMNS) * len(names)]
+            survey.rows.append([setting.label, line[0], *parts, timing, str(evaluation.n)])
+        gap = ["–"] * (len(PART_COLUMNS) - 1)  # the paper gives one PSNR per part
         for method, (first, second) in paper_numbers.get(setting.label, {}).items():
-            survey.rows.append(
-                [setting.label, f"{method} (paper)", "–", f"{first:.1f}", "–", f"{second:.1f}", "1"]
-            )
+            parts = [f"{first:.1f}", *gap, f"{second:.1f}", *gap]
+            survey.rows.append([setting.label, f"{method} (paper)", *parts, "–", "1"])
         figure = context.run_dir / "figures" / f"separation-{setting.config}.png"
         shown = min(EXAMPLES, evaluation.n)
         save_panels(
@@ -192,6 +218,7 @@ def demix_test(context: Context) -> Outcome:
 @register(
     "demix-train",
     configs=[setting.config for setting in TRAIN_SETTINGS],
+    separators=stored_separators(TRAIN_SETTINGS),
 )
 def demix_train(context: Context) -> Outcome:
     learned = TRAIN_SETTINGS[1:]  # digit + sines is demix-test's: shown here, scored there
@@ -220,6 +247,7 @@ K3_SETTING = Setting("digit+sines+lines", "demix-digit-sines-lines", amortized=T
 @register(
     "demix-k3",
     configs=[K3_SETTING.config],
+    separators=stored_separators((K3_SETTING,)),
 )
 def demix_k3(context: Context) -> Outcome:
     survey = separation_survey(context, (K3_SETTING,), context.profile.fit, {})

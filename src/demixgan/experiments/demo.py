@@ -27,6 +27,7 @@ from pathlib import Path
 
 from demixgan.errors import DemixganError
 from demixgan.experiments.figures import separation_panels
+from demixgan.experiments.profiles import DEMO_SEPARATOR
 from demixgan.inference.amortized import Separator
 from demixgan.inference.api import TrainedModel, load
 from demixgan.inference.choice import REFINE
@@ -44,10 +45,6 @@ DEMO_METHODS = {
     "separator": ("refine", "separator", "pixel-rule", "ica", "mixture", "split"),
     "fit": ("fit", "pixel-rule", "ica", "mixture", "split"),
 }
-#: The shipped separator's budget (``demixgan separator RUN --steps 1500 --remix-steps 500``,
-#: 13 minutes on 2 cores: set by the session's time, not chosen on validation); ``--train``
-#: trains the same.
-DEMO_SEPARATOR = SeparatorOptions(steps=1500, remix_steps=500)
 EXAMPLES = 8
 #: The demo's config and model directory inside the package's assets: the model there was
 #: trained from the config, and its separator (``separator/``) from the model.

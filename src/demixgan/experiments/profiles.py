@@ -13,6 +13,11 @@ from demixgan.errors import DemixganError
 from demixgan.inference.options import LEVELS, FitOptions, SeparatorOptions
 from demixgan.spec.validation import check_fields, rule
 
+#: The separator budget of the demo's shipped separator and peers, and of every ink setting
+#: (``demixgan separator RUN --steps 1500 --remix-steps 500``, 13 minutes on 2 cores: set by
+#: a session's time, not chosen on validation); ``demo --train`` trains the same.
+DEMO_SEPARATOR = SeparatorOptions(steps=1500, remix_steps=500)
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -46,6 +51,8 @@ class Profile:
     cs_separator: SeparatorOptions = field(default_factory=SeparatorOptions)
     #: denoise-test: the levels a fit tries where it estimates each image's level.
     denoise_tried_levels: tuple[int, ...] = LEVELS
+    #: demix-ink: the separator and peers of every ink setting (the demo's budget).
+    ink_separator: SeparatorOptions = DEMO_SEPARATOR
 
     def __post_init__(self) -> None:
         check_fields(self, f"profile {self.name!r}")
@@ -58,8 +65,10 @@ PROFILES: dict[str, Profile] = {
     for profile in (
         Profile(
             "cpu",
-            "each experiment within 90 minutes on 2 CPU cores: the configs' own step budgets on "
-            "the embedded MNIST training digits (or Fashion-MNIST), 500 test mixtures",
+            "2 CPU cores: the configs' own step budgets on the embedded MNIST training digits "
+            "(or Fashion-MNIST), 500 test mixtures; from an empty checkpoint store an experiment "
+            "takes from 15 minutes to several hours (RESULTS.md's budget table), with its models "
+            "stored only its evaluation",
             (),
             500,
             FitOptions(iterations=300, restarts=10, lr=0.05, smoothing=2.0, seed=0, chunk=400),
@@ -111,6 +120,7 @@ PROFILES: dict[str, Profile] = {
             cs_separator_measurements=20,
             cs_separator=SMOKE_SEPARATOR,
             denoise_tried_levels=(1, 2),
+            ink_separator=SMOKE_SEPARATOR,
         ),
     )
 }

@@ -53,8 +53,14 @@ def separator_dir(checkpoint: str | Path) -> Path:
     return (folder.parent if folder.name == "checkpoints" else folder) / SEPARATOR_DIR
 
 
-def choose(trained: TrainedModel, separator: Separator, refine: FitOptions = REFINE) -> dict:
-    """The default method of a run with ``separator``, and the validation scores behind it."""
+def choose(
+    trained: TrainedModel,
+    separator: Separator,
+    refine: FitOptions = REFINE,
+    mixtures: int = CHOICE_MIXTURES,
+) -> dict:
+    """The default method of a run with ``separator``, and the validation scores behind it
+    (on ``mixtures`` validation mixtures: fewer only for a smoke test's budget)."""
     from demixgan.data.superposition import make_mixtures
     from demixgan.spec.factory import run_sampler
 
@@ -64,7 +70,7 @@ def choose(trained: TrainedModel, separator: Separator, refine: FitOptions = REF
             "method": "separator",
             "why": "the run's mixtures are the user's own, with no truth to choose on",
         }
-    batch = make_mixtures(run_sampler(trained.config, "validation"), CHOICE_MIXTURES, CHOICE_SEED)
+    batch = make_mixtures(run_sampler(trained.config, "validation"), mixtures, CHOICE_SEED)
     scores = {
         "separator": _mean_psnr(trained.separate(batch.mixtures, separator), batch.components),
         "refine": _mean_psnr(trained.refine(batch.mixtures, separator, refine), batch.components),
@@ -72,7 +78,7 @@ def choose(trained: TrainedModel, separator: Separator, refine: FitOptions = REF
     best = max(scores, key=scores.get)
     return {
         "method": best,
-        "why": f"higher mean PSNR over the parts of {CHOICE_MIXTURES} mixtures of the "
+        "why": f"higher mean PSNR over the parts of {mixtures} mixtures of the "
         f"validation split (seed {CHOICE_SEED})",
         "validation_psnr": {name: round(value, 4) for name, value in scores.items()},
         "refine_options": asdict(refine),

@@ -12,7 +12,6 @@ the engine, so a killed ``demixgan separator`` run resumes exactly (``--resume D
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -36,12 +35,7 @@ from demixgan.inference.choice import PEERS
 from demixgan.inference.consistency import project_onto_mixture
 from demixgan.inference.mixit import SlotGrouping, mixit_loss
 from demixgan.inference.options import SeparatorOptions
-from demixgan.io.atomic import atomic_path, check_writable_dir
 from demixgan.io.checkpoints import latest_checkpoint
-from demixgan.io.json_files import read_json
-from demixgan.io.locks import LOCK_NAME
-from demixgan.io.run_files import CHECKPOINT_DIR
-from demixgan.io.stale import remove_stale_temps
 from demixgan.models.operators import GaussianOperator, mix
 from demixgan.models.superposition_model import SuperpositionModel
 from demixgan.networks.separators import UNetSeparator
@@ -54,8 +48,6 @@ from demixgan.training.distributed import Distributed
 #: of two training mixtures under the MixIT loss (the unsupervised peer), or a fixed teacher's
 #: splits of the training mixtures, remixed (RemixIT's student, with no GAN).
 TEACHINGS = ("draws", "clean", "mixit", "teacher")
-#: The record of a separator run (what it separates, for which checkpoint, with what options).
-JOB_FILE = "separator-job.json"
 #: Where a compressive separator's teacher of whole mixtures trains, inside its run.
 TEACHER_DIR = "teacher"
 RUN_KIND = "separator-run"
@@ -447,67 +439,6 @@ def _teacher(trained, options, progress, run_dir: Path | None, resume: bool) -> 
     )
     save_separator(teacher, folder, {"trained_for": str(trained.checkpoint), "teacher": True})
     return teacher
-
-
-# -- the `demixgan separator` run directory ------------------------------------------------
-
-
-def check_new_run(run_dir: Path) -> Path:
-    """Refuse an existing separator run or other content before anything is written (the
-    lock file and temp files of a killed run do not count)."""
-    if run_dir.is_dir():
-        remove_stale_temps(run_dir, ".tmp")
-    if run_dir.exists() and (
-        not run_dir.is_dir() or any(p.name != LOCK_NAME for p in run_dir.iterdir())
-    ):
-        hint = (
-            f"continue it with 'demixgan separator --resume {run_dir}'"
-            if (run_dir / JOB_FILE).is_file()
-            else "choose a new directory with -o"
-        )
-        raise DemixganError(
-            f"The separator directory '{run_dir}' already exists and is not empty: {hint}."
-        )
-    return run_dir
-
-
-def start_run(run_dir: Path, job: Mapping[str, Any]) -> Path:
-    """A new separator run directory with its job recorded; an existing run is refused.
-
-    Call it holding the run's lock (locks.run_lock; its lock file does not count as content).
-    """
-    check_new_run(run_dir)
-    check_writable_dir(run_dir, "separator run")
-    with atomic_path(run_dir / JOB_FILE) as tmp:
-        tmp.write_text(json.dumps(job, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return run_dir
-
-
-def read_job(run_dir: Path) -> dict[str, Any]:
-    """The job a separator run recorded (for ``--resume``)."""
-    path = run_dir / JOB_FILE
-    if not path.is_file():
-        raise DemixganError(
-            f"'{run_dir}' is not a separator run (it has no {JOB_FILE}); --resume takes the "
-            "directory a 'demixgan separator ... -o DIR' run wrote."
-        )
-    job = read_json(
-        path, "separator job", "Start a new run with 'demixgan separator ... -o NEW_DIR'."
-    )
-    if not isinstance(job, dict) or not isinstance(job.get("options"), dict):
-        raise DemixganError(
-            f"The separator job '{path}' is not one demixgan wrote. Start a new run instead."
-        )
-    return job
-
-
-def steps_done(run_dir: Path) -> int:
-    """Steps a separator run (and its teacher's run) had checkpointed, for progress lines."""
-    done = 0
-    for folder in (run_dir, run_dir / TEACHER_DIR):
-        latest = latest_checkpoint(folder / CHECKPOINT_DIR)
-        done += 0 if latest is None else latest.step
-    return done
 
 
 def finished_separator(run_dir: Path) -> Separator | None:
