@@ -280,7 +280,7 @@ def test_demix_ink_scores_peers_and_the_bound_beside_the_floors(smoke_run):
     assert len(named) == len(set(named)) == 12
 
 
-def test_stored_separators_and_peers_are_reused_by_the_next_run(tmp_path):
+def test_stored_separators_are_reused_by_the_next_run(tmp_path):
     store = tmp_path / "store"
     common = {"profile": "smoke", "checkpoint_store": store, "progress": False}
     first = train_models("demix-k3", **common)

@@ -150,10 +150,10 @@ def separation_survey(
         names = list(evaluation.rows[0].scores)
         survey.parts = max(survey.parts, len(names))
         _, cells = table_cells(evaluation.rows, names)
+        end = 1 + len(PART_COLUMNS) * len(names)  # method, then the part columns
         for line in cells:
-            timing = line[-1] if len(line) > 1 + len(PART_COLUMNS) * len(names) else "–"
-            parts = line[1 : 1 + len(PART_COLUMNS) * len(names)]
-            survey.rows.append([setting.label, line[0], *parts, timing, str(evaluation.n)])
+            timing = line[end] if len(line) > end else "–"
+            survey.rows.append([setting.label, *line[:end], timing, str(evaluation.n)])
         gap = ["–"] * (len(PART_COLUMNS) - 1)  # the paper gives one PSNR per part
         for method, (first, second) in paper_numbers.get(setting.label, {}).items():
             parts = [f"{first:.1f}", *gap, f"{second:.1f}", *gap]

@@ -13,7 +13,12 @@ paper's own architecture (two DCGANs) stands as a row of its own on the same tes
 from __future__ import annotations
 
 from demixgan.experiments.context import Context
-from demixgan.experiments.demixing import Setting, separation_survey, stored_separators
+from demixgan.experiments.demixing import (
+    SPLIT_ROW,
+    Setting,
+    separation_survey,
+    stored_separators,
+)
 from demixgan.experiments.registry import register
 from demixgan.inference.methods import (
     ICA_SHARES_ROW,
@@ -53,7 +58,7 @@ INK_SETTINGS = (
     ),
 )
 #: Rows that are floors (no learning, or fitted with the truth of validation mixtures).
-FLOOR_ROWS = (PIXEL_RULE_ROW, "ICA", ICA_SHARES_ROW, "input (mixture)", "split y/2")
+FLOOR_ROWS = (PIXEL_RULE_ROW, "ICA", ICA_SHARES_ROW, "input (mixture)", SPLIT_ROW)
 #: The issue's targets: dB above the best floor and MixIT, dB at most below the bound, and the
 #: least PSNR of every part in distribution and out of it.
 MARGIN, BOUND_GAP, LEAST, LEAST_OOD = 3.0, 4.0, 20.0, 17.0
