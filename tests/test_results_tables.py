@@ -1,23 +1,41 @@
-"""RESULTS.md's generated tables are what their committed metrics.json files say."""
+"""RESULTS.md's numbers are what their committed report files say: its generated tables are
+written from them, and every other number it prints is held by a report its section cites."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+
+import results_numbers  # noqa: E402
+import results_tables  # noqa: E402
+
+from demixgan.experiments.ink import margins  # noqa: E402
+from demixgan.inference.methods import (  # noqa: E402
+    MIXIT_ORACLE_ROW,
+    PEER_ROWS,
+    PIXEL_RULE_ROW,
+    SEPARATOR_ROW,
+)
+
+
+def _run(tool: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools" / tool), *args], capture_output=True, text=True
+    )
 
 
 def test_every_generated_table_of_results_matches_its_metrics_file():
     text = (REPO / "RESULTS.md").read_text(encoding="utf-8")
-    markers = text.count("<!-- table from ") + text.count("<!-- margins from ")
+    markers = sum(text.count(f"<!-- {kind} from ") for kind in ("table", "margins", "budgets"))
     assert markers == text.count("<!-- end table -->") >= 1
-    done = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "results_tables.py"), "--check"],
-        capture_output=True,
-        text=True,
-    )
+    done = _run("results_tables.py", "--check")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -27,15 +45,83 @@ def test_a_typed_number_in_a_generated_table_is_caught(tmp_path):
     row = text.index("| demixing-GAN", start)
     typed = text[:row] + text[row:].replace(".", ",", 1)  # one digit group changed
     (tmp_path / "RESULTS.md").write_text(typed, encoding="utf-8")
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "tools" / "results_tables.py"),
-            "--check",
-            "--file",
-            str(tmp_path / "RESULTS.md"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    done = _run("results_tables.py", "--check", "--file", str(tmp_path / "RESULTS.md"))
     assert done.returncode == 1
+
+
+def test_every_number_of_results_is_held_by_a_report_its_section_cites():
+    done = _run("results_numbers.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_difference_of_rounded_numbers_is_caught():
+    """The issue's example: the report gives a gain of +5.2477 over the split, RESULTS.md said
+    +5.24 by subtracting two rounded numbers; a number nobody recorded is caught too."""
+    text = (REPO / "RESULTS.md").read_text(encoding="utf-8")
+    heading = text.index("## Table 1 and Fig. 6")
+    body = text.index("\n\n", heading) + 2
+    for typed in ("+5.24 dB over the split", "19.48 dB"):
+        changed = text[:body] + f"Digit + sines gains {typed}.\n\n" + text[body:]
+        missing = results_numbers.untraced(changed)
+        assert [item.number.lstrip("+") for item in missing] == [typed.split()[0].lstrip("+")]
+        assert missing[0].section.startswith("Table 1 and Fig. 6")
+
+
+def test_a_number_of_another_section_report_does_not_count():
+    """A number is checked against the reports its own section links, not any report."""
+    text = "## A\n\nSee docs/results/demix-test: 19.49 dB.\n\n## B\n\nNo report: 19.49 dB.\n"
+    missing = results_numbers.untraced(text)
+    assert [(item.section, item.number) for item in missing] == [("B", "19.49")]
+
+
+def _report(folder: Path, name: str, provenance: list[str], minutes: float) -> None:
+    (folder / name).mkdir()
+    record = {"provenance": provenance, "minutes": minutes}
+    (folder / name / "metrics.json").write_text(json.dumps(record), encoding="utf-8")
+
+
+def test_budget_from_an_empty_store_counts_each_reused_model_once(tmp_path):
+    _report(
+        tmp_path,
+        "cs",
+        [
+            "prior: reused prior-1 in the checkpoint store (trained earlier from the same "
+            "config: 3000 steps in 10.0 min)",
+            "prior: reused prior-1 in the checkpoint store (trained earlier from the same "
+            "config: 3000 steps in 10.0 min)",
+            "other: trained now into other-2 in the checkpoint store (4.0 min)",
+            "demo: the checkpoint that ships with demixgan (trained by 'demixgan train')",
+        ],
+        5.0,
+    )
+    row = results_tables.budgets(str(tmp_path)).splitlines()[2].split(" | ")
+    # reused 10 (once), the run's 5 minutes include the 4 it trained: 15 from an empty store
+    assert row[2:7] == ["prior 10.0", "other 4.0", "5.0", "15.0", "demo |"]
+
+
+def _scores(ours: float, bound: float) -> dict:
+    """Scores where ours clears the floor and MixIT by 4 dB."""
+    psnr = {
+        SEPARATOR_ROW: ours,
+        PEER_ROWS["mixit"]: ours - 4.5,
+        MIXIT_ORACLE_ROW: ours - 4.0,
+        PEER_ROWS["remixit"]: ours - 2.0,
+        PEER_ROWS["supervised"]: bound,
+        PIXEL_RULE_ROW: ours - 5.0,
+    }
+    return {method: {"ink": {"psnr": [value, 1.0]}} for method, value in psnr.items()}
+
+
+@pytest.mark.parametrize(
+    ("ours", "bound", "out_of_distribution", "verdict"),
+    [
+        (27.0, 30.5, False, "met"),
+        (27.0, 31.5, False, "missed: within 4 dB of the bound"),
+        (18.0, 21.0, True, "met"),  # 17 dB is enough out of distribution
+        (18.0, 21.0, False, "missed: at least 20 dB"),
+    ],
+)
+def test_margins_mark_each_target(ours, bound, out_of_distribution, verdict):
+    table = margins([("setting", _scores(ours, bound), out_of_distribution)])
+    assert table.rows[0][-1] == verdict
+    assert table.rows[0][9] == f"{bound - ours:.2f}"

@@ -5,10 +5,14 @@ A table in either that stands between ``<!-- table from PATH -->`` and
 ``metrics.json`` of ``demixgan demo`` or ``demixgan evaluate --json``; ``PATH#SETTING`` for
 one setting of a ``demixgan reproduce`` report's ``metrics.json``): one row per method,
 per part the per-image mean PSNR ± std, the PSNR of the mean MSE and the mean SSIM, and the
-time per mixture. ``<!-- margins from PATH -->`` (a ``demixgan reproduce demix-ink``
-report's ``metrics.json``) writes that report's margins table: ours against the best floor,
-MixIT and the supervised bound, each target met or missed. Typing a number is how reports
-drift from their commands; this is how they cannot.
+time per mixture; a PATH under a report's ``tables/`` ending in ``.md`` is a table that
+report's command wrote, copied as it is. ``<!-- margins from PATH ... -->`` (a ``demixgan
+reproduce demix-ink`` report's ``metrics.json``, or ``demixgan evaluate`` / ``demo`` files)
+writes the margins table: ours against the best floor, MixIT and the supervised bound, each
+target met or missed. ``<!-- budgets from docs/results -->`` writes every report's minutes
+from an empty checkpoint store, summed from its provenance. Typing a number is how reports
+drift from their commands; this is how they cannot (tools/results_numbers.py checks the
+numbers outside these tables).
 
 Run ``.venv/bin/python tools/results_tables.py`` to rewrite both, ``--check`` to exit 1
 where a table differs from its file (tests/test_results_tables.py runs it).
@@ -26,9 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Rows that see the truth or the clean parts: bounds, never the best method.
 BOUNDS = ("upper bound", "oracle")
 BLOCK = re.compile(
-    r"(<!-- (?P<kind>table|margins) from (?P<path>[^>]+?) -->\n)(?P<body>.*?)(<!-- end table -->)",
+    r"(<!-- (?P<kind>table|margins|budgets) from (?P<path>[^>]+?) -->\n)(?P<body>.*?)"
+    r"(<!-- end table -->)",
     re.S,
 )
+#: How a report's provenance names a model's training (reports/experiment.py writes these).
+REUSED = re.compile(r"^(?P<model>[^:]+): reused .*?in (?P<minutes>[\d.]+) min\)$")
+TRAINED_NOW = re.compile(r"^(?P<model>[^:]+): trained now .*\((?P<minutes>[\d.]+) min\)$")
+SHIPPED = re.compile(r"^(?P<model>[^:]+): the checkpoint that ships")
 
 
 def table(record: dict) -> str:
@@ -80,20 +89,89 @@ def evaluation(path: str) -> dict:
     return {"rows": rows}
 
 
-def margins(match: re.Match) -> str:
-    """The margins table of a demix-ink report (experiments/ink.margin_table): ours against
-    the best floor, MixIT and the bound, and each target met or missed."""
+def margins(paths: list[str]) -> str:
+    """The margins table (experiments/ink.margins) of the files a marker names: the settings
+    with peers of a ``demixgan reproduce demix-ink`` report, or one ``demixgan evaluate`` /
+    ``demo`` file each."""
+    from demixgan.data.descriptions import get_recipe
     from demixgan.experiments.ink import INK_SETTINGS, margin_table
+    from demixgan.experiments.ink import margins as margins_of
 
-    record = json.loads((ROOT / match["path"]).read_text(encoding="utf-8"))
-    return margin_table(record, INK_SETTINGS).markdown()
+    records = [json.loads((ROOT / path).read_text(encoding="utf-8")) for path in paths]
+    if len(records) == 1 and "rows" not in records[0]:
+        return margin_table(records[0], INK_SETTINGS).markdown()
+    evaluations = [
+        (
+            f"{record['recipe']}, {record['n']:,} {record['digits']}",
+            {row["method"]: row["scores"] for row in record["rows"]},
+            get_recipe(record["recipe"]).out_of_distribution,
+        )
+        for record in records
+    ]
+    return margins_of(evaluations).markdown()
+
+
+def budgets(folder: str) -> str:
+    """Minutes of every report under ``folder`` from an empty checkpoint store: the training
+    of the models it reused (from its provenance, each model once) plus its own run, which
+    includes the models it trained itself; shipped models are not trained."""
+    lines = [
+        "| experiment | code | reused models' training | trained in the run | report run "
+        "| from an empty store | shipped, not trained |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted((ROOT / folder).glob("*/metrics.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if "provenance" not in record or "minutes" not in record:
+            continue
+        reused, now, shipped = {}, {}, []
+        for line in record["provenance"]:
+            if match := REUSED.match(line):
+                reused[match["model"]] = float(match["minutes"])
+            elif match := TRAINED_NOW.match(line):
+                now[match["model"]] = float(match["minutes"])
+            elif match := SHIPPED.match(line):
+                shipped.append(match["model"])
+            elif "reused" in line:
+                reused[line.partition(":")[0]] = float("nan")  # minutes not recorded
+        commit = record.get("code", {}).get("commit")
+        earlier = sum(reused.values())
+        cells = [
+            path.parent.name,
+            commit[:7] if commit else "before records",
+            _sum_of(reused),
+            _sum_of(now),
+            f"{record['minutes']:.1f}",
+            "unrecorded" if earlier != earlier else f"{earlier + record['minutes']:.1f}",
+            ", ".join(shipped),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _sum_of(minutes: dict[str, float]) -> str:
+    if not minutes:
+        return ""
+    parts = " + ".join(
+        f"{model} {'?' if value != value else f'{value:.1f}'}" for model, value in minutes.items()
+    )
+    total = sum(minutes.values())
+    return parts if len(minutes) == 1 else f"{'?' if total != total else f'{total:.1f}'} ({parts})"
 
 
 def regenerate(text: str) -> str:
     """``text`` with every marked table written from its file."""
 
     def written(match: re.Match) -> str:
-        made = table(evaluation(match["path"])) if match["kind"] == "table" else margins(match)
+        kind, path = match["kind"], match["path"]
+        if kind == "budgets":
+            made = budgets(path)
+        elif kind == "margins":
+            made = margins(path.split())
+        elif path.endswith(".md"):  # a table the report's own command wrote, as it wrote it
+            made = (ROOT / path).read_text(encoding="utf-8")
+        else:
+            made = table(evaluation(path))
         return match.group(1) + made + match.group(5)
 
     return BLOCK.sub(written, text)

@@ -12,6 +12,9 @@ paper's own architecture (two DCGANs) stands as a row of its own on the same tes
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
+from demixgan.data.descriptions import get_recipe
 from demixgan.experiments.context import Context
 from demixgan.experiments.demixing import (
     SPLIT_ROW,
@@ -91,18 +94,29 @@ def demix_ink(context: Context) -> Outcome:
 
 def margin_table(metrics: dict, settings: tuple[Setting, ...]) -> ResultTable:
     """Per setting with peers: ours against the best floor, MixIT and the bound (dB, each part)."""
+    return margins(
+        (
+            setting.label,
+            metrics[setting.label]["scores"],
+            setting.recipe is not None and get_recipe(setting.recipe).out_of_distribution,
+        )
+        for setting in settings
+        if setting.peers
+    )
+
+
+def margins(evaluations: Iterable[tuple[str, Mapping[str, Mapping], bool]]) -> ResultTable:
+    """The margins table of evaluations given as (label, scores by method, out of
+    distribution): a report's settings, or ``demixgan evaluate`` / ``demo`` files."""
     rows = []
-    for setting in settings:
-        if not setting.peers:
-            continue
-        scores = metrics[setting.label]["scores"]
+    for label, scores, out_of_distribution in evaluations:
         for part in scores[SEPARATOR_ROW]:
             psnr = {method: row[part]["psnr"][0] for method, row in scores.items()}
             ours = psnr[SEPARATOR_ROW]
             floor = max((m for m in FLOOR_ROWS if m in psnr), key=psnr.get)
             mixit = max(psnr[PEER_ROWS["mixit"]], psnr[MIXIT_ORACLE_ROW])
             bound = psnr[PEER_ROWS["supervised"]]
-            least = LEAST_OOD if setting.recipe else LEAST
+            least = LEAST_OOD if out_of_distribution else LEAST
             checks = {
                 f"at least {least:.0f} dB": ours >= least,
                 f"{MARGIN:.0f} dB over the floor": ours - psnr[floor] >= MARGIN,
@@ -112,7 +126,7 @@ def margin_table(metrics: dict, settings: tuple[Setting, ...]) -> ResultTable:
             missed = [target for target, held in checks.items() if not held]
             rows.append(
                 [
-                    setting.label,
+                    label,
                     part,
                     f"{ours:.2f}",
                     f"{psnr[floor]:.2f} ({floor})",
