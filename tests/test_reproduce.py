@@ -256,9 +256,10 @@ def test_demix_ink_scores_peers_and_the_bound_beside_the_floors(smoke_run):
     for row in rows:
         methods.setdefault(row["setting"], set()).add(row["method"])
     peers = {SEPARATOR_ROW, MIXIT_ORACLE_ROW, PIXEL_RULE_ROW, "split y/2", *PEER_ROWS.values()}
-    in_distribution, ood, grey, dcgan = (setting.label for setting in INK_SETTINGS)
+    in_distribution, ood, lines, grey, dcgan = (setting.label for setting in INK_SETTINGS)
     assert peers <= methods[in_distribution] and FIT_ROW in methods[in_distribution]
     assert peers <= methods[ood] and peers <= methods[grey] and FIT_ROW not in methods[ood]
+    assert peers <= methods[lines]
     assert methods[dcgan] == {SEPARATOR_ROW, FIT_ROW, "split y/2"}
     assert all(" ± " in row["part 1 PSNR"] and row["part 2 SSIM"] != "–" for row in rows)
 
@@ -268,16 +269,24 @@ def test_demix_ink_scores_peers_and_the_bound_beside_the_floors(smoke_run):
     with open(run / "tables" / "margins.csv", newline="") as file:
         margins = list(csv.DictReader(file))
     assert [(row["setting"], row["part"]) for row in margins] == [
-        (label, part) for label in (in_distribution, ood, grey) for part in ("digit", "ink")
+        (label, part)
+        for label, strokes in (
+            (in_distribution, "ink"),
+            (ood, "ink"),
+            (lines, "ink-lines"),
+            (grey, "ink"),
+        )
+        for part in ("digit", strokes)
     ]
     first = metrics[in_distribution]["scores"]
     ours = first[SEPARATOR_ROW]["digit"]["psnr"][0]
     bound = first[PEER_ROWS["supervised"]]["digit"]["psnr"][0]
     assert float(margins[0]["below it"]) == pytest.approx(bound - ours, abs=0.006)
     assert all(row["targets"] == "met" or row["targets"].startswith("missed: ") for row in margins)
-    # The OOD row reuses the digit + ink model's separator and peers: each is named once.
+    # The OOD row reuses the digit + ink model's separator and peers: each is named once
+    # (four models with peers, five entries each, and the two DCGANs' model and separator).
     named = [line.split(":")[0] for line in metrics["provenance"]]
-    assert len(named) == len(set(named)) == 12
+    assert len(named) == len(set(named)) == 17
 
 
 def test_stored_separators_are_reused_by_the_next_run(tmp_path):
