@@ -9,7 +9,8 @@ chosen on validation mixtures (inference/choice.py) and recorded beside it.
 
 ``tools/ship_demo.py --peers DIR...`` adds the peers (``demixgan separator RUN --peer KIND``
 directories, trained for the shipped model) into ``assets/demo-ink/peers/KIND`` and leaves
-the model and its separator as they are.
+the model and its separator as they are; ``--separator DIR`` replaces the shipped model's
+separator alone (and chooses its default method again).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from demixgan.inference.amortized import load_separator, save_separator
 from demixgan.inference.api import load
 from demixgan.inference.choice import SEPARATOR_DIR, choose, write_choice
 from demixgan.inference.loading import export_generators
+from demixgan.io.checkpoints import latest_checkpoint
 
 
 def main() -> int:
@@ -31,32 +33,41 @@ def main() -> int:
     parser.add_argument("run", type=Path, nargs="?")
     parser.add_argument("separator_run", type=Path, nargs="?")
     parser.add_argument("--peers", type=Path, nargs="+", default=[])
+    parser.add_argument("--separator", type=Path, help="replace the shipped separator only")
     args = parser.parse_args()
     if args.peers:
         return ship_peers(args.peers)
     target = asset(DEMO_MODEL)
+    if args.separator:
+        return ship_separator(args.separator, latest_checkpoint(target).weights_path)
     if target.exists():
         shutil.rmtree(target)
     exported = export_generators(args.run, target, half=True)
     grids = sorted((args.run / "evolution").glob("epoch-*.png"))
     shutil.copyfile(grids[-1], target / "evolution.png")
-    separator, sidecar = load_separator(args.separator_run)
+    return ship_separator(args.separator_run, exported)
+
+
+def ship_separator(folder: Path, model: Path) -> int:
+    """A separator run's separator beside the shipped ``model``, free of machine paths, with
+    its default method chosen on validation mixtures."""
+    separator, sidecar = load_separator(folder)
     metadata = {
         key: sidecar[key] for key in ("observes", "options", "remixed", "seconds") if key in sidecar
     }
-    metadata["trained_for"] = f"demixgan/assets/{DEMO_MODEL}/{exported.name}"
-    save_separator(separator, target / SEPARATOR_DIR, metadata)
-    trained = load(exported)
-    choice = choose(trained, separator)
-    write_choice(target / SEPARATOR_DIR, choice)
-    print(f"shipped {exported} and its separator; default method {choice['method']}: {choice}")
+    metadata["trained_for"] = f"demixgan/assets/{DEMO_MODEL}/{model.name}"
+    target = asset(DEMO_MODEL) / SEPARATOR_DIR
+    shutil.rmtree(target, ignore_errors=True)
+    save_separator(separator, target, metadata)
+    choice = choose(load(model), separator)
+    write_choice(target, choice)
+    print(f"shipped the separator of {model.name}; default method {choice['method']}: {choice}")
     return 0
 
 
 def ship_peers(folders: list[Path]) -> int:
     """Each peer separator into the shipped model's ``peers/KIND``, free of machine paths."""
     from demixgan.inference.choice import PEERS_DIR
-    from demixgan.io.checkpoints import latest_checkpoint
 
     model = latest_checkpoint(asset(DEMO_MODEL))
     for folder in folders:
