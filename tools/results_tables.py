@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -142,7 +143,7 @@ def budgets(folder: str) -> str:
             _sum_of(reused),
             _sum_of(now),
             f"{record['minutes']:.1f}",
-            "unrecorded" if earlier != earlier else f"{earlier + record['minutes']:.1f}",
+            "unrecorded" if math.isnan(earlier) else f"{earlier + record['minutes']:.1f}",
             ", ".join(shipped),
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -150,13 +151,15 @@ def budgets(folder: str) -> str:
 
 
 def _sum_of(minutes: dict[str, float]) -> str:
+    """``total (model minutes + ...)``; '?' where a report did not record a model's minutes."""
     if not minutes:
         return ""
-    parts = " + ".join(
-        f"{model} {'?' if value != value else f'{value:.1f}'}" for model, value in minutes.items()
-    )
-    total = sum(minutes.values())
-    return parts if len(minutes) == 1 else f"{'?' if total != total else f'{total:.1f}'} ({parts})"
+    parts = " + ".join(f"{model} {_minutes(value)}" for model, value in minutes.items())
+    return parts if len(minutes) == 1 else f"{_minutes(sum(minutes.values()))} ({parts})"
+
+
+def _minutes(value: float) -> str:
+    return "?" if math.isnan(value) else f"{value:.1f}"
 
 
 def regenerate(text: str) -> str:
