@@ -4,8 +4,8 @@ Run: ``.venv/bin/python benchmarks/separator_budget.py DIR [DIR ...] [--json OUT
 is a finished separator or supervised bound of the demo's model (digit + ink), as
 ``demixgan separator CHECKPOINT -o DIR --steps S --remix-steps R [--peer supervised]`` leaves
 it, or a shipped one (``src/demixgan/assets/demo-ink/separator``, ``.../peers/supervised``).
-Every network is scored on the same 500 mixtures of the validation split that choose a run's method
-(inference/choice.py): per part the mean PSNR, the mean over the parts, its budget and
+Every network is scored on the same 500 mixtures of the validation split that choose a run's
+method (inference/choice.py): per part the mean PSNR, the mean over the parts, its budget and
 training seconds as its sidecar recorded them, and for a run's own separator the lead of the
 supervised bound trained with the same steps, where one is given. The test split is never read.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 from published import publish
 
 from demixgan.data.superposition import make_mixtures
+from demixgan.errors import DemixganError
 from demixgan.evaluation.metrics import psnr
 from demixgan.experiments.demo import DEMO_MODEL, shipped_checkpoint
 from demixgan.inference.amortized import load_separator
@@ -37,10 +38,13 @@ def main() -> int:
     batch = make_mixtures(run_sampler(trained.config, "validation"), CHOICE_MIXTURES, CHOICE_SEED)
     rows = []
     for folder in args.separators:
-        separator, sidecar = load_separator(folder)
+        try:
+            separator, sidecar = load_separator(folder)
+        except DemixganError as error:
+            parser.error(f"{folder}: {error}")
         kind = sidecar.get("peer") or "ours"
         if kind not in ("ours", BOUND):  # MixIT's outputs need their grouping: evaluate's job
-            raise SystemExit(f"{folder} is a {kind} peer; give the run's separators and bounds")
+            parser.error(f"{folder} is a {kind} peer; give the run's separators and bounds")
         parts = trained.separate(batch.mixtures, separator)
         scores = {
             name: round(psnr(parts[:, k], batch.components[:, k]).mean().item(), 4)

@@ -4,11 +4,11 @@ RESULTS.md is read section by section (``## `` headings). A section's sources ar
 committed files of every report it links (``docs/results/NAME``: its ``metrics.json``, the
 tables its recorded command wrote under ``tables/``, and any other JSON it recorded), the
 shipped JSON files it names (``assets/.../method.json``: a separator's choice on validation)
-and the paper's own numbers (``experiments/paper.py``). Each
-decimal number the section prints outside a generated table (those are rewritten from their
-files by results_tables.py, whose ``--check`` covers them) must equal a value of one of its
-sources at the printed rounding; a percentage, a fraction of them times 100. Integers are
-counts, steps and seeds, and are not checked. Typing a number, or rounding a difference of two
+and the paper's own numbers (``experiments/paper.py``). Each decimal number the section prints
+outside a generated table (those are rewritten from their files by results_tables.py, whose
+``--check`` covers them) must equal a value of one of its sources at the printed rounding; a
+percentage, a fraction of them times 100. Integers are counts, steps and seeds, and are not
+checked. Typing a number, or rounding a difference of two
 rounded numbers, is how a report drifts from its command: this finds it.
 
 Run ``.venv/bin/python tools/results_numbers.py`` to list the numbers that no cited file holds
@@ -25,14 +25,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from results_tables import BLOCK  # the generated tables, which its --check covers
+
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = Path("docs/results")
-#: A report link, a generated block, a decimal number (with a following % if it has one).
+#: A report link.
 LINK = re.compile(r"docs/results/([A-Za-z0-9_-]+)")
 #: A shipped file a section cites (a separator's ``method.json``), under ``src/demixgan``.
 ASSET = re.compile(r"(?<![\w/])(assets/[\w./-]+\.json)")
 PACKAGE = Path("src/demixgan")
-GENERATED = re.compile(r"<!-- (?:table|margins|budgets) from [^>]*-->\n.*?<!-- end table -->", re.S)
+#: A decimal number, with a following % if it has one.
 NUMBER = re.compile(r"(?<![\w.])(\d[\d,]*\.\d+)(?![\d.])(%?)")
 SOURCE_SUFFIXES = (".json", ".jsonl", ".csv", ".md")
 
@@ -111,7 +113,7 @@ def printed(number: str, percent: bool, values: set[float]) -> bool:
 def sections(text: str) -> Iterator[tuple[str, int, str]]:
     """(heading, first line number, body) of each ``## `` section, generated tables blanked
     line for line so that line numbers still point into the file."""
-    text = GENERATED.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+    text = BLOCK.sub(lambda m: "\n" * m.group(0).count("\n"), text)
     heading, start, body = "top", 1, []
     for number, line in enumerate(text.splitlines(), 1):
         if line.startswith("## "):
@@ -133,7 +135,10 @@ def untraced(text: str, root: Path = ROOT) -> list[Untraced]:
                 cache[name] = report_values(name, root)
             values |= cache[name]
         for asset in sorted(set(ASSET.findall(body))):
-            values |= values_in(root / PACKAGE / asset)
+            path = root / PACKAGE / asset
+            if not path.is_file():
+                raise SystemExit(f"RESULTS.md cites {asset}, which src/demixgan does not hold")
+            values |= values_in(path)
         for offset, line in enumerate(body.splitlines()):
             for match in NUMBER.finditer(line):
                 number = match.group(1).replace(",", "")
