@@ -89,12 +89,12 @@ def test_denoise_experiments_share_their_denoisers_and_classifier(smoke_run):
     with open(test / "tables" / "denoising.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert [(r["corruption"], r["level"]) for r in rows] == [
-        (family, str(level)) for family in ("lines", "sines") for level in range(1, 6)
+        (family, str(level)) for family in ("lines", "sines", "ink") for level in range(1, 6)
     ]
     metrics = json.loads((test / "metrics.json").read_text())
     assert metrics["digits"] == 3
     for estimate in ("input", "G(z)", GIVEN_ESTIMATE, ESTIMATED):
-        assert len(metrics["sines"][f"accuracy, {estimate}"]) == 5
+        assert len(metrics["ink"][f"accuracy, {estimate}"]) == 5
     assert rows[0][f"accuracy, {ESTIMATED}"].endswith("%")
     # the level threshold was chosen on validation digits: the best share of levels right there
     choice = metrics["lines"]["level_threshold"]
@@ -108,7 +108,7 @@ def test_denoise_experiments_share_their_denoisers_and_classifier(smoke_run):
 
     train = smoke_run("denoise-train")
     stored = [line.split(" reused ")[1].split(" (")[0] for line in _provenance(train)]
-    assert len(stored) == 3 and all(path in " ".join(_provenance(test)) for path in stored)
+    assert len(stored) == 4 and all(path in " ".join(_provenance(test)) for path in stored)
     assert (train / "figures" / "evolution-lines-epoch-0001.png").is_file()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from demixgan.experiments.profiles import PROFILES
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     reproduce = commands.add_parser(
@@ -21,7 +23,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     reproduce.add_argument(
         "--profile",
         default="cpu",
-        help="cpu (default; each within 90 min on 2 cores), paper, smoke",
+        help="; ".join(f"{p.name}: {p.description}" for p in PROFILES.values()) + " (default cpu)",
     )
     reproduce.add_argument("-o", "--output", help="run directory (default runs/reproduce/...)")
     reproduce.add_argument(

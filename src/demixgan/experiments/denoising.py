@@ -1,6 +1,7 @@
 """Denoising experiments of the paper: learning digits from corrupted digits (Fig. 2, 3).
 
-A denoising-GAN sees only digits corrupted by a structured family (lines or sines) and draws
+A denoising-GAN sees only digits corrupted by a structured family (the paper's lines and sines,
+and ink-like strokes that reach 1 like the digits) and draws
 that corruption itself; denoise-train shows what its generator learns, denoise-test denoises
 unseen digits at corruption levels 1..5 and lets the paper's MNIST classifier read them.
 """
@@ -38,6 +39,7 @@ class Denoiser:
 DENOISERS = (
     Denoiser("lines", 2, "denoise-digit-lines"),
     Denoiser("sines", 1, "denoise-digit-sines"),
+    Denoiser("ink", 1, "denoise-digit-ink"),
 )
 
 
@@ -89,8 +91,9 @@ def denoise_train(context: Context) -> Outcome:
     )
     summary = (
         "Denoising-GANs trained on corrupted digits only (digit + lines at level 2, digit + "
-        "sines at level 1), drawing the known corruption themselves before the discriminator "
-        "sees their output: the generator's own output should be clean digits."
+        "sines and digit + ink-like strokes at level 1), drawing the known corruption "
+        "themselves before the discriminator sees their output: the generator's own output "
+        "should be clean digits."
     )
     return Outcome(summary, [table], figures, metrics)
 
@@ -178,22 +181,25 @@ def denoise_test(context: Context) -> Outcome:
         rows,
         f"{len(digits)} held-out digits per family and level; accuracy on the clean digits: "
         f"{clean_accuracy:.1%}. Pixel error: mean squared error per pixel against the clean "
-        "digit. Each denoiser was trained at one level (lines 2, sines 1) and is tested at all. "
+        "digit. Each denoiser was trained at one level (lines 2, sines and ink 1) and is tested "
+        "at all. "
         f"'{PAPER_ESTIMATE}': the latent of G alone fitted with the nonnegative residual "
         f"(docs/inference.md: the corruption only adds light). '{GIVEN_ESTIMATE}': G and the "
         "known corruption (as many curves or lines as the level) fitted together, the curves "
         "started where a search of a curve dictionary puts them (three rounds, "
         f"inference/stroke_search.py), and the input minus the fitted corruption kept. "
-        f"'{ESTIMATED}': the same fit at every level of {list(tried)}, each image "
-        "taking the smallest level after which one more item lowers its residual by less than "
-        f"a threshold chosen on {len(validation)} validation digits per level "
-        "(inference/level.py; metrics.json: level_threshold); the level is never given.",
+        f"'{ESTIMATED}': the level is never given. Lines: the relaxed lines fit lights any "
+        f"rows and columns and counts them. Sines and ink: the same fit at the largest level of "
+        f"{list(tried)}, each image then dropping, one at a time, the curve whose removal "
+        "raises its residual least while that rise is below a threshold chosen on "
+        f"{len(validation)} validation digits per level (inference/level.py; metrics.json: "
+        "level_threshold).",
     )
     summary = (
-        "Unseen test digits corrupted by lines or sines at levels 1..5 are denoised with the "
-        "denoising-GAN trained on that corruption, as the paper does (fit G's latent, x = G(z)) "
-        "and with the known corruption fitted beside G (x = u - n); the paper's MNIST "
-        "classifier then reads the corrupted and the denoised digits."
+        "Unseen test digits corrupted by lines, sines or ink-like strokes at levels 1..5 are "
+        "denoised with the denoising-GAN trained on that corruption, as the paper does (fit "
+        "G's latent, x = G(z)) and with the known corruption fitted beside G (x = u - n); the "
+        "paper's MNIST classifier then reads the corrupted and the denoised digits."
     )
     return Outcome(summary, [table], figures, metrics)
 
@@ -223,14 +229,20 @@ def _corrupt(images: torch.Tensor, family: str, level: int, seed: int) -> torch.
     return mix(torch.stack((images, noise), dim=1))
 
 
+def validation_corrupted(images: torch.Tensor, denoiser: Denoiser, level: int) -> torch.Tensor:
+    """Validation digits under ``denoiser``'s corruption at ``level``: the draws (other seeds
+    than the test's) on which the level threshold and the level estimator are chosen."""
+    seed = VALIDATION_CORRUPTION_SEED + 100 * DENOISERS.index(denoiser) + level
+    return _corrupt(images, denoiser.family, level, seed)
+
+
 def _level_threshold(context, trained, denoiser: Denoiser, images: torch.Tensor, fits) -> tuple:
     """The level threshold chosen on validation digits corrupted at every level of
     ``LEVELS`` (other draws than the test's), and each threshold's share of levels right."""
     tried = context.profile.denoise_tried_levels
     validation = []
     for level in LEVELS:
-        seed = VALIDATION_CORRUPTION_SEED + 100 * DENOISERS.index(denoiser) + level
-        corrupted = _corrupt(images, denoiser.family, level, seed)
+        corrupted = validation_corrupted(images, denoiser, level)
         validation.append((trained.fit_levels(corrupted, tried, fits[GIVEN_ESTIMATE]), level))
     return choose_threshold(validation)
 

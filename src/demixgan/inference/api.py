@@ -16,7 +16,7 @@ import torch
 from demixgan.errors import DemixganError
 from demixgan.inference.amortized import Separator
 from demixgan.inference.consistency import project_onto_mixture
-from demixgan.inference.level import LevelFits
+from demixgan.inference.level import LevelFits, PrunedItems
 from demixgan.inference.loading import open_checkpoint
 from demixgan.inference.options import LEVELS, FitOptions
 from demixgan.inference.solver import LatentFit, fit_latents
@@ -96,37 +96,48 @@ class TrainedModel:
 
         The fit's components are [N, K, C, H, W] in the model's component order (``names``).
         """
-        if not self.model.known:
-            raise DemixganError(
-                f"The checkpoint '{self.checkpoint}' has no known corruption to fit (it was "
-                "trained without a signal-family component), so denoising with a corruption "
-                "level needs a denoising-GAN checkpoint. Leave out the corruption level."
-            )
-        model = self.model.with_known_fitted(level)
-        return fit_with_stroke_search(model, self.images(observations), self.model.learned, options)
+        fitted = self._known_fitted(level)
+        return fit_with_stroke_search(
+            fitted, self.images(observations), self.model.learned, options
+        )
 
     def fit_levels(
         self,
         observations: torch.Tensor,
         levels: Sequence[int] = LEVELS,
         options: FitOptions | None = None,
-    ) -> LevelFits:
-        """``fit_with_corruption`` at every level of ``levels``, for choosing each image's
-        level (inference/level.py) where nobody says how many items corrupt it; a corruption
-        whose fit needs no level (lines) is fitted once and counts its own items."""
+    ) -> LevelFits | PrunedItems:
+        """The fits that choose each image's level (inference/level.py) where nobody says how
+        many items corrupt it: a corruption whose fit needs no level (lines) is fitted once
+        and counts its own items; one corruption of strokes (curves) is fitted once at the
+        largest level, its surplus items dropped per image; any other at every level."""
         images = self.images(observations)
-        fitted = self.model.with_known_fitted(levels[0])
-        counting = {
-            c.name: fitted.generators[c.name]
-            for c in self.model.known
-            if hasattr(fitted.generators[c.name], "items")
-        }
-        if counting and len(counting) == len(self.model.known):
-            fit = self.fit_with_corruption(images, levels[0], options)
-            counted = sum(g.items(fit.latents[name]) for name, g in counting.items())
+        fitted = self._known_fitted(max(levels))
+        known = {c.name: fitted.generators[c.name] for c in self.model.known}
+        if all(hasattr(generator, "items") for generator in known.values()):
+            fit = fit_with_stroke_search(fitted, images, self.model.learned, options)
+            counted = sum(g.items(fit.latents[name]) for name, g in known.items())
             return LevelFits(tuple(levels), dict.fromkeys(levels, fit), counted)
+        strokes = [name for name, g in known.items() if getattr(g, "strokes", False)]
+        if len(known) == 1 and strokes:
+            name = strokes[0]
+            fit = fit_with_stroke_search(fitted, images, self.model.learned, options)
+            with torch.no_grad():
+                items = known[name].items_alone(fit.latents[name])
+            index = self.model.names.index(name)
+            return PrunedItems(tuple(levels), fit, items, index, images, fitted.operator)
         fits = {k: self.fit_with_corruption(images, k, options) for k in levels}
         return LevelFits(tuple(levels), fits)
+
+    def _known_fitted(self, level: int) -> SuperpositionModel:
+        """The model with its known corruption as ``level`` fittable items (a denoising-GAN)."""
+        if not self.model.known:
+            raise DemixganError(
+                f"The checkpoint '{self.checkpoint}' has no known corruption to fit (it was "
+                "trained without a signal-family component), so denoising with a corruption "
+                "level needs a denoising-GAN checkpoint. Leave out the corruption level."
+            )
+        return self.model.with_known_fitted(level)
 
     def demix(
         self,

@@ -32,7 +32,8 @@ from demixgan.inference.solver import LatentFit, fit_latents
 from demixgan.models.family_generators import ImageOfParameters, ParametricFamilyGenerator
 from demixgan.models.superposition_model import SuperpositionModel
 
-#: Grid points per parameter of one curve (sines: periods, amplitude, offset, phase).
+#: Grid points per geometry parameter of one curve (periods, amplitude, offset, phase); a
+#: family's further parameters (ink: half-width, gain) are searched at their middle and fitted.
 GRID = (24, 5, 16, 24)
 #: An observed pixel at least this bright may lie on a curve.
 BRIGHT = 0.4
@@ -48,8 +49,9 @@ def search_strokes(generator: ParametricFamilyGenerator, images: torch.Tensor) -
     """Latents [N, generator.latent_dim] placing its ``level`` curves on ``images`` [N, C, H, W]
     (the curves are grey: the channels' mean is searched)."""
     image = generator.image
+    grid = GRID + (1,) * (generator.parameters_per_item - len(GRID))
     parameters, cores, reaches = _dictionary(
-        generator.draw, generator.parameters_per_item, (image.height, image.width), GRID
+        generator.draw, generator.parameters_per_item, (image.height, image.width), grid
     )
     images = images.mean(dim=1, keepdim=True)
     picks = [_greedy(chunk, generator.level, cores, reaches) for chunk in images.split(CHUNK)]

@@ -2,8 +2,8 @@
 
 A known component is sampled, not learned. To fit it to an observation beside the learned
 generators (denoising with the corruption modelled too), the latent solver needs it in the
-form every learned component has: an image G(z) of a latent z in [-1, 1]^d. ``sines`` and
-``waves`` are drawn by their own sampler's formula with z mapped onto its uniform parameters;
+form every learned component has: an image G(z) of a latent z in [-1, 1]^d. ``sines``, ``ink``
+and ``waves`` are drawn by their own sampler's formula with z mapped onto its uniform parameters;
 ``lines``, whose positions are discrete, is relaxed to a free intensity per row and per column
 combined by max: a set that holds every ``lines`` draw of every level. Each is drawn at the
 run's ``ImageSpec``; the families are grey, so in an RGB image they are grey strokes in a
@@ -26,13 +26,16 @@ import torch
 from torch import nn
 
 from demixgan.data.families import (
+    INK_PARAMETERS,
     SINE_PARAMETERS,
     WAVE_PARAMETERS,
     check_level,
     get_family,
+    ink_image,
     sines_image,
     waves_image,
 )
+from demixgan.errors import DemixganError
 from demixgan.networks.generators import grey_image
 from demixgan.spec.image import MNIST_IMAGE, ImageSpec
 
@@ -74,8 +77,24 @@ class ParametricFamilyGenerator(nn.Module):
         self.latent_dim = parameters * self.level
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        p = _uniform_parameters(z).view(z.shape[0], self.level, self.parameters_per_item)
-        return grey_image(self.draw(p, self.image.height, self.image.width), self.image)
+        return grey_image(self.draw(self._item_parameters(z), *self._size), self.image)
+
+    def items_alone(self, z: torch.Tensor) -> torch.Tensor:
+        """Each of the ``level`` items of latents z drawn alone: [N, level, C, H, W].
+
+        A strokes family combines its items by max, so the max over any subset of these is
+        that subset's image: inference/level.py drops surplus items without fitting again.
+        """
+        p = self._item_parameters(z)
+        alone = self.draw(p.flatten(0, 1).unsqueeze(1), *self._size)
+        return grey_image(alone, self.image).unflatten(0, p.shape[:2])
+
+    def _item_parameters(self, z: torch.Tensor) -> torch.Tensor:
+        return _uniform_parameters(z).view(z.shape[0], self.level, self.parameters_per_item)
+
+    @property
+    def _size(self) -> tuple[int, int]:
+        return self.image.height, self.image.width
 
 
 class RelaxedLinesGenerator(nn.Module):
@@ -112,4 +131,12 @@ def family_generator(family: str, level: int, image: ImageSpec = MNIST_IMAGE) ->
         return RelaxedLinesGenerator(image)
     if name == "sines":
         return ParametricFamilyGenerator(sines_image, SINE_PARAMETERS, level, image, strokes=True)
-    return ParametricFamilyGenerator(waves_image, WAVE_PARAMETERS, level, image)
+    if name == "ink":
+        return ParametricFamilyGenerator(ink_image, INK_PARAMETERS, level, image, strokes=True)
+    if name == "waves":
+        return ParametricFamilyGenerator(waves_image, WAVE_PARAMETERS, level, image)
+    raise DemixganError(
+        f"The known family {name!r} has no generator form to fit (sines, ink, waves and lines "
+        "do), so a denoising-GAN of it cannot fit its corruption: denoise with G alone (leave "
+        "out the corruption level)."
+    )
