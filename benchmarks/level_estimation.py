@@ -39,7 +39,7 @@ def main() -> int:
     args = parser.parse_args()
     profile = get_profile("cpu")
     context = Context(profile, Path("."), args.store, args.data_dir, progress=False)
-    digits = context.test_digits(args.n, "validation")
+    digits = context.validation_digits(args.n, "denoise-digit-sines")
     classifier, _ = load_classifier(next(args.store.glob("classifier-embedded-all-*")))
     denoiser = next(d for d in DENOISERS if d.family == "sines")  # lines count themselves
     trained = load(next(args.store.glob(f"{denoiser.config}-*")))

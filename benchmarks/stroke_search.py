@@ -1,14 +1,15 @@
 """How much does the stroke search help denoising digits under heavy ``sines`` corruption?
 
-Run: ``.venv/bin/python benchmarks/stroke_search.py STORE [--n 100] [--level 5]
-[--data-dir ../shared/data/mnist]`` with STORE the checkpoint store of ``demixgan reproduce
-denoise-test`` (its sines denoiser and MNIST classifier). On the same seeded MNIST test digits
-and curves as denoise-test, fits G and the curves (the cpu profile's denoise fit) four ways:
-curves from the prior, curves from one search (round 1 only), and ``fit_with_stroke_search``
-with two rounds and three (what ``denoise --corruption-level`` does); ``--ways`` picks. Prints
-per way the share of true curves that a fitted curve overlaps by more than 30% of the true
-curve's energy, the classifier accuracy of u - n_hat and of G(z_hat), and the seconds taken;
-first, the share that the search alone finds, on the curves alone and over the digits.
+Run: ``.venv/bin/python benchmarks/stroke_search.py STORE [--n 100] [--level 5] [--data-dir
+../shared/data/mnist]`` with STORE the checkpoint store of ``demixgan reproduce denoise-test``
+(its sines denoiser and MNIST classifier). On validation digits under the curves that choose
+denoise-test's level threshold (never the test's), fits G and the curves (the cpu profile's
+denoise fit) four ways: curves from the prior, curves from one search (round 1 only), and
+``fit_with_stroke_search`` with two rounds and three (what ``denoise --corruption-level`` does);
+``--ways`` picks. Prints per way the share of true curves that a fitted curve overlaps by more
+than 30% of the true curve's energy, the classifier accuracy of u - n_hat and of G(z_hat), and
+the seconds taken; first, the share that the search alone finds, on the curves alone and over
+the digits.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from demixgan.data.families import SINE_PARAMETERS, sines_image
 from demixgan.evaluation.classification import accuracy, load_classifier
 from demixgan.experiments.context import Context
-from demixgan.experiments.denoising import DENOISERS
+from demixgan.experiments.denoising import DENOISERS, VALIDATION_CORRUPTION_SEED
 from demixgan.experiments.profiles import get_profile
 from demixgan.inference.api import load
 from demixgan.inference.solver import fit_latents
@@ -42,10 +43,13 @@ def main() -> None:
     args = parser.parse_args()
     profile = get_profile("cpu")
     context = Context(profile, Path("."), args.store, args.data_dir, progress=False)
-    digits = context.test_digits(args.n)
+    digits = context.validation_digits(args.n, "denoise-digit-sines")
     index = next(i for i, d in enumerate(DENOISERS) if d.family == "sines")
-    g = torch.Generator().manual_seed(100 * index + args.level)  # as denoise-test draws them
-    truth = torch.rand(args.n, args.level, SINE_PARAMETERS, generator=g)
+    # the curves of denoise-test's validation draws (validation_corrupted), never the test's
+    seed = VALIDATION_CORRUPTION_SEED + 100 * index + args.level
+    truth = torch.rand(
+        args.n, args.level, SINE_PARAMETERS, generator=torch.Generator().manual_seed(seed)
+    )
     observed = digits.images + sines_image(truth, 28, 28)
     classifier, _ = load_classifier(next(args.store.glob("classifier-embedded-all-*")))
     trained = load(next(args.store.glob(f"{DENOISERS[index].config}-*")))

@@ -90,3 +90,26 @@ def test_axis_lines_draw_each_learned_line_in_both_orientations():
     images = g(z)[:, 0]
     assert images[0, :, 5].min() > 0.99 and images[0].sum() < 28.1  # vertical
     assert images[1, 5, :].min() > 0.99 and images[1].sum() < 28.1  # the same, transposed
+
+
+def test_line_ink_draws_one_full_length_ink_line_of_either_orientation():
+    """line-ink draws what the ink-lines family draws: one ruled line, any width and gain."""
+    from demixgan.data.families import ink_lines_image
+
+    g = build_generator("line-ink", 3, hidden=8, norm="none")
+    g.body = torch.nn.Linear(3, 3)  # the height coefficient, then the width and gain logits
+    torch.nn.init.zeros_(g.body.weight)
+    g.body.bias.data = torch.tensor([0.5, 0.0, 3.0])
+    with torch.no_grad():
+        g.profile_logits.copy_(torch.tensor([9.0, 9.0, 9.0, -9, -9, -9, -9, -9]))
+        horizontal, vertical = g(torch.tensor([[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))[:, 0]
+    core = horizontal.amax(1) == 1  # saturated rows, each across the whole width
+    assert core.any() and (horizontal[core] == 1).all()
+    assert (horizontal.std(1) < 1e-6).all()  # every row constant: a horizontal line
+    assert torch.equal(vertical, horizontal.T)  # the same line, turned
+    # the family's own lines are images of this form: constant along their length
+    family = ink_lines_image(
+        torch.rand(4, 1, 4, generator=torch.Generator().manual_seed(1)), 28, 28
+    )
+    flat = [(image.std(1) < 1e-6).all() or (image.std(0) < 1e-6).all() for image in family[:, 0]]
+    assert all(flat)

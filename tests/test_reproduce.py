@@ -420,3 +420,20 @@ def test_a_reports_recorded_command_reproduces_its_numbers(smoke_run, tmp_path, 
     for record in (recorded, rerun):  # where the models came from and how long it took
         record.pop("provenance"), record.pop("minutes"), record["separator"].pop("minutes")
     assert rerun == recorded
+
+
+def test_choices_read_the_training_digits_validation_split_beside_a_test_only_data_dir(
+    shared_mnist_dir, isolated_data_env, tmp_path
+):
+    """RESULTS.md's commands give --data-dir a folder with the MNIST test set only: the test
+    digits come from it, the validation digits that choose thresholds and alphas from the
+    split carved from the digits the models train on, with nothing to download."""
+    from demixgan.experiments.context import Context
+
+    context = Context(PROFILES["cpu"], tmp_path, tmp_path / "store", str(shared_mnist_dir))
+    test = context.test_digits(30)
+    validation = context.validation_digits(30, "denoise-digit-sines")
+    assert len(test) == len(validation) == 30
+    assert set(validation.images.unique().tolist()) == {0.0, 1.0}  # binarized like the test
+    shared = (test.images.flatten(1)[:, None] == validation.images.flatten(1)[None]).all(2)
+    assert not shared.any()

@@ -67,7 +67,7 @@ def _priors(level: int) -> dict[str, str]:
 def compressive_sensing(context: Context) -> Outcome:
     profile = context.profile
     digits = context.test_digits(profile.cs_images).images
-    validation = context.test_digits(profile.cs_images, "validation").images
+    validation = context.validation_digits(profile.cs_images, "vanilla-digit").images
     mean_digit = load_training_data(context.config("vanilla-digit")).observations.mean(0)
     rows, figures, metrics = (
         [],

@@ -171,13 +171,21 @@ class Context:
         self._note(f"classifier: trained now into {_stored(where)} ({minutes:.1f} min)")
         return model
 
-    def test_digits(self, count: int, split: str = "test") -> ImageSet:
-        """Held-out digits with labels: the MNIST test set where it is on disk, else embedded
-        (``split="validation"``: the validation digits of the same source, for choices)."""
-        from demixgan.data.sources import load_images
+    def test_digits(self, count: int) -> ImageSet:
+        """Held-out test digits with labels: the MNIST test set where it is on disk, else the
+        embedded one; read only to report."""
         from demixgan.inference.tasks import default_digit_source
 
-        source = default_digit_source(self.data_dir)
+        return self._digits(default_digit_source(self.data_dir), "test", count)
+
+    def validation_digits(self, count: int, config: str) -> ImageSet:
+        """Digits for choices (thresholds, alphas): the validation split carved from the
+        digits that ``config`` trains on, never the test set."""
+        return self._digits(self.config(config).data.digit_source, "validation", count)
+
+    def _digits(self, source: str, split: str, count: int) -> ImageSet:
+        from demixgan.data.sources import load_images
+
         digits = _subset(load_images(source, split, data_dir=self.data_dir), count)
         binary = (digits.images >= 0.5).float()  # the paper's binary MNIST
         return replace(digits, images=binary)

@@ -108,12 +108,12 @@ def denoise_test(context: Context) -> Outcome:
     digits = context.test_digits(context.profile.denoise_digits)
     clean_accuracy = accuracy(classifier, digits.images, digits.labels)
     fits = _denoise_fits(context.profile.denoise_fit)
-    validation = context.test_digits(context.profile.denoise_digits, "validation")
     rows, figures, metrics = [], [], {"clean_accuracy": clean_accuracy, "digits": len(digits)}
     metrics["fit"] = {name: asdict(options) for name, options in fits.items()}
     tried = context.profile.denoise_tried_levels
     for index, denoiser in enumerate(DENOISERS):
         trained = context.trained(context.config(denoiser.config))
+        validation = context.validation_digits(context.profile.denoise_digits, denoiser.config)
         threshold, shares = _level_threshold(context, trained, denoiser, validation.images, fits)
         curves: dict[str, list[float]] = {}
         examples: list[tuple[str, torch.Tensor]] = []

@@ -192,6 +192,8 @@ class CurveGenerator(nn.Module):
     when ``image`` has three channels. ``ink`` gives each curve its own width and gain
     (``clamp(gain * profile(d / width), 0, 1)``, gain up to ``INK_MAX_GAIN``), so it can draw
     pen strokes that vary in width and intensity and saturate at 1 (the ``ink`` family).
+    ``transpose`` turns a square image where z_1 > 0 (as ``AxisLinesGenerator`` does), so a
+    constant curve (``max_frequency=0``) is a full-length ruled line of either orientation.
     """
 
     #: Distances (pixels) where the stroke profile is learned; it is zero beyond the last.
@@ -214,12 +216,14 @@ class CurveGenerator(nn.Module):
         image: ImageSpec = MNIST_IMAGE,
         bounded: bool = False,
         ink: bool = False,
+        transpose: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.image = image
         self.bounded = bounded
         self.ink = ink
+        self.transpose = transpose and image.height == image.width
         height, width = image.height, image.width
         reach = int(self.PROFILE_KNOTS * self.PROFILE_STEP)  # no stroke reaches farther
         step = 1 / self.VERTICES_PER_PIXEL
@@ -255,11 +259,14 @@ class CurveGenerator(nn.Module):
         ax, dx = self.offsets[:-1], self.offsets[1:] - self.offsets[:-1]
         t = (-(ax * dx + ay * dy) / (dx.square() + dy.square())).clamp(0.0, 1.0)
         dist = ((ax + t * dx).square() + (ay + t * dy).square() + 1e-8).sqrt().amin(dim=-1)
-        if not self.ink:
-            return grey_image(self._stroke(dist).unsqueeze(1), self.image)
-        width = self.INK_WIDTH ** torch.tanh(style[:, 0, None, None])
-        gain = self.INK_MAX_GAIN * torch.sigmoid(style[:, 1, None, None])
-        stroke = (gain * self._stroke(dist / width)).clamp(max=1.0)
+        if self.ink:
+            width = self.INK_WIDTH ** torch.tanh(style[:, 0, None, None])
+            gain = self.INK_MAX_GAIN * torch.sigmoid(style[:, 1, None, None])
+            stroke = (gain * self._stroke(dist / width)).clamp(max=1.0)
+        else:
+            stroke = self._stroke(dist)
+        if self.transpose:
+            stroke = torch.where((z[:, 0] > 0)[:, None, None], stroke.transpose(1, 2), stroke)
         return grey_image(stroke.unsqueeze(1), self.image)
 
     def _stroke(self, dist: torch.Tensor) -> torch.Tensor:

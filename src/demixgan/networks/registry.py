@@ -25,6 +25,14 @@ GENERATOR_ARCHS: dict[str, dict[str, Any]] = {
     "curve-bounded": {"norm": "batch", "bounded": True},  # the curve kept inside the image
     "curve-ink": {"norm": "batch", "bounded": True, "ink": True},  # per-curve width and gain
     "axis-lines": {"norm": "batch"},  # research: full-length horizontal/vertical strokes
+    # research: one ink-like ruled line of either orientation (a constant curve-ink, turned)
+    "line-ink": {
+        "norm": "batch",
+        "bounded": True,
+        "ink": True,
+        "max_frequency": 0.0,
+        "transpose": True,
+    },
 }
 DISCRIMINATOR_ARCHS = ("dcgan",)
 
@@ -53,7 +61,7 @@ def build_generator(
         return LowpassGenerator(latent_dim, image=image, hidden=hidden, **options)
     if arch == "axis-lines":
         return AxisLinesGenerator(latent_dim, image=image, hidden=hidden, **options)
-    if arch.startswith("curve"):
+    if arch.startswith("curve") or arch == "line-ink":
         return CurveGenerator(latent_dim, image=image, hidden=hidden, **options)
     return ConvGenerator(latent_dim, image=image, hidden=hidden, base_channels=channels, **options)
 

@@ -451,7 +451,7 @@ def load_config(
 
 
 #: The stroke generators draw from a few numbers: the size every shipped config gives them.
-STROKE_ARCHS = ("curve", "curve-bounded", "curve-ink", "axis-lines")
+STROKE_ARCHS = ("curve", "curve-bounded", "curve-ink", "axis-lines", "line-ink")
 SMALL_GENERATOR = {"latent_dim": 8, "hidden": 256}
 
 
