@@ -2,7 +2,7 @@
 drop surplus curves? Chosen on validation digits, never on the test's.
 
 Run: ``.venv/bin/python benchmarks/level_estimation.py STORE [--n 50]
-[--data-dir ../shared/data/mnist] [--json OUT]`` with STORE the checkpoint store of
+[--data-dir ../shared/data/mnist] [--json OUT] [--ways WAY ...]`` with STORE the checkpoint store of
 ``demixgan reproduce denoise-test`` (its denoiser and MNIST classifier). On ``--n`` digits of
 the validation split corrupted at each level 1..5 by the draws that choose denoise-test's
 threshold (``validation_corrupted``), each way (inference/level.py) is run with the cpu
@@ -29,6 +29,8 @@ from demixgan.inference.api import load
 from demixgan.inference.level import LevelFits, PrunedItems, choose_threshold
 from demixgan.inference.options import LEVELS
 
+WAYS = ("every level", "largest level, pruned")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -36,6 +38,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--data-dir")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--ways", nargs="+", choices=WAYS, default=WAYS, help="default: both")
     args = parser.parse_args()
     profile = get_profile("cpu")
     context = Context(profile, Path("."), args.store, args.data_dir, progress=False)
@@ -58,7 +61,9 @@ def main() -> int:
         return round(accuracy(classifier, estimate, digits.labels), 4)
 
     ways = {}
-    for way, fit_levels in (("every level", every_level), ("largest level, pruned", pruned)):
+    for way, fit_levels in zip(WAYS, (every_level, pruned), strict=True):
+        if way not in args.ways:
+            continue
         start = time.perf_counter()
         by_level = {level: fit_levels(images) for level, images in corrupted.items()}
         seconds = time.perf_counter() - start
@@ -80,7 +85,8 @@ def main() -> int:
         print(way, ways[way], flush=True)
     figures = {
         "command": f"python benchmarks/level_estimation.py STORE --n {args.n}"
-        + (" --data-dir DIR" if args.data_dir else ""),
+        + (" --data-dir DIR" if args.data_dir else "")
+        + ("" if set(args.ways) == set(WAYS) else " --ways " + " ".join(map(repr, args.ways))),
         "validation": {"digits": len(digits), "split": "validation", "levels": list(LEVELS)},
         "clean_accuracy": round(accuracy(classifier, digits.images, digits.labels), 4),
         "fit": asdict(options),

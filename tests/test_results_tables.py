@@ -125,3 +125,11 @@ def test_margins_mark_each_target(ours, bound, out_of_distribution, verdict):
     table = margins([("setting", _scores(ours, bound), out_of_distribution)])
     assert table.rows[0][-1] == verdict
     assert table.rows[0][9] == f"{bound - ours:.2f}"
+
+
+def test_margins_say_an_untrained_remixit_peer_was_not_trained():
+    """RemixIT is shown, not a target: a setting without it still gets its verdict."""
+    scores = _scores(27.0, 30.5)
+    del scores[PEER_ROWS["remixit"]]
+    row = margins([("setting", scores, False)]).rows[0]
+    assert row[7] == "not trained" and row[-1] == "met"

@@ -113,6 +113,10 @@ def margin_table(metrics: dict, settings: tuple[Setting, ...]) -> ResultTable:
     )
 
 
+def _cell(value: float | None) -> str:
+    return "not trained" if value is None else f"{value:.2f}"
+
+
 def margins(evaluations: Iterable[tuple[str, Mapping[str, Mapping], bool]]) -> ResultTable:
     """The margins table of evaluations given as (label, scores by method, out of
     distribution): a report's settings, or ``demixgan evaluate`` / ``demo`` files."""
@@ -141,7 +145,7 @@ def margins(evaluations: Iterable[tuple[str, Mapping[str, Mapping], bool]]) -> R
                     f"{ours - psnr[floor]:+.2f}",
                     f"{mixit:.2f}",
                     f"{ours - mixit:+.2f}",
-                    f"{psnr[PEER_ROWS['remixit']]:.2f}",
+                    _cell(psnr.get(PEER_ROWS["remixit"])),  # not a target: may be untrained
                     f"{bound:.2f}",
                     f"{bound - ours:.2f}",
                     "missed: " + ", ".join(missed) if missed else "met",
