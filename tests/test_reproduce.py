@@ -345,7 +345,7 @@ def test_train_only_prepares_every_model_that_the_run_then_reuses(tmp_path, caps
     common = ["--profile", "smoke", "--checkpoints", str(store), "--no-progress"]
     assert main(["reproduce", "denoise-test", "--train-only", *common]) == 0
     trained = capsys.readouterr().out.splitlines()
-    assert len(trained) == 3 and all("trained now" in line for line in trained)
+    assert len(trained) == 4 and all("trained now" in line for line in trained)  # 3 + classifier
     assert not any(tmp_path.glob("runs"))  # no run directory
 
 
