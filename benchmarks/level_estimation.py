@@ -4,10 +4,11 @@ drop surplus curves? Chosen on validation digits, never on the test's.
 Run: ``.venv/bin/python benchmarks/level_estimation.py STORE [--n 50]
 [--data-dir ../shared/data/mnist] [--json OUT] [--ways WAY ...]`` with STORE the checkpoint store of
 ``demixgan reproduce denoise-test`` (its denoiser and MNIST classifier). On ``--n`` digits of
-the validation split corrupted at each level 1..5 by the draws that choose denoise-test's
-threshold (``validation_corrupted``), each way (inference/level.py) is run with the cpu
-profile's denoise fit: ``every level`` fits G beside k items for k = 1..5 (``LevelFits``),
-``largest level, pruned`` fits k = 5 once and drops items (``PrunedItems``). Per way: the
+the validation split corrupted at each level of ``inference/options.LEVELS`` (1..6, the levels
+denoise-test tries) by the draws that choose denoise-test's threshold
+(``validation_corrupted``), each way (inference/level.py) is run with the cpu profile's
+denoise fit: ``every level`` fits G beside k items for every such k (``LevelFits``),
+``largest level, pruned`` fits the largest k once and drops items (``PrunedItems``). Per way: the
 share of levels recovered at each threshold, and at the best one the classifier accuracy of
 u - n_hat per true level, beside the fit at the true level (level given), and the seconds.
 """

@@ -23,7 +23,7 @@ import torch
 from demixgan.data.families import SINE_PARAMETERS, sines_image
 from demixgan.evaluation.classification import accuracy, load_classifier
 from demixgan.experiments.context import Context
-from demixgan.experiments.denoising import DENOISERS, VALIDATION_CORRUPTION_SEED
+from demixgan.experiments.denoising import DENOISERS, validation_seed
 from demixgan.experiments.profiles import get_profile
 from demixgan.inference.api import load
 from demixgan.inference.solver import fit_latents
@@ -46,7 +46,7 @@ def main() -> None:
     digits = context.validation_digits(args.n, "denoise-digit-sines")
     index = next(i for i, d in enumerate(DENOISERS) if d.family == "sines")
     # the curves of denoise-test's validation draws (validation_corrupted), never the test's
-    seed = VALIDATION_CORRUPTION_SEED + 100 * index + args.level
+    seed = validation_seed(DENOISERS[index], args.level)
     truth = torch.rand(
         args.n, args.level, SINE_PARAMETERS, generator=torch.Generator().manual_seed(seed)
     )

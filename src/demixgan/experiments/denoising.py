@@ -1,9 +1,9 @@
 """Denoising experiments of the paper: learning digits from corrupted digits (Fig. 2, 3).
 
 A denoising-GAN sees only digits corrupted by a structured family (the paper's lines and sines,
-and ink-like strokes that reach 1 like the digits) and draws
-that corruption itself; denoise-train shows what its generator learns, denoise-test denoises
-unseen digits at corruption levels 1..5 and lets the paper's MNIST classifier read them.
+and ink-like strokes that reach 1 like the digits) and draws that corruption itself;
+denoise-train shows what its generator learns, denoise-test denoises unseen digits at
+corruption levels 1..5 and lets the paper's MNIST classifier read them.
 """
 
 from __future__ import annotations
@@ -232,8 +232,12 @@ def _corrupt(images: torch.Tensor, family: str, level: int, seed: int) -> torch.
 def validation_corrupted(images: torch.Tensor, denoiser: Denoiser, level: int) -> torch.Tensor:
     """Validation digits under ``denoiser``'s corruption at ``level``: the draws (other seeds
     than the test's) on which the level threshold and the level estimator are chosen."""
-    seed = VALIDATION_CORRUPTION_SEED + 100 * DENOISERS.index(denoiser) + level
-    return _corrupt(images, denoiser.family, level, seed)
+    return _corrupt(images, denoiser.family, level, validation_seed(denoiser, level))
+
+
+def validation_seed(denoiser: Denoiser, level: int) -> int:
+    """The seed of ``validation_corrupted``'s draws (a benchmark redraws their parameters)."""
+    return VALIDATION_CORRUPTION_SEED + 100 * DENOISERS.index(denoiser) + level
 
 
 def _level_threshold(context, trained, denoiser: Denoiser, images: torch.Tensor, fits) -> tuple:

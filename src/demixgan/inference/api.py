@@ -114,20 +114,21 @@ class TrainedModel:
         images = self.images(observations)
         fitted = self._known_fitted(max(levels))
         known = {c.name: fitted.generators[c.name] for c in self.model.known}
-        if all(hasattr(generator, "items") for generator in known.values()):
-            fit = fit_with_stroke_search(fitted, images, self.model.learned, options)
+        counting = all(hasattr(generator, "items") for generator in known.values())
+        strokes = [name for name, g in known.items() if getattr(g, "strokes", False)]
+        pruning = len(known) == 1 and bool(strokes)
+        if not (counting or pruning):
+            fits = {k: self.fit_with_corruption(images, k, options) for k in levels}
+            return LevelFits(tuple(levels), fits)
+        fit = fit_with_stroke_search(fitted, images, self.model.learned, options)
+        if counting:
             counted = sum(g.items(fit.latents[name]) for name, g in known.items())
             return LevelFits(tuple(levels), dict.fromkeys(levels, fit), counted)
-        strokes = [name for name, g in known.items() if getattr(g, "strokes", False)]
-        if len(known) == 1 and strokes:
-            name = strokes[0]
-            fit = fit_with_stroke_search(fitted, images, self.model.learned, options)
-            with torch.no_grad():
-                items = known[name].items_alone(fit.latents[name])
-            index = self.model.names.index(name)
-            return PrunedItems(tuple(levels), fit, items, index, images, fitted.operator)
-        fits = {k: self.fit_with_corruption(images, k, options) for k in levels}
-        return LevelFits(tuple(levels), fits)
+        name = strokes[0]
+        with torch.no_grad():
+            items = known[name].items_alone(fit.latents[name])
+        index = self.model.names.index(name)
+        return PrunedItems(tuple(levels), fit, items, index, images, fitted.operator)
 
     def _known_fitted(self, level: int) -> SuperpositionModel:
         """The model with its known corruption as ``level`` fittable items (a denoising-GAN)."""

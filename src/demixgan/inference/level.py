@@ -5,11 +5,11 @@ The fit of G beside k items is run for every k of a range; one more item that li
 corruption lowers the residual by about its stroke's energy (a 28-pixel line: about 0.03 per
 pixel), one that can only explain digit strokes or nothing by far less. Each image takes the
 smallest k after which one more item lowers its residual by less than ``threshold`` (mean
-squared error per pixel). A strokes family (``sines``) combines its items by max, so one fit at
-the largest k holds every smaller fit's candidates: ``PrunedItems`` drops each image's surplus
-items from it instead, for a fifth of the fits. The threshold is chosen on validation images
-with their true level (``choose_threshold``), never on the test images, and never told the
-level at test time.
+squared error per pixel). A strokes family (``sines``, ``ink``) combines its items by max, so
+one fit at the largest k holds every smaller fit's candidates: ``PrunedItems`` drops each
+image's surplus items from it instead, one fit instead of one per level. The threshold is
+chosen on validation images with their true level (``choose_threshold``), never on the test
+images, and never told the level at test time.
 
 >>> errors = torch.tensor([[0.05, 0.02, 0.019, 0.0185]])  # k = 1..4: the second item helps
 >>> chosen_levels(errors, (1, 2, 3, 4), threshold=0.005).tolist()
