@@ -29,6 +29,7 @@ from demixgan.experiments.profiles import get_profile
 from demixgan.inference.api import load
 from demixgan.inference.level import LevelFits, PrunedItems, choose_threshold
 from demixgan.inference.options import LEVELS
+from demixgan.reports.experiment import run_record
 
 WAYS = ("every level", "largest level, pruned")
 
@@ -41,6 +42,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--ways", nargs="+", choices=WAYS, default=WAYS, help="default: both")
     args = parser.parse_args()
+    record = run_record(
+        f"python benchmarks/level_estimation.py STORE --n {args.n}"
+        + (" --data-dir DIR" if args.data_dir else "")
+        + ("" if set(args.ways) == set(WAYS) else " --ways " + " ".join(map(repr, args.ways)))
+    )
     profile = get_profile("cpu")
     context = Context(profile, Path("."), args.store, args.data_dir, progress=False)
     digits = context.validation_digits(args.n, "denoise-digit-sines")
@@ -85,9 +91,7 @@ def main() -> int:
         }
         print(way, ways[way], flush=True)
     figures = {
-        "command": f"python benchmarks/level_estimation.py STORE --n {args.n}"
-        + (" --data-dir DIR" if args.data_dir else "")
-        + ("" if set(args.ways) == set(WAYS) else " --ways " + " ".join(map(repr, args.ways))),
+        **record,
         "validation": {"digits": len(digits), "split": "validation", "levels": list(LEVELS)},
         "clean_accuracy": round(accuracy(classifier, digits.images, digits.labels), 4),
         "fit": asdict(options),

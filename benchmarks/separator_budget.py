@@ -24,6 +24,7 @@ from demixgan.experiments.demo import DEMO_MODEL, shipped_checkpoint
 from demixgan.inference.amortized import load_separator
 from demixgan.inference.api import load
 from demixgan.inference.choice import CHOICE_MIXTURES, CHOICE_SEED
+from demixgan.reports.experiment import run_record
 from demixgan.spec.factory import run_sampler
 
 BOUND = "supervised"
@@ -34,6 +35,8 @@ def main() -> int:
     parser.add_argument("separators", type=Path, nargs="+", help="finished separator directories")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    names = " ".join(str(folder) for folder in args.separators)
+    record = run_record(f"python benchmarks/separator_budget.py {names}")
     trained = load(shipped_checkpoint(DEMO_MODEL))
     batch = make_mixtures(run_sampler(trained.config, "validation"), CHOICE_MIXTURES, CHOICE_SEED)
     rows = []
@@ -75,9 +78,8 @@ def main() -> int:
                 k: v - row["validation_psnr"][k] for k, v in bound[0]["validation_psnr"].items()
             }
             row["bound_lead"] = {k: round(v, 4) for k, v in lead.items()}
-    names = " ".join(str(folder) for folder in args.separators)
     figures = {
-        "command": f"python benchmarks/separator_budget.py {names}",
+        **record,
         "validation": {"mixtures": CHOICE_MIXTURES, "seed": CHOICE_SEED, "split": "validation"},
         "rows": rows,
     }

@@ -116,6 +116,7 @@ def test_evaluate_prints_the_table_with_baselines(tiny_runs, tmp_path, capsys):
     assert record["n"] == 8
     # the command that wrote it, with machine paths (the run, the JSON) written as DIR
     assert record["command"] == f"demixgan evaluate DIR --n 8 --json DIR {' '.join(FAST)}"
+    assert record["code"]["version"] and record["threads"] >= 1  # what made the numbers
 
 
 def test_empty_measurements_are_one_clear_error(tiny_runs, tmp_path, capsys):

@@ -8,6 +8,7 @@ import json
 from dataclasses import asdict
 
 import pytest
+import torch
 
 from demixgan.cli.main import main
 from demixgan.errors import DemixganError
@@ -32,7 +33,7 @@ from demixgan.inference.methods import (
     PIXEL_RULE_ROW,
     SEPARATOR_ROW,
 )
-from demixgan.reports.experiment import Header, Outcome, ResultTable, write_outcome
+from demixgan.reports.experiment import Header, Outcome, ResultTable, run_record, write_outcome
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +180,8 @@ def test_every_registered_experiment_names_its_paper_figure():
 
 def test_tables_keep_commas_and_quotes_in_csv(tmp_path):
     table = ResultTable("t", "T", ["method", "value"], [['ICA, "patches"', "1.5"]])
-    header = Header("x", "Fig. 1", "demixgan reproduce x", "smoke", ["m: trained now"], 0.1)
+    record = run_record("demixgan reproduce x")
+    header = Header("x", "Fig. 1", record, "smoke", ["m: trained now"], 0.1)
     write_outcome(tmp_path, header, Outcome("s", [table]))
     with open(tmp_path / "tables" / "t.csv", newline="") as file:
         assert list(csv.reader(file)) == [["method", "value"], ['ICA, "patches"', "1.5"]]
@@ -407,6 +409,7 @@ def test_a_reports_recorded_command_reproduces_its_numbers(smoke_run, tmp_path, 
     recorded = json.loads((first / "metrics.json").read_text())
     assert recorded["command"] == "demixgan reproduce cs --profile smoke"
     assert recorded["code"]["version"] and "commit" in recorded["code"]
+    assert recorded["threads"] == torch.get_num_threads()  # minutes depend on them
     assert reproduce_command("cs", "cpu", "../shared/data/mnist").endswith(
         "--data-dir ../shared/data/mnist"
     )

@@ -142,7 +142,8 @@ def budgets(folder: str) -> str:
             commit[:7] if commit else "before records",
             _sum_of(reused),
             _sum_of(now),
-            f"{record['minutes']:.1f}",
+            f"{record['minutes']:.1f}"
+            + (f" on {record['threads']} threads" if "threads" in record else ""),
             "unrecorded" if math.isnan(earlier) else f"{earlier + record['minutes']:.1f}",
             ", ".join(shipped),
         ]

@@ -385,8 +385,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from demixgan.inference.choice import own_peers, own_separator
     from demixgan.inference.tasks import evaluate_checkpoint
     from demixgan.io.progress import progress_bar
+    from demixgan.reports.experiment import run_record
 
     options = _options(args)
+    record = run_record(args.command_line)
     trained = load(args.checkpoint)
     separator = _load_separator(args.separator or own_separator(trained.checkpoint))
     if args.mixtures or (trained.config.data.mixtures and args.recipe is None):
@@ -418,7 +420,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
         from demixgan.io.atomic import atomic_path
 
-        record = {"command": args.command_line, **json.loads(result.to_json())}
+        record |= json.loads(result.to_json())
         with atomic_path(args.json) as tmp:
             tmp.write_text(
                 json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"

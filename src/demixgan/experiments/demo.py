@@ -35,6 +35,7 @@ from demixgan.inference.options import FitOptions, SeparatorOptions
 from demixgan.inference.tasks import Evaluation, evaluate_checkpoint
 from demixgan.io import checkpoints
 from demixgan.io.atomic import atomic_path
+from demixgan.reports.experiment import run_record
 from demixgan.reports.grids import save_panels
 from demixgan.reports.html import Figure, Section, Table, Text, write_report
 
@@ -145,6 +146,8 @@ def _write_demo(run_dir, config, n, method, options, separator_options, progress
     """The demo's work and files in ``run_dir`` (checked new); ``config``: train it first."""
     started = time.perf_counter()
     trained_here = config is not None
+    command = f"demixgan demo --method {method} --n {n}" + " --train" * trained_here
+    record = run_record(command)
     if trained_here:
         checkpoint, evolution = _train(config, run_dir, progress)
     else:
@@ -169,9 +172,8 @@ def _write_demo(run_dir, config, n, method, options, separator_options, progress
     save_panels(
         examples, grid, ncol=1, title=f"{min(EXAMPLES, n)} of the {n} held-out test mixtures"
     )
-    command = f"demixgan demo --method {method} --n {n}" + " --train" * trained_here
     with atomic_path(run_dir / "metrics.json") as tmp:
-        record = {"command": command, **asdict(evaluation)}
+        record |= asdict(evaluation)
         tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     with atomic_path(run_dir / "table.md") as tmp:
         tmp.write_text(evaluation.table + "\n", encoding="utf-8")

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 
 from demixgan.errors import DemixganError
 from demixgan.experiments.profiles import get_profile
-from demixgan.reports.experiment import Header, Outcome, recorded_command, write_outcome
+from demixgan.reports.experiment import (
+    Header,
+    Outcome,
+    recorded_command,
+    run_record,
+    write_outcome,
+)
 from demixgan.reports.html import Links, Section, Text, write_report
 
 if TYPE_CHECKING:  # type hints only: the context (and torch) loads when an experiment runs
@@ -140,13 +146,14 @@ def reproduce(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     context = Context(chosen, staging, Path(checkpoint_store), data_dir, progress)
+    record = run_record(reproduce_command(name, profile, data_dir))
     started = time.perf_counter()
     try:
         outcome = experiment.run(context)
         header = Header(
             title=f"{experiment.name}: {experiment.title}",
             paper=experiment.paper,
-            command=reproduce_command(name, profile, data_dir),
+            record=record,
             profile=f"{chosen.name} ({chosen.description})",
             provenance=context.provenance,
             minutes=(time.perf_counter() - started) / 60,

@@ -70,7 +70,7 @@ class Header:
 
     title: str
     paper: str
-    command: str
+    record: dict  # ``run_record``'s, taken when the run started
     profile: str
     provenance: list[str]
     minutes: float
@@ -82,6 +82,15 @@ def recorded_command(argv: Sequence[str]) -> str:
     import shlex
 
     return shlex.join(["demixgan", *("DIR" if Path(a).is_absolute() else a for a in argv)])
+
+
+def run_record(command: str) -> dict:
+    """What every ``metrics.json`` opens with: the command that wrote it, the code it ran and
+    how many threads torch used (its minutes depend on them). Take it when a run starts: the
+    code loaded then is what ran, whatever the checkout became meanwhile."""
+    import torch
+
+    return {"command": command, "code": code_version(), "threads": torch.get_num_threads()}
 
 
 def code_version() -> dict[str, str | None]:
@@ -123,8 +132,7 @@ def write_outcome(run_dir: str | os.PathLike, header: Header, outcome: Outcome) 
     metrics = {
         "experiment": header.title,
         "paper": header.paper,
-        "command": header.command,
-        "code": code_version(),
+        **header.record,
         "profile": header.profile,
         "provenance": header.provenance,
         "minutes": round(header.minutes, 2),
@@ -138,7 +146,8 @@ def write_outcome(run_dir: str | os.PathLike, header: Header, outcome: Outcome) 
 def _about(header: Header) -> list[str]:
     return [
         f"Paper: {header.paper}.",
-        f"Command: {header.command} (profile {header.profile}, {header.minutes:.1f} min).",
+        f"Command: {header.record['command']} (profile {header.profile}, "
+        f"{header.minutes:.1f} min on {header.record['threads']} threads).",
         *(f"Model {line}." for line in header.provenance),
     ]
 
