@@ -19,8 +19,9 @@ from pathlib import Path
 
 from published import publish
 
-from demixgan.experiments.demo import DEMO_MODEL, DEMO_SEPARATOR, shipped_checkpoint
+from demixgan.experiments.demo import DEMO_MODEL, shipped_checkpoint
 from demixgan.inference.api import load
+from demixgan.inference.options import SeparatorOptions
 from demixgan.spec.factory import load_training_data, load_training_parts
 from demixgan.training.separator import TEACHINGS, train_separator
 
@@ -34,7 +35,7 @@ def main() -> int:
     trained = load(shipped_checkpoint(DEMO_MODEL))
     mixtures = load_training_data(trained.config).observations
     clean = load_training_parts(trained.config)
-    options = replace(DEMO_SEPARATOR, steps=args.steps, remix_steps=0)
+    options = replace(SeparatorOptions(), steps=args.steps, remix_steps=0)
     teacher = train_separator(trained.model, replace(options, steps=1))
     seconds: dict[str, list[float]] = {teaching: [] for teaching in TEACHINGS}
     for _ in range(args.rounds):

@@ -80,8 +80,21 @@ def test_demix_test_writes_tables_figures_metrics_and_reports(smoke_run):
     assert paper[0]["part 1 PSNR"] == "13.3" and paper[0]["part 2 PSNR"] == "14.6"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["profile"].startswith("smoke") and metrics["digit+sines"]["n"] == 4
+    peers = {SEPARATOR_ROW, MIXIT_ORACLE_ROW, PIXEL_RULE_ROW, *PEER_ROWS.values()}
+    dcgans = "digit+sines, the paper's two DCGANs"
+    assert peers <= {method for setting, method in methods if setting == "digit+waves"}
+    paper_architecture = {method for setting, method in methods if setting == dcgans}
+    assert {SEPARATOR_ROW, FIT_ROW, "split y/2"} <= paper_architecture
+    assert not paper_architecture & (peers - {SEPARATOR_ROW})  # its peers: the rows above
+    with open(run / "tables" / "margins.csv", newline="") as file:  # every peered setting's
+        margins = [(row["setting"], row["part"]) for row in csv.DictReader(file)]
+    assert margins == [
+        (setting, part)
+        for setting, strokes in (("digit+sines", "sines"), ("digit+waves", "waves"))
+        for part in ("digit", strokes)
+    ]
     html = (run / "report.html").read_text()
-    assert "Table 1" in html and html.count('src="data:image/png;base64,') == 2
+    assert "Table 1" in html and html.count('src="data:image/png;base64,') == 3
     assert "](figures/separation-demix-digit-sines.png)" in (run / "report.md").read_text()
 
 
@@ -228,15 +241,21 @@ def test_demix_train_shows_evolution_and_scores_gains_over_the_split(smoke_run):
         assert f"evolution-{label}-epoch-0001.png" in figures
     with open(run / "tables" / "gain-over-split.csv", newline="") as file:
         gains = {row["setting"]: row for row in csv.DictReader(file)}
-    amortized = "digit+digit (amortized separator)"  # only digit + digit trains a separator
-    assert set(gains) == {"digit+lines", "digit+digit", amortized, "digits-1-2"}
+    amortized = "digit+digit (amortized separator)"  # every setting trains a separator
+    dcgans = "digit+lines, the paper's two DCGANs"
+    assert set(gains) == {
+        f"{setting}{suffix}"
+        for setting in ("digit+lines", dcgans, "digit+digit", "digits-1-2")
+        for suffix in ("", " (amortized separator)")
+    }
     metrics = json.loads((run / "metrics.json").read_text())
     digits = metrics["digit+digit"]
     separator = digits["scores"]["demixing-GAN, amortized separator"]["digit-a"]["psnr"][0]
     assert float(gains[amortized]["part 1"]) == pytest.approx(
         separator - digits["scores"]["split y/2"]["digit-a"]["psnr"][0], abs=0.006
     )
-    assert digits["separator"]["steps"] == 2 and "separator" not in metrics["digit+lines"]
+    assert digits["separator"]["steps"] == 2 and "separator" in metrics["digit+lines"]
+    assert PEER_ROWS["supervised"] in metrics["digits-1-2"]["scores"]
     assert digits["matching"]["demixing-GAN"] == {"digit-a": "best per mixture"} | {
         "digit-b": "best per mixture"
     }
@@ -266,8 +285,8 @@ def test_demix_ink_scores_peers_and_the_bound_beside_the_floors(smoke_run):
     assert all(" ± " in row["part 1 PSNR"] and row["part 2 SSIM"] != "–" for row in rows)
 
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics[ood]["recipe"] == "digit+ink-ood" and "recipe" not in metrics[grey]
-    assert metrics[grey]["separator"] == asdict(PROFILES["smoke"].ink_separator)
+    assert metrics[ood]["recipe"] == "digit+ink-ood" and metrics[grey]["recipe"] == "digit+ink"
+    assert metrics[grey]["separator"] == asdict(PROFILES["smoke"].separator)
     with open(run / "tables" / "margins.csv", newline="") as file:
         margins = list(csv.DictReader(file))
     assert [(row["setting"], row["part"]) for row in margins] == [

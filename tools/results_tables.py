@@ -91,21 +91,20 @@ def evaluation(path: str) -> dict:
 
 
 def margins(paths: list[str]) -> str:
-    """The margins table (experiments/ink.margins) of the files a marker names: the settings
-    with peers of a ``demixgan reproduce demix-ink`` report, or one ``demixgan evaluate`` /
-    ``demo`` file each."""
-    from demixgan.data.descriptions import get_recipe
-    from demixgan.experiments.ink import INK_SETTINGS, margin_table
-    from demixgan.experiments.ink import margins as margins_of
+    """The margins table (experiments/margins.py) of the files a marker names: the settings
+    with peers of a ``demixgan reproduce`` report, or one ``demixgan evaluate`` / ``demo``
+    file each."""
+    from demixgan.experiments.margins import margin_table
+    from demixgan.experiments.margins import margins as margins_of
 
     records = [json.loads((ROOT / path).read_text(encoding="utf-8")) for path in paths]
     if len(records) == 1 and "rows" not in records[0]:
-        return margin_table(records[0], INK_SETTINGS).markdown()
+        return margin_table(records[0]).markdown()
     evaluations = [
         (
             f"{record['recipe']}, {record['n']:,} {record['digits']}",
             {row["method"]: row["scores"] for row in record["rows"]},
-            get_recipe(record["recipe"]).out_of_distribution,
+            record["recipe"],
         )
         for record in records
     ]

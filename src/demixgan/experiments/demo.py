@@ -27,7 +27,6 @@ from pathlib import Path
 
 from demixgan.errors import DemixganError
 from demixgan.experiments.figures import separation_panels
-from demixgan.experiments.profiles import DEMO_SEPARATOR
 from demixgan.inference.amortized import Separator
 from demixgan.inference.api import TrainedModel, load
 from demixgan.inference.choice import REFINE
@@ -198,7 +197,7 @@ def _train_separator(trained: TrainedModel, options: SeparatorOptions | None, pr
     from demixgan.io.progress import progress_bar
     from demixgan.training.separator import train_model_separator
 
-    options = options or DEMO_SEPARATOR
+    options = options or SeparatorOptions()
     total = options.steps + options.remix_steps
     with progress_bar(total, "training the separator", unit="step", enabled=progress) as bar:
         return train_model_separator(trained, options, progress=bar.update)
@@ -210,7 +209,7 @@ def _train_peers(trained: TrainedModel, options: SeparatorOptions | None, progre
     from demixgan.io.progress import progress_bar
     from demixgan.training.separator import train_peer
 
-    options = options or DEMO_SEPARATOR
+    options = options or SeparatorOptions()
     peers: dict[str, Separator] = {}
     for kind in PEERS:
         total = options.steps + options.remix_steps

@@ -13,13 +13,6 @@ from demixgan.errors import DemixganError
 from demixgan.inference.options import LEVELS, FitOptions, SeparatorOptions
 from demixgan.spec.validation import check_fields, rule
 
-#: The separator budget of the demo's shipped separator and peers, and of every ink setting
-#: (``demixgan separator RUN --steps 1500 --remix-steps 1500``, 27 minutes on one thread),
-#: chosen on 500 validation mixtures of the demo's model: 30.05 dB mean over the parts against
-#: 28.26 for 1,500 + 500 steps and 29.18 with the whole remixing batch real
-#: (docs/results/separator-budget, docs/reproduce.md); ``demo --train`` trains the same.
-DEMO_SEPARATOR = SeparatorOptions(steps=1500, remix_steps=1500)
-
 
 @dataclass(frozen=True)
 class Profile:
@@ -45,7 +38,8 @@ class Profile:
     #: mnist-fashion, z-coupling) on ``test_mixtures`` each.
     survey_fit: FitOptions
     classifier_digits: int = rule(0, ge=0)
-    #: The separator network of the settings scored with one too (training/separator.py).
+    #: The separator network of the settings scored with one too, and of their peers and
+    #: bound (training/separator.py; the default budget was chosen on validation mixtures).
     separator: SeparatorOptions = field(default_factory=SeparatorOptions)
     #: cs: the m at which the 2-wave demixing prior is also read by a separator network
     #: (the issue's target m; 0: none), and that network's budget (teacher and student each).
@@ -53,8 +47,6 @@ class Profile:
     cs_separator: SeparatorOptions = field(default_factory=SeparatorOptions)
     #: denoise-test: the levels a fit tries where it estimates each image's level.
     denoise_tried_levels: tuple[int, ...] = LEVELS
-    #: demix-ink: the separator and peers of every ink setting (the demo's budget).
-    ink_separator: SeparatorOptions = DEMO_SEPARATOR
 
     def __post_init__(self) -> None:
         check_fields(self, f"profile {self.name!r}")
@@ -122,7 +114,6 @@ PROFILES: dict[str, Profile] = {
             cs_separator_measurements=20,
             cs_separator=SMOKE_SEPARATOR,
             denoise_tried_levels=(1, 2),
-            ink_separator=SMOKE_SEPARATOR,
         ),
     )
 }

@@ -40,9 +40,9 @@ class Experiment:
     #: with the MNIST classifier: what ``train_models`` prepares.
     configs: tuple[str, ...] = ()
     classifier: bool = False
-    #: The separators it trains (or reuses) beside those models: (config, the profile's
-    #: budget field, whether the peers and the bound too).
-    separators: tuple[tuple[str, str, bool], ...] = ()
+    #: The separators it trains (or reuses) beside those models, at the profile's separator
+    #: budget: (config, whether the peers and the bound too).
+    separators: tuple[tuple[str, bool], ...] = ()
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
@@ -85,7 +85,7 @@ def register(
     *,
     configs: Iterable[str] = (),
     classifier: bool = False,
-    separators: Iterable[tuple[str, str, bool]] = (),
+    separators: Iterable[tuple[str, bool]] = (),
 ):
     """Decorator: add an experiment function to the registry under ``name`` (in DESCRIPTIONS)."""
     if name not in DESCRIPTIONS:
@@ -187,12 +187,11 @@ def train_models(
     context = Context(get_profile(profile), Path("."), Path(checkpoint_store), data_dir, progress)
     for config in experiment.configs:
         context.trained(context.config(config))
-    for config, budget, peers in experiment.separators:
+    for config, peers in experiment.separators:
         trained = context.trained(context.config(config))
-        options = getattr(context.profile, budget)
-        context.separator(trained, options)
+        context.separator(trained, context.profile.separator)
         if peers:
-            context.peers(trained, options)
+            context.peers(trained, context.profile.separator)
     if experiment.classifier:
         context.classifier()
     return context.provenance

@@ -72,10 +72,11 @@ class FitOptions:
 
 @dataclass(frozen=True)
 class SeparatorOptions:
-    """Training budget of a separator; the defaults took 33.8 minutes in demix-train's report
-    run (two threads, beside other jobs; RESULTS.md)."""
+    """Training budget of a separator. The default, 1,500 + 1,500 steps (27 minutes on one
+    thread), was chosen on 500 validation mixtures of the demo's model (docs/reproduce.md,
+    docs/results/separator-budget); every experiment's separator, peers and bound use it."""
 
-    steps: int = rule(3000, ge=1, le=10**8, help="steps on the model's own draws")
+    steps: int = rule(1500, ge=1, le=10**8, help="steps on the model's own draws")
     batch_size: int = rule(64, ge=1, le=65_536, help="parts drawn per step")
     lr: float = rule(2e-3, gt=0, le=MAX_LR, help="peak learning rate of the one-cycle schedule")
     width: int = rule(32, ge=1, le=1024, help="channels of the U-Net's first level")
