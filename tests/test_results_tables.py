@@ -136,3 +136,20 @@ def test_margins_say_an_untrained_remixit_peer_was_not_trained():
     del scores[PEER_ROWS["remixit"]]
     row = margins([("setting", scores, "digit+ink")]).rows[0]
     assert row[7] == "not trained" and row[-1] == "met"
+
+
+def test_the_split_of_three_parts_is_a_floor_of_a_three_part_setting():
+    """K = 3 is scored against y/3: a split better than the pixel-value rule is its floor."""
+    psnr = {
+        SEPARATOR_ROW: 25.0,
+        PEER_ROWS["mixit"]: 18.0,
+        MIXIT_ORACLE_ROW: 18.5,
+        PEER_ROWS["supervised"]: 27.0,
+        PIXEL_RULE_ROW: 12.0,
+        "split y/3": 14.0,
+    }
+    parts = ("digit", "sines", "lines")
+    scores = {method: {p: {"psnr": [value, 1.0]} for p in parts} for method, value in psnr.items()}
+    rows = margins([("digit+sines+lines", scores, "digit+sines+lines")]).rows
+    assert [row[3] for row in rows] == ["14.00 (split y/3)"] * 3
+    assert [row[-1] for row in rows] == ["met"] * 3
