@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -460,3 +460,24 @@ def test_choices_read_the_training_digits_validation_split_beside_a_test_only_da
     assert set(validation.images.unique().tolist()) == {0.0, 1.0}  # binarized like the test
     shared = (test.images.flatten(1)[:, None] == validation.images.flatten(1)[None]).all(2)
     assert not shared.any()
+
+
+def test_a_shipped_model_without_separators_gets_them_trained_into_the_store(tmp_path):
+    """demix-test's digit + sines is the shipped model, which ships without a separator or
+    peers: the cpu profile trains them into the checkpoint store, never into the package."""
+    from demixgan.experiments.context import Context
+    from demixgan.experiments.demo import asset
+    from demixgan.inference.options import SeparatorOptions
+
+    profile = replace(PROFILES["cpu"], test_mixtures=8)  # the method choice on 8 mixtures
+    context = Context(profile, tmp_path, tmp_path / "store", progress=False)
+    trained = context.trained(context.config("demix-digit-sines"))
+    assert trained.checkpoint.is_relative_to(asset(""))  # the shipped model, not trained now
+    tiny = SeparatorOptions(steps=2, remix_steps=0, batch_size=4, width=4)
+    context.separator(trained, tiny)
+    context.separator(trained, tiny, "mixit")
+    context.separator(trained, tiny, "remixit")  # taught by the stored MixIT peer
+    (home,) = (tmp_path / "store").glob("*")
+    assert (home / "separator" / "method.json").is_file()
+    assert {p.name for p in (home / "peers").iterdir()} == {"mixit", "remixit"}
+    assert not list(asset("").glob("demo/separator")) and not list(asset("").glob("demo/peers"))

@@ -30,7 +30,14 @@ from demixgan.experiments.demo import (
 from demixgan.experiments.profiles import Profile
 from demixgan.inference.amortized import Separator
 from demixgan.inference.api import TrainedModel, load
-from demixgan.inference.choice import CHOICE_MIXTURES, PEERS, peer_dir, separator_dir
+from demixgan.inference.choice import (
+    CHOICE_MIXTURES,
+    PEERS,
+    PEERS_DIR,
+    SEPARATOR_DIR,
+    peer_dir,
+    separator_dir,
+)
 from demixgan.inference.options import SeparatorOptions
 from demixgan.io import checkpoints
 from demixgan.io.atomic import atomic_path
@@ -112,7 +119,7 @@ class Context:
 
         what = f"{trained.config.name} {peer or 'separator'}"
         checkpoint = trained.checkpoint
-        folder = separator_dir(checkpoint) if peer is None else peer_dir(checkpoint, peer)
+        folder = self._separator_folder(trained, peer)
         finished = finished_run(folder)
         if finished is not None:
             _check_options(finished.options, options, what, folder)
@@ -131,7 +138,7 @@ class Context:
             job = read_job(folder)
             _check_options(job["options"], options, what, folder)
         else:
-            teacher = peer_dir(checkpoint, "mixit") if peer == "remixit" else None
+            teacher = self._separator_folder(trained, "mixit") if peer == "remixit" else None
             job = new_job(checkpoint, options, peer=peer, teacher=teacher)
         choice_mixtures = min(CHOICE_MIXTURES, self.profile.test_mixtures)
         result = run_job(
@@ -142,6 +149,16 @@ class Context:
             + (", the last segment of a resumed run)" if resume else ")")
         )
         return result.separator
+
+    def _separator_folder(self, trained: TrainedModel, peer: str | None) -> Path:
+        """Where the separator (or ``peer``) of ``trained`` lives: beside the model, except for
+        a shipped model that ships without separators, whose ones are trained into the store
+        (``<config>-<key>/separator``, ``.../peers/<kind>``), never into the package."""
+        checkpoint = trained.checkpoint
+        if Path(checkpoint).is_relative_to(asset("")) and not separator_dir(checkpoint).is_dir():
+            home = self.checkpoint_store / f"{trained.config.name}-{config_key(trained.config)}"
+            return home / (SEPARATOR_DIR if peer is None else f"{PEERS_DIR}/{peer}")
+        return separator_dir(checkpoint) if peer is None else peer_dir(checkpoint, peer)
 
     def peers(self, trained: TrainedModel, options: SeparatorOptions) -> dict[str, Separator]:
         """The run's peers (MixIT, RemixIT, the supervised bound) with its separator's options."""
