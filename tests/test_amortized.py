@@ -107,6 +107,35 @@ def test_remixing_real_mixtures_closes_the_gap_to_the_data() -> None:
     assert torch.equal(drawn.separate(test.sum(1)), before)
 
 
+def test_a_known_corruption_is_drawn_at_every_level_up_to_max_level() -> None:
+    model = SuperpositionModel(
+        [LearnedComponent("blob", BlobGenerator()), KnownComponent("lines", "lines", level=1)]
+    )
+    g = torch.Generator().manual_seed(0)
+    lines = model.sample_known(400, g, max_level=4)["lines"][:, 0]
+    counted = (lines.amin(2) == 1).sum(1) + (lines.amin(1) == 1).sum(1)  # full rows + columns
+    assert set(counted.tolist()) == {1, 2, 3, 4} and counted.float().mean() > 2.2
+    own = model.sample_known(50, g)["lines"][:, 0]
+    assert ((own.amin(2) == 1).sum(1) + (own.amin(1) == 1).sum(1)).eq(1).all()
+
+
+def test_a_denoiser_drawn_at_every_level_splits_more_curves_off() -> None:
+    """Trained at the model's level 1, a separator leaves curves of level 4 in the signal;
+    drawn at levels 1..4 it is never told the level and removes them."""
+    level_4 = SuperpositionModel(
+        [LearnedComponent("blob", BlobGenerator()), KnownComponent("sines", "sines", level=4)]
+    )
+    parts = fresh_draws(level_4, 200, seed=7)
+    mixtures = parts.sum(1)
+
+    def blob_error(options: SeparatorOptions) -> float:
+        separator = train_separator(blob_and_curves(), options)
+        return (separator.separate(mixtures)[:, 0] - parts[:, 0]).pow(2).mean().item()
+
+    own, every = blob_error(QUICK), blob_error(replace(QUICK, max_level=4))
+    assert every < 0.7 * own, (every, own)
+
+
 def test_same_seed_same_separator() -> None:
     model = blob_and_curves()
     options = replace(QUICK, steps=5, batch_size=8, remix_steps=5, teacher_every=2)

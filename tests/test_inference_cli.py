@@ -218,6 +218,29 @@ def test_a_classifier_checkpoint_is_refused_by_name(tmp_path, capsys):
     assert "is a classifier checkpoint, not a trained GAN run" in capsys.readouterr().err
 
 
+def test_a_denoisers_separator_denoises_without_being_told_the_level(tiny_runs, tmp_path, capsys):
+    """A denoising-GAN's separator trained with --max-level splits the curves off in one
+    pass, whatever their number; --corruption-level asks for the fit instead."""
+    from demixgan.data.superposition import build_sampler, make_mixtures
+
+    separator = tmp_path / "separator"
+    tiny = ["--steps", "4", "--remix-steps", "2", "--width", "4", "--batch-size", "8"]
+    assert run("separator", tiny_runs["denoise"], "-o", separator, *tiny, "--max-level", "3") == 0
+    batch = make_mixtures(build_sampler("digit+sines", level=3, split="test"), 4, seed=0)
+    corrupted = tmp_path / "u.npy"
+    np.save(corrupted, batch.mixtures[:, 0].numpy())
+    capsys.readouterr()
+    common = ("denoise", tiny_runs["denoise"], corrupted, "--separator", separator, "-o")
+    assert run(*common, tmp_path / "out") == 0
+    assert "method: separator" in capsys.readouterr().out
+    (written,) = (tmp_path / "out").glob("*.npy")
+    assert np.load(written).shape == (4, 1, 28, 28)
+    assert run(*common, tmp_path / "bad", "--corruption-level", "3") == 2
+    err = capsys.readouterr().err
+    assert "the separator never needs it" in err and "Traceback" not in err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_denoise_with_the_corruption_fitted_removes_it(tiny_runs, tmp_path, capsys):
     """--corruption-level fits the known sines too; --estimate subtract returns u - n_hat,
     at half the input's error or less even with a generator trained for 40 steps."""
@@ -337,8 +360,8 @@ def test_separator_errors_are_one_paragraph(tiny_runs, tmp_path, capsys):
             "--separator",
             tiny_runs["demix"],
         ),
-        # a one-generator checkpoint cannot have a separator
-        ("separator", tiny_runs["denoise"], "-o", tmp_path / "b"),
+        # a demixing-GAN has no known corruption to draw at other levels
+        ("separator", tiny_runs["demix"], "-o", tmp_path / "b", "--max-level", "3"),
         # saving into a GAN run's checkpoints would delete them
         ("separator", tiny_runs["demix"], "-o", Path(tiny_runs["demix"]) / "checkpoints"),
         ("separator", tiny_runs["demix"], "-o", tmp_path / "c", "--steps", "0"),

@@ -14,7 +14,7 @@ from demixgan.cli.main import main
 from demixgan.errors import DemixganError
 from demixgan.experiments import registry
 from demixgan.experiments.compressive import MEAN_DIGIT, TUNED_LASSO
-from demixgan.experiments.denoising import ESTIMATED, GIVEN_ESTIMATE
+from demixgan.experiments.denoising import ESTIMATED, GIVEN_ESTIMATE, SEPARATED
 from demixgan.experiments.ink import INK_SETTINGS
 from demixgan.experiments.profiles import PROFILES
 from demixgan.experiments.registry import (
@@ -93,6 +93,13 @@ def test_demix_test_writes_tables_figures_metrics_and_reports(smoke_run):
         for setting, strokes in (("digit+sines", "sines"), ("digit+waves", "waves"))
         for part in ("digit", strokes)
     ]
+    with open(run / "tables" / "architecture.csv", newline="") as file:
+        architectures = list(csv.DictReader(file))
+    assert [row["setting"] for row in architectures] == ["digit+sines", dcgans]
+    assert [row["peers and bound"] for row in architectures] == ["yes", "no"]
+    validation = [metrics[row["setting"]]["validation_psnr"]["separator"] for row in architectures]
+    chosen = [row["chosen"] == "chosen" for row in architectures]
+    assert chosen == [v == max(validation) for v in validation] and sum(chosen) == 1
     html = (run / "report.html").read_text()
     assert "Table 1" in html and html.count('src="data:image/png;base64,') == 3
     assert "](figures/separation-demix-digit-sines.png)" in (run / "report.md").read_text()
@@ -107,9 +114,13 @@ def test_denoise_experiments_share_their_denoisers_and_classifier(smoke_run):
     ]
     metrics = json.loads((test / "metrics.json").read_text())
     assert metrics["digits"] == 3
-    for estimate in ("input", "G(z)", GIVEN_ESTIMATE, ESTIMATED):
+    for estimate in ("input", "G(z)", GIVEN_ESTIMATE, ESTIMATED, SEPARATED):
         assert len(metrics["ink"][f"accuracy, {estimate}"]) == 5
     assert rows[0][f"accuracy, {ESTIMATED}"].endswith("%")
+    # each denoiser's separator drew its corruption at every level the estimate tries
+    tried = max(PROFILES["smoke"].denoise_tried_levels)
+    assert all(metrics[family]["separator"]["max_level"] == tried for family in ("sines", "ink"))
+    assert any("denoise-digit-sines" in line and "separator" in line for line in _provenance(test))
     # the level threshold was chosen on validation digits: the best share of levels right there
     choice = metrics["lines"]["level_threshold"]
     shares = {float(t): share for t, share in choice["validation_share_right"].items()}
@@ -304,6 +315,9 @@ def test_demix_ink_scores_peers_and_the_bound_beside_the_floors(smoke_run):
     bound = first[PEER_ROWS["supervised"]]["digit"]["psnr"][0]
     assert float(margins[0]["below it"]) == pytest.approx(bound - ours, abs=0.006)
     assert all(row["targets"] == "met" or row["targets"].startswith("missed: ") for row in margins)
+    with open(run / "tables" / "architecture.csv", newline="") as file:
+        # binary digits: the demo's architecture or the paper's; greyscale digits are other data
+        assert [row["setting"] for row in csv.DictReader(file)] == [in_distribution, dcgan]
     # The OOD row reuses the digit + ink model's separator and peers: each is named once
     # (four models with peers, five entries each, and the two DCGANs' model and separator).
     named = [line.split(":")[0] for line in metrics["provenance"]]
@@ -316,8 +330,12 @@ def test_stored_separators_are_reused_by_the_next_run(tmp_path):
     first = train_models("demix-k3", **common)
     # the model, its separator, the MixIT and RemixIT peers and the supervised bound
     assert sum("trained now" in line for line in first) == 5
+    threads = f" on {torch.get_num_threads()} thread"  # what each training ran on
+    assert all(threads in line for line in first if "trained now" in line)
     report = reproduce("demix-k3", tmp_path / "run", **common).parent
-    assert not [line for line in _provenance(report) if "trained now" in line]
+    reused = _provenance(report)
+    assert not [line for line in reused if "trained now" in line]
+    assert all(threads in line for line in reused if "reused" in line)
     (separator,) = store.glob("demix-digit-sines-lines-*/separator")
     assert json.loads((separator / "method.json").read_text())["method"] in METHODS
 
@@ -367,7 +385,8 @@ def test_train_only_prepares_every_model_that_the_run_then_reuses(tmp_path, caps
     common = ["--profile", "smoke", "--checkpoints", str(store), "--no-progress"]
     assert main(["reproduce", "denoise-test", "--train-only", *common]) == 0
     trained = capsys.readouterr().out.splitlines()
-    assert len(trained) == 4 and all("trained now" in line for line in trained)  # 3 + classifier
+    # three denoisers, a separator each and the classifier
+    assert len(trained) == 7 and all("trained now" in line for line in trained)
     assert not any(tmp_path.glob("runs"))  # no run directory
 
 
@@ -481,3 +500,19 @@ def test_a_shipped_model_without_separators_gets_them_trained_into_the_store(tmp
     assert (home / "separator" / "method.json").is_file()
     assert {p.name for p in (home / "peers").iterdir()} == {"mixit", "remixit"}
     assert not list(asset("").glob("demo/separator")) and not list(asset("").glob("demo/peers"))
+
+
+def test_a_separator_stored_before_an_option_existed_counts_it_at_its_default():
+    """The shipped separators were trained before ``max_level`` existed: reused as trained
+    with its default, refused for a denoiser's options that draw other levels."""
+    from demixgan.experiments.context import _check_options
+    from demixgan.experiments.demo import asset
+    from demixgan.inference.options import SeparatorOptions
+    from demixgan.training.separator_runs import finished_run
+
+    folder = asset("demo-ink/separator")
+    recorded = finished_run(folder).options
+    assert "max_level" not in recorded
+    _check_options(recorded, SeparatorOptions(), "demo separator", folder)
+    with pytest.raises(DemixganError, match="other options"):
+        _check_options(recorded, SeparatorOptions(max_level=6), "demo separator", folder)

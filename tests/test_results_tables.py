@@ -99,6 +99,26 @@ def test_budget_from_an_empty_store_counts_each_reused_model_once(tmp_path):
     assert row[2:7] == ["prior 10.0", "other 4.0", "5.0", "15.0", "demo |"]
 
 
+def test_budget_shows_the_threads_each_model_trained_on(tmp_path):
+    _report(
+        tmp_path,
+        "demix-test",
+        [
+            "gan: reused gan-1 in the checkpoint store (trained earlier from the same config: "
+            "3000 steps in 10.0 min on 1 and 2 threads)",
+            "gan separator: trained now (4.0 min on 1 thread)",
+        ],
+        5.0,
+    )
+    row = results_tables.budgets(str(tmp_path)).splitlines()[2].split(" | ")
+    assert row[2:6] == [
+        "gan 10.0 on 1 and 2 threads",
+        "gan separator 4.0 on 1 thread",
+        "5.0",
+        "15.0",
+    ]
+
+
 def _scores(ours: float, bound: float) -> dict:
     """Scores where ours clears the floor and MixIT by 4 dB."""
     psnr = {

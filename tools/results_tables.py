@@ -36,8 +36,12 @@ BLOCK = re.compile(
     re.S,
 )
 #: How a report's provenance names a model's training (reports/experiment.py writes these).
-REUSED = re.compile(r"^(?P<model>[^:]+): reused .*?in (?P<minutes>[\d.]+) min\)$")
-TRAINED_NOW = re.compile(r"^(?P<model>[^:]+): trained now .*\((?P<minutes>[\d.]+) min\)$")
+REUSED = re.compile(
+    r"^(?P<model>[^:]+): reused .*?in (?P<minutes>[\d.]+) min(?P<threads> on [^)]+)?\)$"
+)
+TRAINED_NOW = re.compile(
+    r"^(?P<model>[^:]+): trained now .*\((?P<minutes>[\d.]+) min(?P<threads> on [^)]+)?\)$"
+)
 SHIPPED = re.compile(r"^(?P<model>[^:]+): the checkpoint that ships")
 
 
@@ -127,15 +131,15 @@ def budgets(folder: str) -> str:
         reused, now, shipped = {}, {}, []
         for line in record["provenance"]:
             if match := REUSED.match(line):
-                reused[match["model"]] = float(match["minutes"])
+                reused[match["model"]] = (float(match["minutes"]), match["threads"] or "")
             elif match := TRAINED_NOW.match(line):
-                now[match["model"]] = float(match["minutes"])
+                now[match["model"]] = (float(match["minutes"]), match["threads"] or "")
             elif match := SHIPPED.match(line):
                 shipped.append(match["model"])
             elif "reused" in line:
-                reused[line.partition(":")[0]] = float("nan")  # minutes not recorded
+                reused[line.partition(":")[0]] = (float("nan"), "")  # minutes not recorded
         commit = record.get("code", {}).get("commit")
-        earlier = sum(reused.values())
+        earlier = sum(minutes for minutes, _ in reused.values())
         cells = [
             path.parent.name,
             commit[:7] if commit else "before records",
@@ -150,12 +154,14 @@ def budgets(folder: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _sum_of(minutes: dict[str, float]) -> str:
-    """``total (model minutes + ...)``; '?' where a report did not record a model's minutes."""
-    if not minutes:
+def _sum_of(models: dict[str, tuple[float, str]]) -> str:
+    """``total (model minutes [on N threads] + ...)`` of (minutes, threads) by model; '?' where
+    a report did not record a model's minutes."""
+    if not models:
         return ""
-    parts = " + ".join(f"{model} {_minutes(value)}" for model, value in minutes.items())
-    return parts if len(minutes) == 1 else f"{_minutes(sum(minutes.values()))} ({parts})"
+    parts = " + ".join(f"{model} {_minutes(m)}{threads}" for model, (m, threads) in models.items())
+    total = sum(m for m, _ in models.values())
+    return parts if len(models) == 1 else f"{_minutes(total)} ({parts})"
 
 
 def _minutes(value: float) -> str:

@@ -17,10 +17,28 @@ from demixgan.inference.options import (
     SeparatorOptions,
 )
 
+#: What a denoiser can run: the latent fit, or its run's separator (one pass, no level).
+DENOISE_METHODS = ("fit", "separator")
+METHOD_HELP = {
+    "denoise": "fit: G(z) fitted to the image (with --corruption-level, the corruption too); "
+    "separator: the run's separator in one pass, never told the level (train it with "
+    "'demixgan separator RUN --max-level 6'; default: the separator where the run has one and "
+    "no --corruption-level is given, else fit)",
+    "demix": "fit: the latent fit from the prior; separator: the run's separator in one pass; "
+    "refine: the separator's parts, then a short fit (default: what validation chose when the "
+    "run was given a separator, else fit)",
+    "cs": "fit, or separator / refine with --separator (a separator trained for the same "
+    "matrix; default fit)",
+}
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     for task, help_text in (
-        ("denoise", "fit one generator to corrupted images (paper eq. 3)"),
+        (
+            "denoise",
+            "fit one generator to corrupted images (paper eq. 3), or split the "
+            "corruption off with the run's separator",
+        ),
         ("demix", "fit every generator to mixtures and write each component (paper eq. 4)"),
         ("cs", "recover components from Gaussian compressive measurements y = A(x + n)"),
     ):
@@ -68,30 +86,27 @@ def register(commands: argparse._SubParsersAction) -> None:
                 help="write the generators' outputs G_k(z_k) as they are, not projected onto "
                 "parts in [0, 1] that sum to the mixture (docs/inference.md)",
             )
-        if task != "denoise":
-            parser.add_argument(
-                "--method",
-                choices=METHODS,
-                help="fit: the latent fit from the prior; separator: the run's separator in "
-                "one pass; refine: the separator's parts, then a short fit (default: what "
-                "validation chose when the run was given a separator, else fit)"
-                if task == "demix"
-                else "fit, or separator / refine with --separator (a separator trained for the "
-                "same matrix; default fit)",
-            )
-            parser.add_argument(
-                "--separator",
-                help="the separator network to use (written by 'demixgan separator'; for cs one "
-                "trained for the same matrix); default for demix: the run's own, RUN/separator",
-            )
+        parser.add_argument(
+            "--method",
+            choices=DENOISE_METHODS if task == "denoise" else METHODS,
+            help=METHOD_HELP[task],
+        )
+        parser.add_argument(
+            "--separator",
+            help="the separator network to use (written by 'demixgan separator'; for cs one "
+            "trained for the same matrix); default for demix and denoise: the run's own, "
+            "RUN/separator",
+        )
         parser.set_defaults(run=run_task, task=task)
 
     separator = commands.add_parser(
         "separator",
-        help="train a separator network for a demixing checkpoint (amortized inference)",
+        help="train a separator network for a demixing or denoising checkpoint (amortized "
+        "inference)",
         description="Train a network that separates the checkpoint's mixtures in one pass: on "
         "the model's own draws, then by remixing the run's training mixtures; no clean parts "
-        "(docs/inference.md). Use it with 'demix --separator' and 'evaluate --separator'. "
+        "(docs/inference.md). Use it with 'demix --separator' and 'evaluate --separator', or "
+        "for a denoising-GAN with 'denoise' (--max-level: never told the corruption level). "
         "The output directory is a run: checkpoints and stats.jsonl while it trains, the "
         "separator when done; --resume DIR continues a killed run exactly.",
     )
@@ -258,19 +273,16 @@ def _task_method(args: argparse.Namespace, trained) -> tuple[str, str | None, st
     from demixgan.inference.choice import default_method, own_separator, separator_dir
 
     asked, given = getattr(args, "method", None), getattr(args, "separator", None)
-    if args.task != "demix" or given is not None:
+    if args.task == "cs" or given is not None:
         method = asked or ("separator" if given is not None else "fit")
         if method != "fit" and given is None:
             raise DemixganError(
-                f"--method {method} for {args.task} needs --separator DIR: "
-                + (
-                    "a separator trained for the same matrix ('demixgan separator RUN "
-                    "--measurements M')."
-                    if args.task == "cs"
-                    else "a separator demixes; denoise fits the generator."
-                )
+                f"--method {method} for cs needs --separator DIR: a separator trained for the "
+                "same matrix ('demixgan separator RUN --measurements M')."
             )
         return method, given, "asked" if asked else ("--separator given" if given else "default")
+    if args.task == "denoise" and asked is None and args.corruption_level is not None:
+        return "fit", None, "--corruption-level given: the latent fit of G and the corruption"
     method = asked or default_method(trained.checkpoint)
     folder = own_separator(trained.checkpoint)
     if method != "fit" and folder is None:

@@ -31,6 +31,7 @@ from demixgan.experiments.profiles import Profile
 from demixgan.inference.amortized import Separator
 from demixgan.inference.api import TrainedModel, load
 from demixgan.inference.choice import (
+    CHOICE_FILE,
     CHOICE_MIXTURES,
     PEERS,
     PEERS_DIR,
@@ -42,11 +43,12 @@ from demixgan.inference.options import SeparatorOptions
 from demixgan.io import checkpoints
 from demixgan.io.atomic import atomic_path
 from demixgan.io.json_files import read_json
-from demixgan.io.run_files import training_minutes
+from demixgan.io.run_files import on_threads, training_minutes, training_threads
 from demixgan.networks.classifier import MnistClassifier
 from demixgan.spec.config import RunConfig, load_config
 
-#: Written into a stored run once its training finished: what was trained, in how long.
+#: Written into a stored run once its training finished: what was trained, in how long, on
+#: how many CPU threads.
 COMPLETE_FILE = "complete.json"
 #: The models that ship inside the package (``assets/<model>``), by the config that trained
 #: them: an experiment that needs one of these configs unchanged uses the shipped model (and the
@@ -96,11 +98,13 @@ class Context:
         if record is not None:
             self._note(
                 f"{config.name}: reused {_stored(run)} (trained earlier from the same config: "
-                f"{record['steps']} steps in {record['minutes']:.1f} min)"
+                f"{record['steps']} steps in {record['minutes']:.1f} min"
+                f"{on_threads(record.get('threads', []))})"
             )
             return load(run)
         minutes = self._train(config, run)
-        self._note(f"{config.name}: trained now into {_stored(run)} ({minutes:.1f} min)")
+        threads = on_threads(training_threads(run))
+        self._note(f"{config.name}: trained now into {_stored(run)} ({minutes:.1f} min{threads})")
         return load(run)
 
     def separator(
@@ -119,13 +123,13 @@ class Context:
 
         what = f"{trained.config.name} {peer or 'separator'}"
         checkpoint = trained.checkpoint
-        folder = self._separator_folder(trained, peer)
+        folder = self.separator_folder(trained, peer)
         finished = finished_run(folder)
         if finished is not None:
             _check_options(finished.options, options, what, folder)
             self._note(
                 f"{what}: reused (trained earlier with the same options in "
-                f"{finished.seconds / 60:.1f} min)"
+                f"{finished.seconds / 60:.1f} min{on_threads(training_threads(folder))})"
             )
             return finished.separator
         if folder.is_relative_to(asset("")):
@@ -138,7 +142,7 @@ class Context:
             job = read_job(folder)
             _check_options(job["options"], options, what, folder)
         else:
-            teacher = self._separator_folder(trained, "mixit") if peer == "remixit" else None
+            teacher = self.separator_folder(trained, "mixit") if peer == "remixit" else None
             job = new_job(checkpoint, options, peer=peer, teacher=teacher)
         choice_mixtures = min(CHOICE_MIXTURES, self.profile.test_mixtures)
         result = run_job(
@@ -146,11 +150,19 @@ class Context:
         )
         self._note(
             f"{what}: trained now ({result.seconds / 60:.1f} min"
+            + on_threads(training_threads(folder))
             + (", the last segment of a resumed run)" if resume else ")")
         )
         return result.separator
 
-    def _separator_folder(self, trained: TrainedModel, peer: str | None) -> Path:
+    def separator_options(self, trained: TrainedModel) -> SeparatorOptions:
+        """The profile's separator budget; a denoiser's draws its known corruption at every
+        level the level estimate tries, so it is never told an image's level."""
+        if not trained.model.known:
+            return self.profile.separator
+        return replace(self.profile.separator, max_level=max(self.profile.denoise_tried_levels))
+
+    def separator_folder(self, trained: TrainedModel, peer: str | None) -> Path:
         """Where the separator (or ``peer``) of ``trained`` lives: beside the model, except for
         a shipped model that ships without separators, whose ones are trained into the store
         (``<config>-<key>/separator``, ``.../peers/<kind>``), never into the package."""
@@ -159,6 +171,12 @@ class Context:
             home = self.checkpoint_store / f"{trained.config.name}-{config_key(trained.config)}"
             return home / (SEPARATOR_DIR if peer is None else f"{PEERS_DIR}/{peer}")
         return separator_dir(checkpoint) if peer is None else peer_dir(checkpoint, peer)
+
+    def separator_choice(self, trained: TrainedModel) -> dict:
+        """The validation record of the run's separator (inference/choice.py: its and the
+        refinement's mean PSNR on validation mixtures), written when it was trained."""
+        folder = self.separator_folder(trained, None)
+        return read_json(folder / CHOICE_FILE, "separator's validation record", "")
 
     def peers(self, trained: TrainedModel, options: SeparatorOptions) -> dict[str, Separator]:
         """The run's peers (MixIT, RemixIT, the supervised bound) with its separator's options."""
@@ -176,7 +194,8 @@ class Context:
         if record is not None:
             self._note(
                 f"classifier: reused {_stored(where)} (trained earlier with the same settings: "
-                f"{record['steps']} epochs in {record['minutes']:.1f} min)"
+                f"{record['steps']} epochs in {record['minutes']:.1f} min"
+                f"{on_threads(record.get('threads', []))})"
             )
             return load_classifier(where)[0]
         digits = _subset(load_images("mnist-embedded", "train"), count or None)
@@ -184,8 +203,12 @@ class Context:
         model = train_classifier(digits.images, digits.labels, epochs=epochs, seed=0)
         minutes = (time.perf_counter() - started) / 60
         save_classifier(model, where, {"training": {"digits": len(digits), "epochs": epochs}})
-        _mark_complete(where, epochs, minutes)
-        self._note(f"classifier: trained now into {_stored(where)} ({minutes:.1f} min)")
+        threads = [torch.get_num_threads()]
+        _mark_complete(where, epochs, minutes, threads)
+        self._note(
+            f"classifier: trained now into {_stored(where)} ({minutes:.1f} min"
+            f"{on_threads(threads)})"
+        )
         return model
 
     def test_digits(self, count: int) -> ImageSet:
@@ -215,7 +238,7 @@ class Context:
             shutil.rmtree(run)  # stopped before its first checkpoint: nothing worth keeping
         result = train(config, run, resume=resume, progress=self.progress)
         minutes = training_minutes(run, config.train.batch_size)
-        _mark_complete(run, result.step, minutes)
+        _mark_complete(run, result.step, minutes, training_threads(run))
         return minutes
 
 
@@ -238,9 +261,10 @@ def _completed(run: Path) -> dict | None:
     return read_json(done, "completion record", "Delete the stored run to train it again.")
 
 
-def _mark_complete(run: Path, steps: int, minutes: float) -> None:
+def _mark_complete(run: Path, steps: int, minutes: float, threads: list[int]) -> None:
+    record = {"steps": steps, "minutes": minutes, "threads": threads}
     with atomic_path(run / COMPLETE_FILE) as tmp:
-        tmp.write_text(json.dumps({"steps": steps, "minutes": minutes}), "utf-8")
+        tmp.write_text(json.dumps(record), "utf-8")
 
 
 #: Keys added after stores were first written, with their defaults: a key at its default is
@@ -275,8 +299,9 @@ def _shipped_model(config: RunConfig) -> str | None:
 
 
 def _check_options(recorded: dict | None, options: SeparatorOptions, what: str, folder: Path):
-    """Refuse a stored separator trained with other options than the profile's."""
-    if recorded != asdict(options):
+    """Refuse a stored separator trained with other options than the profile's (a field added
+    since it was stored counts at its default)."""
+    if recorded is None or asdict(SeparatorOptions()) | recorded != asdict(options):
         raise DemixganError(
             f"The stored {what} in {folder} was trained with other options ({recorded}) than "
             f"this profile's ({asdict(options)}): delete that directory to train it anew."

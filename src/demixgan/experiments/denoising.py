@@ -101,6 +101,7 @@ def denoise_train(context: Context) -> Outcome:
 @register(
     "denoise-test",
     configs=[denoiser.config for denoiser in DENOISERS],
+    separators=[(denoiser.config, False) for denoiser in DENOISERS],
     classifier=True,
 )
 def denoise_test(context: Context) -> Outcome:
@@ -113,6 +114,7 @@ def denoise_test(context: Context) -> Outcome:
     tried = context.profile.denoise_tried_levels
     for index, denoiser in enumerate(DENOISERS):
         trained = context.trained(context.config(denoiser.config))
+        separator = context.separator(trained, context.separator_options(trained))
         validation = context.validation_digits(context.profile.denoise_digits, denoiser.config)
         threshold, shares = _level_threshold(context, trained, denoiser, validation.images, fits)
         curves: dict[str, list[float]] = {}
@@ -130,6 +132,7 @@ def denoise_test(context: Context) -> Outcome:
             )
             for name, fit in ((GIVEN_ESTIMATE, given), (ESTIMATED, estimated)):
                 estimates[name] = trained.denoise_estimates(corrupted, fit)["subtract"]
+            estimates[SEPARATED] = trained.separate(corrupted, separator)[:, 0]
             curves.setdefault("level estimated right", []).append(
                 (chosen == level).float().mean().item()
             )
@@ -160,13 +163,14 @@ def denoise_test(context: Context) -> Outcome:
                     for name, images in estimates.items()
                 ]
         metrics[denoiser.family] = {
+            "separator": asdict(context.separator_options(trained)),
             "level_threshold": {"chosen": threshold, "validation_share_right": shares},
             "levels": list(LEVELS),
             **curves,
             "trained_level": denoiser.level,
         }
         figures += _test_figures(context, denoiser, curves, clean_accuracy, examples)
-    estimates = ["input", PAPER_ESTIMATE, GIVEN_ESTIMATE, ESTIMATED]
+    estimates = ["input", PAPER_ESTIMATE, GIVEN_ESTIMATE, ESTIMATED, SEPARATED]
     table = ResultTable(
         "denoising",
         "MNIST-classifier accuracy and per-pixel error: corrupted input, the paper's estimate "
@@ -193,13 +197,17 @@ def denoise_test(context: Context) -> Outcome:
         f"{list(tried)}, each image then dropping, one at a time, the curve whose removal "
         "raises its residual least while that rise is below a threshold chosen on "
         f"{len(validation)} validation digits per level (inference/level.py; metrics.json: "
-        "level_threshold).",
+        f"level_threshold). '{SEPARATED}': the denoiser's separator network in one pass, "
+        "trained on the denoising-GAN's draws beside the known corruption drawn at a level "
+        f"from 1 to {max(tried)} per image, then by remixing the training observations "
+        "(training/separator.py; no clean digit).",
     )
     summary = (
         "Unseen test digits corrupted by lines, sines or ink-like strokes at levels 1..5 are "
         "denoised with the denoising-GAN trained on that corruption, as the paper does (fit "
-        "G's latent, x = G(z)) and with the known corruption fitted beside G (x = u - n); the "
-        "paper's MNIST classifier then reads the corrupted and the denoised digits."
+        "G's latent, x = G(z)), with the known corruption fitted beside G (x = u - n), and by "
+        "the denoiser's separator network, never told the level; the paper's MNIST classifier "
+        "then reads the corrupted and the denoised digits."
     )
     return Outcome(summary, [table], figures, metrics)
 
@@ -207,6 +215,7 @@ def denoise_test(context: Context) -> Outcome:
 PAPER_ESTIMATE = "G(z)"
 GIVEN_ESTIMATE = "u - n fitted, level given"
 ESTIMATED = "u - n fitted, level estimated"
+SEPARATED = "separator, level never given"
 #: Seed offset of the validation corruption that chooses the level threshold.
 VALIDATION_CORRUPTION_SEED = 10_000
 

@@ -21,7 +21,7 @@ from demixgan.experiments.demixing import (
     separation_survey,
     stored_separators,
 )
-from demixgan.experiments.margins import FLOORS, margin_table
+from demixgan.experiments.margins import FLOORS, target_tables
 from demixgan.experiments.registry import register
 from demixgan.reports.experiment import Outcome
 
@@ -71,5 +71,5 @@ def demix_ink(context: Context) -> Outcome:
         "with the same network and budget, and the same network trained on the clean parts "
         "(the upper bound)."
     )
-    margins = margin_table(survey.metrics)
-    return Outcome(summary, [margins, table], survey.figures, survey.metrics)
+    tables = [*target_tables(survey.metrics), table]
+    return Outcome(summary, tables, survey.figures, survey.metrics)

@@ -9,10 +9,12 @@ serves a report's settings and ``demixgan evaluate`` / ``demo`` files alike.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from demixgan.experiments.demo import asset
+from demixgan.inference.choice import CHOICE_MIXTURES, CHOICE_SEED
 from demixgan.inference.methods import (
     ICA_SHARES_ROW,
     MIXIT_ORACLE_ROW,
@@ -54,6 +56,13 @@ TARGETS = {
 }
 
 
+def target_tables(metrics: Mapping[str, object]) -> list[ResultTable]:
+    """What a survey report (its metrics by setting) shows a reviewer first: the margins of
+    its peered settings and, where it trains several architectures on one data, which one
+    validation chose."""
+    return [margin_table(metrics), *architecture_table(metrics)]
+
+
 def margin_table(metrics: Mapping[str, object]) -> ResultTable:
     """The margins of a report's settings scored with peers and bound (its metrics by setting)."""
     return margins(
@@ -61,6 +70,36 @@ def margin_table(metrics: Mapping[str, object]) -> ResultTable:
         for label, entry in metrics.items()
         if isinstance(entry, Mapping) and PEER_ROWS["supervised"] in entry.get("scores", {})
     )
+
+
+def architecture_table(metrics: Mapping[str, object]) -> list[ResultTable]:
+    """Where a report trains several architectures on the same data (their configs' data
+    tables equal), the one validation chooses: the higher mean PSNR over the parts of its
+    separator on validation mixtures (inference/choice.py, recorded when the separator was
+    trained, read into each setting's ``validation_psnr``); none or one table."""
+    candidates: dict[str, list[str]] = {}
+    for label, entry in metrics.items():
+        if isinstance(entry, Mapping) and "validation_psnr" in entry:
+            data = asdict(load_config(asset(f"experiments/{entry['config']}.toml")).data)
+            candidates.setdefault(json.dumps(data, sort_keys=True), []).append(label)
+    rows = []
+    for labels in (labels for labels in candidates.values() if len(labels) > 1):
+        psnr = {label: metrics[label]["validation_psnr"]["separator"] for label in labels}
+        for label in labels:
+            peered = "yes" if PEER_ROWS["supervised"] in metrics[label]["scores"] else "no"
+            chosen = "chosen" if label == max(psnr, key=psnr.get) else ""
+            rows.append([_recipe(metrics[label]), label, f"{psnr[label]:.2f}", peered, chosen])
+    if not rows:
+        return []
+    note = (
+        "Each architecture's separator (same network and budget) on the validation mixtures "
+        f"that chose its run's default method (inference/choice.py: {CHOICE_MIXTURES} "
+        f"mixtures of the recipe's validation split, seed {CHOICE_SEED}, or the profile's "
+        "number of test mixtures where smaller); the test mixtures played no part. The "
+        "margins are the peered setting's."
+    )
+    header = ["recipe", "setting", "validation PSNR (dB)", "peers and bound", "chosen"]
+    return [ResultTable("architecture", "Architecture chosen on validation", header, rows, note)]
 
 
 def _recipe(entry: Mapping) -> str:

@@ -189,7 +189,7 @@ def train_models(
         context.trained(context.config(config))
     for config, peers in experiment.separators:
         trained = context.trained(context.config(config))
-        context.separator(trained, context.profile.separator)
+        context.separator(trained, context.separator_options(trained))
         if peers:
             context.peers(trained, context.profile.separator)
     if experiment.classifier:

@@ -167,6 +167,17 @@ class TrainedModel:
         """Refuse a one-generator checkpoint where a task demixes (one clear error)."""
         self._require_components(2, "demix", "denoise")
 
+    def require_separable(self) -> None:
+        """Refuse a checkpoint whose observations have one part only (a vanilla GAN): a
+        separator splits two or more, learned or known (a denoising-GAN's corruption)."""
+        if len(self.model.names) < 2:
+            raise DemixganError(
+                f"The checkpoint '{self.checkpoint}' has one component "
+                f"({', '.join(self.component_names)}) and no known corruption beside it, so a "
+                "separator has nothing to split: train it for a demixing-GAN or a "
+                "denoising-GAN run."
+            )
+
     def separate(
         self,
         observations: torch.Tensor,
@@ -176,8 +187,9 @@ class TrainedModel:
         """The learned components of mixtures by a trained separator, in one pass (no latent
         fit), made consistent with the mixtures like ``demix``'s: [N, K, C, H, W]. With an
         ``operator`` the observations are its measurements [N, m] (a separator trained for the
-        same matrix), and the parts are clipped to [0, 1], where every training part lies."""
-        self.require_demixing()
+        same matrix), and the parts are clipped to [0, 1], where every training part lies.
+        A denoising-GAN's separator returns its one learned part, the corruption split off."""
+        self.require_separable()
         if separator.names != self.model.names:
             raise DemixganError(
                 f"The separator was trained for components {', '.join(separator.names)}, but "

@@ -71,10 +71,19 @@ def choose(
             "why": "the run's mixtures are the user's own, with no truth to choose on",
         }
     batch = make_mixtures(run_sampler(trained.config, "validation"), mixtures, CHOICE_SEED)
-    scores = {
-        "separator": _mean_psnr(trained.separate(batch.mixtures, separator), batch.components),
-        "refine": _mean_psnr(trained.refine(batch.mixtures, separator, refine), batch.components),
-    }
+    names = trained.model.names
+    truth = batch.components[:, [names.index(name) for name in trained.model.learned]]
+    scores = {"separator": _mean_psnr(trained.separate(batch.mixtures, separator), truth)}
+    if trained.model.known:  # a denoiser: the refinement would fit G alone to the corruption
+        return {
+            "method": "separator",
+            "why": "a denoising-GAN's separator, scored on the learned part of "
+            f"{mixtures} mixtures of the validation split (seed {CHOICE_SEED}); a refinement "
+            "fits the learned part alone and cannot explain the corruption, so it is no "
+            "candidate",
+            "validation_psnr": {name: round(value, 4) for name, value in scores.items()},
+        }
+    scores["refine"] = _mean_psnr(trained.refine(batch.mixtures, separator, refine), truth)
     best = max(scores, key=scores.get)
     return {
         "method": best,

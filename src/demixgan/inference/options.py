@@ -88,6 +88,13 @@ class SeparatorOptions:
     )
     remix_lr: float = rule(3e-4, gt=0, le=MAX_LR, help="learning rate of the remixing phase")
     teacher_every: int = rule(250, ge=1, help="remixing steps between teacher refreshes")
+    max_level: int = rule(
+        0,
+        ge=0,
+        le=64,
+        help="draw a known corruption at a level from 1 to this, per image (0: the model's "
+        "own): a denoiser that is never told how many curves or lines an image has",
+    )
     seed: int = rule(0, ge=0, le=MAX_SEED, help="seed of the network and its draws")
     chunk: int = rule(512, ge=1, help="observations per forward pass when separating")
     checkpoint_every: int = rule(500, ge=1, help="steps between checkpoints of a separator run")

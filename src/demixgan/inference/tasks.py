@@ -156,10 +156,12 @@ def run_inference(
     by default the separator where one is given, else the fit. ``progress(k)`` is called as
     a latent fit gets through k more observations (inference/solver.py)."""
     method = method or ("fit" if separator is None else "separator")
-    if method != "fit" and task == "denoise":
-        raise DemixganError("A separator demixes or recovers (cs); it does not denoise.")
+    if task == "demix":  # a denoiser's separator splits off a corruption: nothing to demix
+        trained.require_demixing()
     if method != "fit" and separator is None:
         raise DemixganError(f"The {method} method needs a separator; none was given.")
+    if task == "denoise" and method != "fit":
+        return _denoise_by_separator(trained, observations, separator, method, corruption_level)
     if task == "denoise":
         return trained.denoise(
             observations,
@@ -182,6 +184,22 @@ def run_inference(
     if task == "cs":
         return trained.recover(observations, operator, options, progress)
     raise ValueError(f"unknown task {task!r}; known: {TASKS}")
+
+
+def _denoise_by_separator(trained, observations, separator, method, corruption_level):
+    """A denoising-GAN's separator splits the corruption off in one pass, never told its
+    level: [N, 1, C, H, W]."""
+    if method == "refine":
+        raise DemixganError(
+            "A denoiser's separator is not refined: a refinement fits G alone, which cannot "
+            "explain the corruption. Use --method separator or --method fit."
+        )
+    if corruption_level is not None:
+        raise DemixganError(
+            f"--corruption-level {corruption_level} tells the latent fit how many items to "
+            "fit; the separator never needs it. Leave it out, or use --method fit."
+        )
+    return trained.separate(observations, separator)
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,22 @@ def training_minutes(run_dir: Path, batch_size: int) -> float:
     return seconds / 60
 
 
+def training_threads(run_dir: Path) -> list[int]:
+    """The CPU thread counts the stats log's lines ran on (several where resumed segments
+    differ); none for a log written before the engine recorded them."""
+    records = read_stats(run_dir / STATS_FILE)
+    return sorted({r["threads"] for r in records if isinstance(r.get("threads"), int)})
+
+
+def on_threads(threads: list[int]) -> str:
+    """How a provenance line says what a training ran on: ' on 1 thread', ' on 1 and 2
+    threads', or nothing where it was not recorded."""
+    if not threads:
+        return ""
+    counts = " and ".join(map(str, threads))
+    return f" on {counts} thread" + ("" if threads == [1] else "s")
+
+
 def read_stats(path: Path) -> list[dict[str, Any]]:
     """The records of a stats log; a cut-short last line (a kill mid-write) is dropped with a
     warning, a damaged line before it is a DemixganError: only the last can be half-written."""

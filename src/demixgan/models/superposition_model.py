@@ -165,11 +165,25 @@ class SuperpositionModel(nn.Module):
         color = self.colors[known.name] if known.name in self.colors else None  # noqa: SIM401
         return generator if color is None else ColoredGenerator(generator, color)
 
-    def sample_known(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Fresh draws of every known component (CPU): AmbientGAN-style corruption."""
-        return {
-            c.name: draw_family(c.family, n, c.level, generator, self.image) for c in self.known
-        }
+    def sample_known(
+        self, n: int, generator: torch.Generator, max_level: int = 0
+    ) -> dict[str, torch.Tensor]:
+        """Fresh draws of every known component (CPU): AmbientGAN-style corruption, at each
+        component's level, or (``max_level``) at a level from 1 to it drawn per image."""
+        if not max_level:
+            return {
+                c.name: draw_family(c.family, n, c.level, generator, self.image) for c in self.known
+            }
+        drawn = {}
+        for c in self.known:
+            levels = torch.randint(1, max_level + 1, (n,), generator=generator)
+            draws = torch.empty(n, *self.image.shape)
+            for level in levels.unique().tolist():
+                at = levels == level
+                count = int(at.sum())
+                draws[at] = draw_family(c.family, count, level, generator, self.image)
+            drawn[c.name] = draws
+        return drawn
 
     def components(
         self, latents: Mapping[str, torch.Tensor], known: Mapping[str, torch.Tensor] | None = None

@@ -212,6 +212,7 @@ def run_steps(
             record = dict(zip(values, logged.tolist(), strict=True))
             elapsed = time.perf_counter() - window_start
             record.update(step=done, observations_per_s=window_steps * task.batch_size / elapsed)
+            record.update(threads=torch.get_num_threads())  # what the throughput ran on
             record.update(task.log_fields(done))
             window_start, window_steps = time.perf_counter(), 0
             bar.set_postfix({label: f"{record[key]:.3f}" for label, key in task.shown.items()})

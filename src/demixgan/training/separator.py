@@ -79,6 +79,13 @@ class SeparatorTask:
         needs = {"clean": clean, "mixit": mixtures, "teacher": teacher}
         if teaching not in TEACHINGS or needs.get(teaching, model) is None:
             raise ValueError(f"teaching {teaching!r} needs its data (one of {TEACHINGS})")
+        if options.max_level and not model.known:
+            raise DemixganError(
+                f"--max-level {options.max_level} draws a known corruption at levels from 1 to "
+                f"{options.max_level}, but this model has none (its components are all learned: "
+                "a demixing-GAN). Leave --max-level out, or train the separator of a "
+                "denoising-GAN run."
+            )
         self.model, self.options, self.teaching, self.clean = model, options, teaching, clean
         self.operator = operator if operator is not None else model.operator
         measurements = getattr(self.operator, "matrix", None)
@@ -198,7 +205,7 @@ class SeparatorTask:
             return torch.empty(0, len(self.model.names), *self.model.image.shape)
         with torch.no_grad():
             latents = self.model.sample_latents(n, self.draws)
-            known = self.model.sample_known(n, self.draws)
+            known = self.model.sample_known(n, self.draws, self.options.max_level)
             return self.model.components(latents, known)
 
     def _learn(self, optimizer: torch.optim.Optimizer, parts: torch.Tensor) -> float:

@@ -95,7 +95,7 @@ def run_job(
     """
     options = job_options(job, run_dir)
     trained = load(job["checkpoint"])
-    trained.require_demixing()
+    trained.require_separable()
     operator = measurement_operator(job["measurements"], job["matrix_seed"], trained.model.image)
     teacher = _checked_teacher(job["teacher"], operator, trained, job.get("peer"))
     if not resume:
