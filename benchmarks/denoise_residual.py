@@ -1,29 +1,32 @@
 """Which residual penalty denoises best on heavier corruption than the denoiser was trained on?
 
 Run: ``.venv/bin/python benchmarks/denoise_residual.py STORE [--n 200] [--levels 1 3 5]
-[--restarts 4]`` with STORE the checkpoint store of ``demixgan reproduce denoise-test`` (its
-denoisers and MNIST classifier). Denoises the same seeded MNIST test digits as denoise-test
-(``--data-dir`` for the MNIST test set) with each residual penalty (``--residuals``; l2 is the
-paper's) and prints the classifier accuracy and the per-pixel error of each. Level 0 fits the
-clean digits: the ceiling that the generators' coverage sets. ``--fit-corruption`` fits the
-known corruption too (at the test level) and scores both G(z_hat) and u - n_hat of that fit.
+[--restarts 4] [--json OUT]`` with STORE the checkpoint store of ``demixgan reproduce
+denoise-test`` (its denoisers and MNIST classifier). Denoises validation digits (the split
+carved from each denoiser's training digits) under the corruption draws that choose
+denoise-test's level threshold (``validation_corrupted``: other seeds than the test's; the test
+split is never read) with each residual penalty (``--residuals``; l2 is the paper's) and prints
+the classifier accuracy and the per-pixel error of each. Level 0 fits the clean digits: the
+ceiling that the generators' coverage sets. ``--fit-corruption`` fits the known corruption too
+(at the true level) and scores both G(z_hat) and u - n_hat of that fit.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import shlex
+import sys
 from pathlib import Path
 
-import torch
-
-from demixgan.data.families import get_family
 from demixgan.evaluation.classification import accuracy, load_classifier
 from demixgan.experiments.context import Context
-from demixgan.experiments.denoising import DENOISERS
+from demixgan.experiments.denoising import DENOISERS, validation_corrupted
 from demixgan.experiments.profiles import get_profile
 from demixgan.inference.api import load
 from demixgan.inference.options import RESIDUALS
+from demixgan.reports.experiment import run_record
 
 
 def main() -> None:
@@ -37,17 +40,24 @@ def main() -> None:
     parser.add_argument("--fit-corruption", action="store_true")
     parser.add_argument("--smoothing", type=float, help="default: the cpu profile's")
     parser.add_argument("--iterations", type=int, help="default: the cpu profile's")
+    parser.add_argument("--families", nargs="+", default=[d.family for d in DENOISERS])
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    record = run_record("python benchmarks/denoise_residual.py STORE " + shlex.join(sys.argv[2:]))
     profile = get_profile("cpu")
     context = Context(profile, Path("."), args.store, args.data_dir, progress=False)
-    digits = context.test_digits(args.n)
     classifier, _ = load_classifier(next(args.store.glob("classifier-embedded-all-*")))
-    for index, denoiser in enumerate(DENOISERS):
+    rows = []
+    for denoiser in DENOISERS:
+        if denoiser.family not in args.families:
+            continue
+        digits = context.validation_digits(args.n, denoiser.config)
         trained = load(next(args.store.glob(f"{denoiser.config}-*")))
         for level in args.levels:
-            g = torch.Generator().manual_seed(100 * index + level)  # as denoise-test
-            noise = get_family(denoiser.family).sample(len(digits), level, g) if level else 0
-            corrupted = digits.images + noise  # level 0: the clean digits, the fit's ceiling
+            # level 0: the clean digits, the fit's ceiling
+            corrupted = (
+                validation_corrupted(digits.images, denoiser, level) if level else digits.images
+            )
             cells = []
             for residual in args.residuals:
                 options = dataclasses.replace(
@@ -61,7 +71,19 @@ def main() -> None:
                     score = accuracy(classifier, denoised, digits.labels)
                     error = (denoised - digits.images).pow(2).mean().item()
                     cells.append(f"{residual}{name}: accuracy {score:.1%}, pixel error {error:.4f}")
+                    rows.append(
+                        {
+                            "family": denoiser.family,
+                            "level": level,
+                            "residual": residual + name,
+                            "accuracy": round(score, 4),
+                            "pixel_error": round(error, 5),
+                        }
+                    )
             print(f"{denoiser.family} level {level}: " + "; ".join(cells), flush=True)
+    if args.json:
+        figures = {**record, "digits": args.n, "split": "validation", "rows": rows}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 
 
 def _given(value, default):

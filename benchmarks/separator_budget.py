@@ -1,13 +1,16 @@
-"""The demo's separator budget, chosen on validation mixtures: each trained separator and bound.
+"""Budgets chosen on validation mixtures: each trained separator and bound, and the GAN behind it.
 
 Run: ``.venv/bin/python benchmarks/separator_budget.py DIR [DIR ...] [--json OUT]``. Each DIR
-is a finished separator or supervised bound of the demo's model (digit + ink), as
-``demixgan separator CHECKPOINT -o DIR --steps S --remix-steps R [--peer supervised]`` leaves
-it, or a shipped one (``src/demixgan/assets/demo-ink/separator``, ``.../peers/supervised``).
-Every network is scored on the same 500 mixtures of the validation split that choose a run's
-method (inference/choice.py): per part the mean PSNR, the mean over the parts, its budget and
-training seconds as its sidecar recorded them, and for a run's own separator the lead of the
-supervised bound trained with the same steps, where one is given. The test split is never read.
+is a finished separator or supervised bound, as ``demixgan separator CHECKPOINT -o DIR --steps
+S --remix-steps R [--peer supervised]`` leaves it, or a shipped one
+(``src/demixgan/assets/demo-ink/separator``, ``.../peers/supervised``). Each is scored with the
+model it was trained for (its sidecar's ``trained_for``: the shipped demo model, or a
+checkpoint of a run, such as one kept at each GAN budget of a longer run), on the same 500
+mixtures of that model's validation split that choose a run's method (inference/choice.py):
+per part the mean PSNR, the mean over the parts, the separator's budget, the GAN's steps and
+training seconds as the sidecars recorded them, and for a run's own separator the lead of the
+supervised bound trained with the same steps for the same model, where one is given. The test
+split is never read.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from published import publish
 from demixgan.data.superposition import make_mixtures
 from demixgan.errors import DemixganError
 from demixgan.evaluation.metrics import psnr
-from demixgan.experiments.demo import DEMO_MODEL, shipped_checkpoint
+from demixgan.experiments.demo import DEMO_MODEL, asset, shipped_checkpoint
 from demixgan.inference.amortized import load_separator
-from demixgan.inference.api import load
+from demixgan.inference.api import TrainedModel, load
 from demixgan.inference.choice import CHOICE_MIXTURES, CHOICE_SEED
+from demixgan.io.checkpoints import read_sidecar
 from demixgan.reports.experiment import run_record
 from demixgan.spec.factory import run_sampler
 
@@ -37,14 +41,16 @@ def main() -> int:
     args = parser.parse_args()
     names = " ".join(str(folder) for folder in args.separators)
     record = run_record(f"python benchmarks/separator_budget.py {names}")
-    trained = load(shipped_checkpoint(DEMO_MODEL))
-    batch = make_mixtures(run_sampler(trained.config, "validation"), CHOICE_MIXTURES, CHOICE_SEED)
     rows = []
     for folder in args.separators:
         try:
             separator, sidecar = load_separator(folder)
+            trained = _model_of(sidecar)
         except DemixganError as error:
             parser.error(f"{folder}: {error}")
+        batch = make_mixtures(
+            run_sampler(trained.config, "validation"), CHOICE_MIXTURES, CHOICE_SEED
+        )
         kind = sidecar.get("peer") or "ours"
         if kind not in ("ours", BOUND):  # MixIT's outputs need their grouping: evaluate's job
             parser.error(f"{folder} is a {kind} peer; give the run's separators and bounds")
@@ -58,6 +64,8 @@ def main() -> int:
             {
                 "separator": str(folder),
                 "kind": kind,
+                "model": _shown(trained.checkpoint),
+                "gan_steps": read_sidecar(trained.checkpoint)["step"],
                 "steps": options["steps"],
                 "remix_steps": options["remix_steps"],
                 "remix_fraction": options["remix_fraction"],
@@ -71,7 +79,8 @@ def main() -> int:
             other
             for other in rows
             if other["kind"] == BOUND
-            and (other["steps"], other["remix_steps"]) == (row["steps"], row["remix_steps"])
+            and (other["model"], other["steps"], other["remix_steps"])
+            == (row["model"], row["steps"], row["remix_steps"])
         ]
         if row["kind"] == "ours" and bound:
             lead = {
@@ -84,6 +93,25 @@ def main() -> int:
         "rows": rows,
     }
     return publish(figures, args.json)
+
+
+def _model_of(sidecar: dict) -> TrainedModel:
+    """The model a separator was trained for: the shipped demo model, or a run's checkpoint."""
+    trained_for = sidecar.get("trained_for", "")
+    if Path(trained_for).exists():
+        return load(trained_for)
+    if Path(trained_for).parts[:3] == ("demixgan", "assets", DEMO_MODEL):
+        return load(shipped_checkpoint(DEMO_MODEL))
+    raise DemixganError(f"the model it was trained for ({trained_for!r}) is not here")
+
+
+def _shown(checkpoint: Path) -> str:
+    """A checkpoint's path as the record shows it: inside the package or the working tree."""
+    path = Path(checkpoint).resolve()
+    for root, shown in ((asset(""), Path("demixgan/assets")), (Path.cwd(), Path("."))):
+        if path.is_relative_to(root.resolve()):
+            return (shown / path.relative_to(root.resolve())).as_posix()
+    return path.name
 
 
 if __name__ == "__main__":

@@ -6,15 +6,18 @@ Run: ``.venv/bin/python benchmarks/stroke_search.py STORE [--n 100] [--level 5] 
 denoise-test's level threshold (never the test's), fits G and the curves (the cpu profile's
 denoise fit) four ways: curves from the prior, curves from one search (round 1 only), and
 ``fit_with_stroke_search`` with two rounds and three (what ``denoise --corruption-level`` does);
-``--ways`` picks. Prints per way the share of true curves that a fitted curve overlaps by more
-than 30% of the true curve's energy, the classifier accuracy of u - n_hat and of G(z_hat), and
-the seconds taken; first, the share that the search alone finds, on the curves alone and over
-the digits.
+``--ways`` picks; ``--json OUT`` also writes the figures. Prints per way the share of true
+curves that a fitted curve overlaps by more than 30% of the true curve's energy, the
+classifier accuracy of u - n_hat and of G(z_hat), and the seconds taken; first, the share that
+the search alone finds, on the curves alone and over the digits.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from demixgan.experiments.profiles import get_profile
 from demixgan.inference.api import load
 from demixgan.inference.solver import fit_latents
 from demixgan.inference.stroke_search import fit_with_stroke_search, search_strokes
+from demixgan.reports.experiment import run_record
 
 #: A fitted curve "finds" a true one when it holds this share of the true curve's energy.
 FOUND = 0.3
@@ -40,7 +44,16 @@ def main() -> None:
     parser.add_argument("--level", type=int, default=5)
     parser.add_argument("--data-dir")
     parser.add_argument("--ways", nargs="+", help="only these ways (default: all)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    figures = {
+        **run_record("python benchmarks/stroke_search.py STORE " + shlex.join(sys.argv[2:])),
+        "digits": args.n,
+        "level": args.level,
+        "split": "validation",
+        "search_alone": {},
+        "ways": {},
+    }
     profile = get_profile("cpu")
     context = Context(profile, Path("."), args.store, args.data_dir, progress=False)
     digits = context.validation_digits(args.n, "denoise-digit-sines")
@@ -77,6 +90,7 @@ def main() -> None:
             truth, ((search_strokes(curves, images).view(args.n, args.level, -1) + 1) / 2)
         )
         print(f"the search alone, {name}: curves found {found:.1%}", flush=True)
+        figures["search_alone"][name] = {"curves_found": round(found, 4)}
     for way, fit_it in ways.items():
         if args.ways and way not in args.ways:
             continue
@@ -86,11 +100,20 @@ def main() -> None:
         fitted = (fit.latents[curves_name].view(args.n, args.level, -1) + 1) / 2
         estimates = trained.denoise_estimates(observed, fit)
         scores = {name: accuracy(classifier, x, digits.labels) for name, x in estimates.items()}
+        found = _found(truth, fitted.clamp(0, 1))
         print(
-            f"{way}: curves found {_found(truth, fitted.clamp(0, 1)):.1%}, accuracy u - n "
+            f"{way}: curves found {found:.1%}, accuracy u - n "
             f"{scores['subtract']:.1%}, G(z) {scores['generator']:.1%}, {seconds:.0f} s",
             flush=True,
         )
+        figures["ways"][way] = {
+            "curves_found": round(found, 4),
+            "accuracy_subtract": round(scores["subtract"], 4),
+            "accuracy_generator": round(scores["generator"], 4),
+            "seconds": round(seconds, 1),
+        }
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 
 
 def _found(truth: torch.Tensor, fitted: torch.Tensor) -> float:
