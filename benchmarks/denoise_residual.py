@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shlex
-import sys
 from pathlib import Path
+
+from published import command_line
 
 from demixgan.evaluation.classification import accuracy, load_classifier
 from demixgan.experiments.context import Context
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=[d.family for d in DENOISERS])
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    record = run_record("python benchmarks/denoise_residual.py STORE " + shlex.join(sys.argv[2:]))
+    record = run_record(command_line(STORE=args.store))
     profile = get_profile("cpu")
     context = Context(profile, Path("."), args.store, args.data_dir, progress=False)
     classifier, _ = load_classifier(next(args.store.glob("classifier-embedded-all-*")))

@@ -18,7 +18,7 @@ CI has no GPU, so this is what a lent GPU machine runs (docs/BENCHMARKS.md, "On 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
 import statistics
 import tempfile
@@ -27,8 +27,10 @@ from pathlib import Path
 
 import torch
 from published import publish
+from safetensors.torch import load_file
 
 from demixgan.data.superposition import make_mixtures
+from demixgan.evaluation.metrics import psnr
 from demixgan.experiments.demo import (
     DEMO_CONFIG,
     DEMO_FIT,
@@ -38,7 +40,8 @@ from demixgan.experiments.demo import (
     shipped_checkpoint,
 )
 from demixgan.inference.api import load
-from demixgan.io.run_files import STATS_FILE
+from demixgan.io import checkpoints
+from demixgan.io.run_files import STATS_FILE, read_stats
 from demixgan.spec.config import load_config
 from demixgan.spec.factory import run_sampler
 from demixgan.training import loop
@@ -47,8 +50,7 @@ FIT_N = 200
 
 
 def psnr_per_part(parts: torch.Tensor, truth: torch.Tensor) -> list[float]:
-    mse = (parts - truth).pow(2).flatten(2).mean(2).clamp(min=1e-10)
-    return [round(v, 3) for v in (10 * torch.log10(1 / mse)).mean(0).tolist()]
+    return [round(psnr(parts[:, k], truth[:, k]).mean().item(), 3) for k in range(parts.shape[1])]
 
 
 def synchronize(device: torch.device) -> None:
@@ -56,46 +58,39 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    latest = sorted((run_dir / "checkpoints").glob("step-*.safetensors"))[-1]
-    return load_file(latest)
+def final_checkpoint(run_dir: Path) -> Path:
+    return checkpoints.latest_checkpoint(run_dir / "checkpoints").weights_path
 
 
-def train_twice(device: str, steps: int, work: Path) -> dict:
-    """One run without a stop, one stopped half-way and resumed: the same final weights?"""
+def train_twice(device: torch.device, steps: int, work: Path) -> dict:
+    """One run without a stop, one stopped half-way and resumed: the same final weights? And
+    does the uninterrupted run's checkpoint give the same generators on the CPU?"""
     settings = (f"train.checkpoint_every={steps // 2}", "train.keep_last=4", "seed=0")
     config = load_config(asset(DEMO_CONFIG), [*settings, f"train.max_steps={steps}"])
     started = time.perf_counter()
-    loop.train(config, work / "whole", device=device, progress=False)
+    loop.train(config, work / "whole", device=str(device), progress=False)
     whole_seconds = time.perf_counter() - started
     half = load_config(asset(DEMO_CONFIG), [*settings, f"train.max_steps={steps // 2}"])
-    loop.train(half, work / "resumed", device=device, progress=False)
-    loop.train(config, work / "resumed", resume=True, device=device, progress=False)
-    whole, resumed = final_weights(work / "whole"), final_weights(work / "resumed")
+    loop.train(half, work / "resumed", device=str(device), progress=False)
+    loop.train(config, work / "resumed", resume=True, device=str(device), progress=False)
+    whole = load_file(final_checkpoint(work / "whole"))
+    resumed = load_file(final_checkpoint(work / "resumed"))
     differ = max((whole[k].float() - resumed[k].float()).abs().max().item() for k in whole)
-    losses = [
-        json.loads(line)
-        for line in (work / "whole" / STATS_FILE).read_text().splitlines()
-        if line.strip()
-    ]
-    finite = all(
-        torch.isfinite(torch.tensor([r["loss_d"], r["loss_g"]])).all().item() for r in losses
-    )
+    losses = read_stats(work / "whole" / STATS_FILE)
     return {
         "steps": steps,
         "seconds_per_step": round(whole_seconds / steps, 4),
         "resumed_equals_uninterrupted": differ == 0.0,
         "resumed_largest_weight_difference": differ,
-        "losses_finite": finite,
-        "run": str(work / "whole"),
+        "losses_finite": all(math.isfinite(r[k]) for r in losses for k in ("loss_d", "loss_g")),
+        "generator_largest_difference_cpu_vs_device": generators_agree(
+            final_checkpoint(work / "whole"), device
+        ),
     }
 
 
-def generators_agree(run_dir: Path, device: torch.device) -> float:
+def generators_agree(checkpoint: Path, device: torch.device) -> float:
     """Largest pixel difference of G(z) on the device and on the CPU, same weights and z."""
-    checkpoint = sorted((run_dir / "checkpoints").glob("step-*.json"))[-1]
     trained = load(checkpoint)  # loads on the CPU, whatever device wrote it
     model = trained.model.eval()
     latents = model.sample_latents(64, torch.Generator().manual_seed(0))
@@ -164,10 +159,7 @@ def main() -> int:
         "cpu_threads": torch.get_num_threads(),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        figures["training"] = train_twice(args.device, args.steps, Path(tmp))
-        figures["training"]["generator_largest_difference_cpu_vs_device"] = generators_agree(
-            Path(figures["training"].pop("run")), device
-        )
+        figures["training"] = train_twice(device, args.steps, Path(tmp))
     figures["separation"] = separation(device, args.n, args.rounds)
     return publish(figures, args.json)
 

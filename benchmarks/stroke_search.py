@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import torch
+from published import command_line
 
 from demixgan.data.families import SINE_PARAMETERS, sines_image
 from demixgan.evaluation.classification import accuracy, load_classifier
@@ -47,7 +46,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     figures = {
-        **run_record("python benchmarks/stroke_search.py STORE " + shlex.join(sys.argv[2:])),
+        **run_record(command_line(STORE=args.store)),
         "digits": args.n,
         "level": args.level,
         "split": "validation",
