@@ -1,7 +1,8 @@
 """Training throughput of a run config: bare train step, end to end, and the fp32 matmul rate.
 
-Run: ``.venv/bin/python benchmarks/bench_train.py [--steps N] [--config PATH]`` (default: the
-paper's demixing architecture, ``configs/paper-demix-digit-sines.toml``). Prints a Markdown table.
+Run: ``.venv/bin/python benchmarks/bench_train.py [--steps N] [--config PATH] [--set KEY=VALUE]``
+(default: the paper's demixing architecture, ``configs/paper-demix-digit-sines.toml``). Prints a
+Markdown table.
 
 What is measured, all in one process and with the same thread count:
 
@@ -418,6 +419,13 @@ def main() -> None:
         help="measure without D's (discarded) weight gradients in the G step",
     )
     parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override, as in 'demixgan train --set' (repeatable)",
+    )
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -425,7 +433,7 @@ def main() -> None:
     device = resolve_device(args.device)
     variant = Variant(args.fused_adam, args.freeze_d_in_g_step)
 
-    config = load_config(args.config)
+    config = load_config(args.config, overrides=args.set)
     if args.freeze_d_in_g_step and config.train.r1_gamma > 0:
         parser.error("--freeze-d-in-g-step assumes train.r1_gamma = 0 (R1 needs grad on real)")
     batch = config.train.batch_size
@@ -434,7 +442,7 @@ def main() -> None:
     steps = args.steps or (3 * steps_per_epoch if 3 * steps_per_epoch <= 600 else steps_per_epoch)
     if steps <= args.warmup:
         parser.error(f"--steps ({steps}) must exceed --warmup ({args.warmup})")
-    config = load_config(args.config, overrides=[f"train.max_steps={steps}"])
+    config = load_config(args.config, overrides=[*args.set, f"train.max_steps={steps}"])
     print(f"# {config.name}: {config.description}", flush=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_model()}, {device}")
     generator = torch.Generator().manual_seed(0)
@@ -553,7 +561,11 @@ def main() -> None:
         ratio, in_run = e2e_rate / bare_rate, sum(in_window) / window
         others = window - sum(in_window) - sum(e2e.checkpoint_s) - sum(e2e.evolution_s)
         step_mean = statistics.fmean(in_window)
-        per_epoch = 1 + (steps_per_epoch - 1) // config.train.checkpoint_every
+        per_epoch = (
+            1 + (steps_per_epoch - 1) // config.train.checkpoint_every
+            if config.train.checkpoint_every_epoch
+            else steps_per_epoch / config.train.checkpoint_every
+        )
         grids = config.train.snapshot_every_epoch
         epoch_cost = per_epoch * statistics.fmean(e2e.checkpoint_s or [0.0])
         if grids:

@@ -1,7 +1,8 @@
 """GAN training, latent fits and the separator on a CUDA device, checked against the CPU.
 
-Run: ``python benchmarks/gpu_check.py [--device cuda] [--steps 200] [--n 2000] [--json OUT]``.
-CI has no GPU, so this is what a lent GPU machine runs (docs/BENCHMARKS.md, "On a GPU"):
+Run: ``python benchmarks/gpu_check.py [--device cuda] [--steps 200] [--n 2000] [--checks
+training,separation,separator-training] [--json OUT]``. CI has no GPU, so this is what a lent
+GPU machine runs (docs/BENCHMARKS.md, "On a GPU"):
 
 * training: the demo's config (digit + ink, demixing-GAN) trained ``--steps`` steps on the
   device without a stop, and again stopped half-way and resumed from its checkpoint; the two
@@ -12,7 +13,11 @@ CI has no GPU, so this is what a lent GPU machine runs (docs/BENCHMARKS.md, "On 
 * separation: the shipped demo separator over ``--n`` embedded test mixtures on both, the
   median of ``--rounds`` passes each, and the largest difference of the parts;
 * the latent fit (the demo's fit options) of the first 200 of them on both: seconds and the
-  PSNR per part, which must agree within 0.1 dB (the fits' arithmetic differs in rounding).
+  PSNR per part, which must agree within 0.1 dB (the fits' arithmetic differs in rounding);
+* separator training (``demixgan separator --device``): the demo model's separator trained
+  ``--separator-steps`` + as many remixing steps on the CPU and twice on the device: seconds
+  per step, the same weights twice on the device, and the PSNR per part of each on ``--n``
+  validation mixtures.
 """
 
 from __future__ import annotations
@@ -40,11 +45,14 @@ from demixgan.experiments.demo import (
     shipped_checkpoint,
 )
 from demixgan.inference.api import load
+from demixgan.inference.choice import CHOICE_SEED
+from demixgan.inference.options import SeparatorOptions
 from demixgan.io import checkpoints
 from demixgan.io.run_files import STATS_FILE, read_stats
 from demixgan.spec.config import load_config
 from demixgan.spec.factory import run_sampler
 from demixgan.training import loop
+from demixgan.training.separator import train_model_separator
 
 FIT_N = 200
 
@@ -139,28 +147,66 @@ def separation(device: torch.device, n: int, rounds: int) -> dict:
     return figures
 
 
+def separator_training(device: torch.device, steps: int, n: int) -> dict:
+    """The demo model's separator trained on the CPU and twice on ``device``."""
+    trained = load(shipped_checkpoint(DEMO_MODEL))
+    options = SeparatorOptions(steps=steps, remix_steps=steps)
+    held_out = make_mixtures(run_sampler(trained.config, "validation"), n, seed=CHOICE_SEED)
+    figures: dict = {"steps": steps, "remix_steps": steps, "validation_mixtures": n}
+    weights = {}
+    for label, where in (("cpu", torch.device("cpu")), ("device", device), ("again", device)):
+        synchronize(where)
+        started = time.perf_counter()
+        separator = train_model_separator(trained, options, device=where)
+        synchronize(where)
+        weights[label] = separator.network.state_dict()
+        if label != "again":
+            figures[f"{label}_seconds_per_step"] = round(
+                (time.perf_counter() - started) / (2 * steps), 4
+            )
+            parts = trained.separate(held_out.mixtures, separator)
+            figures[f"{label}_psnr"] = psnr_per_part(parts, held_out.components)
+    figures["device_repeatable"] = all(
+        torch.equal(weights["device"][k], weights["again"][k]) for k in weights["device"]
+    )
+    return figures
+
+
+CHECKS = ("training", "separation", "separator-training")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--separator-steps", type=int, default=300)
+    parser.add_argument("--checks", default=",".join(CHECKS), help="comma-separated")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
+    checks = args.checks.split(",")
+    if unknown := set(checks) - set(CHECKS):
+        parser.error(f"unknown checks {sorted(unknown)}: choose from {', '.join(CHECKS)}")
     figures: dict = {
         "command": "python benchmarks/gpu_check.py "
-        f"--device {args.device} --steps {args.steps} --n {args.n} --rounds {args.rounds}",
+        f"--device {args.device} --steps {args.steps} --n {args.n} --rounds {args.rounds} "
+        f"--separator-steps {args.separator_steps} --checks {args.checks}",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "cpu_threads": torch.get_num_threads(),
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        figures["training"] = train_twice(device, args.steps, Path(tmp))
-    figures["separation"] = separation(device, args.n, args.rounds)
+    if "training" in checks:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures["training"] = train_twice(device, args.steps, Path(tmp))
+    if "separation" in checks:
+        figures["separation"] = separation(device, args.n, args.rounds)
+    if "separator-training" in checks:
+        figures["separator_training"] = separator_training(device, args.separator_steps, args.n)
     return publish(figures, args.json)
 
 

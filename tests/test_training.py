@@ -448,3 +448,21 @@ def test_training_minutes_add_up_every_resumed_segment(tmp_path: Path) -> None:
     resumed.write({"step": 300, "observations_per_s": 32.0})  # slower machine: 200 s
     resumed.close()
     assert training_minutes(tmp_path, batch_size=64) == pytest.approx(400 / 60)
+
+
+def test_epoch_checkpoints_can_be_turned_off_without_changing_what_is_learned(tmp_path):
+    """On a GPU a checkpoint costs more than an epoch's steps: with
+    ``train.checkpoint_every_epoch = false`` only every ``checkpoint_every`` steps and the end
+    are saved, and the model is the same as with the epoch-end checkpoints."""
+    base = ("train.max_steps=20", "train.checkpoint_every=7", "train.keep_last=10")
+    final = {}
+    for every_epoch in (True, False):
+        setting = f"train.checkpoint_every_epoch={str(every_epoch).lower()}"
+        config = load_config(TINY, (*base, setting, "train.snapshot_every_epoch=false"))
+        run = tmp_path / setting
+        loop.train(config, run, progress=False)
+        steps = [c.step for c in list_checkpoints(run / "checkpoints")]
+        assert steps == ([7, 14, 16, 20] if every_epoch else [7, 14, 20])
+        final[every_epoch], _ = load_weights(latest_checkpoint(run / "checkpoints").weights_path)
+    for module, weights in final[True].items():
+        assert all(torch.equal(w, final[False][module][k]) for k, w in weights.items())

@@ -146,6 +146,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "MixIT peer's remixed splits, then by itself), supervised (the clean parts of the "
         "training mixtures: the upper bound)",
     )
+    separator.add_argument(
+        "--device",
+        help="cpu, cuda, cuda:N or auto (default: auto, a GPU when there is one; with --resume: "
+        "the run's)",
+    )
+    separator.add_argument("--no-progress", action="store_true", help="no progress bar")
     separator.set_defaults(run=run_separator)
 
     evaluate = commands.add_parser(
@@ -309,7 +315,13 @@ def run_separator(args: argparse.Namespace) -> int:
 
     job = _separator_job(args) if args.resume is None else read_job(Path(args.resume))
     run_dir = Path(args.resume or args.output)
-    finished = run_job(job, run_dir, resume=args.resume is not None)
+    finished = run_job(
+        job,
+        run_dir,
+        resume=args.resume is not None,
+        progress=not args.no_progress,
+        device=args.device,
+    )
     if not finished.trained_now:
         print(f"the separator run in {run_dir} is finished: its separator is there")
         return 0
@@ -359,6 +371,7 @@ def _separator_job(args: argparse.Namespace) -> dict:
         teacher=args.teacher,
         measurements=args.measurements,
         matrix_seed=args.matrix_seed,
+        device=args.device or "auto",
     )
 
 

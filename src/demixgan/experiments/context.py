@@ -271,6 +271,7 @@ def _mark_complete(run: Path, steps: int, minutes: float, threads: list[int]) ->
 #: left out of the hash, so models stored before the key existed stay valid.
 _LATER_COMPONENT_DEFAULTS = {"shares": None}
 _LATER_DATA_DEFAULTS = {"resize": None, "crop": None, "validation_share": 0.1}
+_LATER_TRAIN_DEFAULTS = {"checkpoint_every_epoch": True}
 
 
 def config_key(config: RunConfig) -> str:
@@ -281,6 +282,7 @@ def config_key(config: RunConfig) -> str:
         for component in settings["components"]
     ]
     settings["data"] = _without_later_defaults(settings["data"], _LATER_DATA_DEFAULTS)
+    settings["train"] = _without_later_defaults(settings["train"], _LATER_TRAIN_DEFAULTS)
     text = json.dumps(settings, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 

@@ -149,6 +149,7 @@ class TrainConfig:
     keep_last: int = rule(3, ge=1)
     log_every: int = rule(50, ge=1)
     snapshot_every_epoch: bool = True
+    checkpoint_every_epoch: bool = True
     device: str = rule("auto", pattern=_DEVICE)
 
 

@@ -84,4 +84,10 @@ def resolve_device(requested: str) -> torch.device:
             f"Device '{requested}' was requested but CUDA is not available on this machine "
             "(torch was built without it or no GPU is visible). Use --device cpu or auto."
         )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DemixganError(
+            f"Device '{requested}' was requested but this machine has "
+            f"{torch.cuda.device_count()} visible GPU(s), numbered from cuda:0. Use one of "
+            "them, or --device auto."
+        )
     return device

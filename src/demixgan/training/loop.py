@@ -67,6 +67,7 @@ RESUMABLE_CHANGES = frozenset(
         "train.keep_last",
         "train.log_every",
         "train.snapshot_every_epoch",
+        "train.checkpoint_every_epoch",
         "train.device",
     }
 )
@@ -308,14 +309,16 @@ class Trainer:
         return {"epoch": self.schedule.epoch_of(done - 1) + 1}
 
     def after_step(self, done: int) -> bool:
-        """The evolution grid at each epoch's end; a checkpoint then and every
-        ``checkpoint_every`` steps (``max_steps`` may end a run inside an epoch)."""
+        """The evolution grid at each epoch's end; a checkpoint then (unless turned off: on a
+        GPU it costs more than the epoch's steps) and every ``checkpoint_every`` steps, and at
+        the end (``max_steps`` may end a run inside an epoch)."""
         step, train = done - 1, self.config.train
         end_of_epoch = self.schedule.ends_epoch(step)
         last = done == self.total_steps
         if (end_of_epoch or last) and train.snapshot_every_epoch:
             self.save_evolution(self.schedule.epoch_of(step))
-        return done % train.checkpoint_every == 0 or end_of_epoch or last
+        epoch_checkpoint = end_of_epoch and train.checkpoint_every_epoch
+        return done % train.checkpoint_every == 0 or epoch_checkpoint or last
 
     def save_evolution(self, epoch: int) -> None:
         """The paper's evolution figure: every component for the same fixed latents, each epoch."""

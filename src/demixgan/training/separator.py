@@ -73,6 +73,7 @@ class SeparatorTask:
         teacher: Separator | None = None,
         teaching: str = "draws",
         clean: torch.Tensor | None = None,
+        device: torch.device | None = None,
     ) -> None:
         if teacher is not None:
             check_teacher(teacher, model)
@@ -87,6 +88,8 @@ class SeparatorTask:
                 "denoising-GAN run."
             )
         self.model, self.options, self.teaching, self.clean = model, options, teaching, clean
+        # Draws stay on the CPU generator (the same stream on every device); steps run here.
+        self.device = device or torch.device("cpu")
         self.operator = operator if operator is not None else model.operator
         measurements = getattr(self.operator, "matrix", None)
         self.matrix_seed = None if measurements is None else self.operator.seed
@@ -102,7 +105,7 @@ class SeparatorTask:
                     measurements=0 if measurements is None else measurements.shape[0],
                     lift_init=None if measurements is None else measurements.T,
                 )
-            )
+            ).to(self.device)
         self.mixtures, self.consistent, self.fixed = mixtures, consistent, teacher
         self.orders = assignments(exchangeable_groups(model))
         self.draws = torch.Generator().manual_seed(options.seed + 1)
@@ -170,13 +173,16 @@ class SeparatorTask:
     @torch.no_grad()
     def _remixed(self, split, real: int) -> torch.Tensor:
         """``real`` training mixtures split by ``split``, their parts recombined across them."""
-        chosen = self.mixtures[torch.randint(0, len(self.mixtures), (real,), generator=self.draws)]
-        parts = split(chosen)
+        picks = torch.randint(0, len(self.mixtures), (real,), generator=self.draws)
+        chosen = self.mixtures[picks].to(self.device)
+        parts = split(chosen).to(self.device)
         if self.consistent:
             parts = project_onto_mixture(parts, chosen)
         return torch.stack(
             [
-                parts[:, k] if k == 0 else parts[torch.randperm(real, generator=self.draws), k]
+                parts[:, k]
+                if k == 0
+                else parts[torch.randperm(real, generator=self.draws).to(self.device), k]
                 for k in range(parts.shape[1])
             ],
             dim=1,
@@ -186,13 +192,13 @@ class SeparatorTask:
         """Clean training parts, each component from an independently drawn training mixture."""
         count = len(self.clean)
         picks = torch.randint(0, count, (n, self.clean.shape[1]), generator=self.draws)
-        return self.clean[picks, torch.arange(self.clean.shape[1])]
+        return self.clean[picks, torch.arange(self.clean.shape[1])].to(self.device)
 
     def _mixit_step(self, batch: int) -> float:
         """MixIT: separate the sum of two training mixtures into 2K outputs that must add up,
         in the best grouping, to the two mixtures (inference/mixit.py)."""
         picks = torch.randint(0, len(self.mixtures), (batch, 2), generator=self.draws)
-        pairs = self.mixtures[picks]  # [B, 2, C, H, W]
+        pairs = self.mixtures[picks].to(self.device)  # [B, 2, C, H, W]
         self.network.train()
         loss = mixit_loss(self.network(pairs.sum(1)), pairs).mean()
         self.draw_optimizer.zero_grad(set_to_none=True)
@@ -202,11 +208,16 @@ class SeparatorTask:
 
     def _model_parts(self, n: int) -> torch.Tensor:
         if n == 0:
-            return torch.empty(0, len(self.model.names), *self.model.image.shape)
+            return torch.empty(
+                0, len(self.model.names), *self.model.image.shape, device=self.device
+            )
         with torch.no_grad():
             latents = self.model.sample_latents(n, self.draws)
             known = self.model.sample_known(n, self.draws, self.options.max_level)
-            return self.model.components(latents, known)
+            return self.model.components(
+                {name: z.to(self.device) for name, z in latents.items()},
+                {name: c.to(self.device) for name, c in known.items()},
+            )
 
     def _learn(self, optimizer: torch.optim.Optimizer, parts: torch.Tensor) -> float:
         with torch.no_grad():
@@ -309,6 +320,7 @@ def train_separator(
     progress: engine.Progress | None = None,
     run_dir: Path | None = None,
     resume: bool = False,
+    device: torch.device | None = None,
 ) -> Separator:
     """Train a separator on fresh draws of ``model`` (its operator, or ``operator`` instead).
 
@@ -327,26 +339,35 @@ def train_separator(
     the training mixtures are fully observed even where test observations are not. Seeded by
     ``options.seed`` alone: the same model, data and options give the same network on CPU.
     With ``run_dir`` the engine checkpoints it there (``resume`` continues the newest one).
-    ``progress(k)`` is called as k more steps are done.
+    ``progress(k)`` is called as k more steps are done. ``device`` (a GPU) runs the steps
+    there, with the model, operator and teacher moved to it for the run and back after; the
+    draws come from the same CPU stream, and the separator is returned on the CPU.
     """
-    task = SeparatorTask(
-        model,
-        options or SeparatorOptions(),
-        operator=operator,
-        mixtures=mixtures,
-        consistent=consistent,
-        start=start,
-        teacher=teacher,
-        teaching=teaching,
-        clean=clean,
-    )
+    device = device or torch.device("cpu")
+    moved = [module for module in (model, operator, teacher) if module is not None]
     was_training = model.training
-    model.eval()
     try:
+        for module in moved:
+            module.to(device)
+        task = SeparatorTask(
+            model,
+            options or SeparatorOptions(),
+            operator=operator,
+            mixtures=mixtures,
+            consistent=consistent,
+            start=start,
+            teacher=teacher,
+            teaching=teaching,
+            clean=clean,
+            device=device,
+        )
+        model.eval()
         engine.run(task, run_dir, resume=resume, progress=progress or False, keep_last=2)
+        return task.separator().cpu()
     finally:
         model.train(was_training)
-    return task.separator()
+        for module in moved:
+            module.cpu()
 
 
 def train_model_separator(
@@ -358,6 +379,7 @@ def train_model_separator(
     progress: engine.Progress | None = None,
     run_dir: Path | None = None,
     resume: bool = False,
+    device: torch.device | None = None,
 ) -> Separator:
     """A separator for a trained model's observations, or their measurements by ``operator``.
 
@@ -371,7 +393,7 @@ def train_model_separator(
     """
     mixtures = load_training_data(trained.config).observations if trained.remixable else None
     if operator is not None and mixtures is not None and teacher is None:
-        teacher = _teacher(trained, options, progress, run_dir, resume)
+        teacher = _teacher(trained, options, progress, run_dir, resume, device)
     return train_separator(
         trained.model,
         options,
@@ -382,6 +404,7 @@ def train_model_separator(
         progress=progress,
         run_dir=run_dir,
         resume=resume,
+        device=device,
     )
 
 
@@ -394,6 +417,7 @@ def train_peer(
     progress: engine.Progress | None = None,
     run_dir: Path | None = None,
     resume: bool = False,
+    device: torch.device | None = None,
 ) -> Separator:
     """A separator of the same network and budget as the run's, taught without the GAN.
 
@@ -411,7 +435,7 @@ def train_peer(
             "images: train a demixing run first."
         )
     mixtures = load_training_data(trained.config).observations  # a user's: read per batch
-    common = {"progress": progress, "run_dir": run_dir, "resume": resume}
+    common = {"progress": progress, "run_dir": run_dir, "resume": resume, "device": device}
     model = trained.model
     if kind == "supervised":
         clean = load_training_parts(trained.config)
@@ -431,18 +455,18 @@ def train_peer(
     )
 
 
-def _teacher(trained, options, progress, run_dir: Path | None, resume: bool) -> Separator:
+def _teacher(trained, options, progress, run_dir: Path | None, resume: bool, device) -> Separator:
     """The separator of whole mixtures that splits a compressive separator's training
     mixtures: trained in ``run_dir/teacher`` (kept there, so a resumed run reuses it)."""
     if run_dir is None:
-        return train_model_separator(trained, options, progress=progress)
+        return train_model_separator(trained, options, progress=progress, device=device)
     folder = run_dir / TEACHER_DIR
     finished = finished_separator(folder) if resume else None
     if finished is not None:
         return finished
     folder.mkdir(parents=True, exist_ok=True)
     teacher = train_model_separator(
-        trained, options, progress=progress, run_dir=folder, resume=resume
+        trained, options, progress=progress, run_dir=folder, resume=resume, device=device
     )
     save_separator(teacher, folder, {"trained_for": str(trained.checkpoint), "teacher": True})
     return teacher

@@ -30,6 +30,7 @@ from demixgan.io.locks import LOCK_NAME, run_lock
 from demixgan.io.progress import progress_bar
 from demixgan.io.run_files import CHECKPOINT_DIR
 from demixgan.io.stale import remove_stale_temps
+from demixgan.training.distributed import resolve_device
 from demixgan.training.separator import (
     TEACHER_DIR,
     train_model_separator,
@@ -61,9 +62,11 @@ def new_job(
     teacher: str | Path | None = None,
     measurements: int | None = None,
     matrix_seed: int = 0,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """What a new separator run records: enough for a resume to continue it alone (absolute
-    paths, since a resume may run from another directory)."""
+    paths, since a resume may run from another directory). ``device`` is where it trains
+    (auto: a GPU when there is one); the options alone decide what it learns."""
 
     def absolute(path: str | Path | None) -> str | None:
         return None if path is None else str(Path(path).resolve())
@@ -75,6 +78,7 @@ def new_job(
         "matrix_seed": matrix_seed,
         "teacher": absolute(teacher),
         "peer": peer,
+        "device": device,
     }
 
 
@@ -85,8 +89,10 @@ def run_job(
     resume: bool,
     progress: bool = True,
     choice_mixtures: int = CHOICE_MIXTURES,
+    device: str | None = None,
 ) -> FinishedRun:
-    """Train the separator ``job`` describes in ``run_dir`` (new), or continue it (``resume``).
+    """Train the separator ``job`` describes in ``run_dir`` (new), or continue it (``resume``)
+    on ``device`` (default: the one the job recorded; a resumed run may move to another).
 
     Every input is checked before the lock is taken and anything is written; a new run stopped
     before its first checkpoint (diverged, interrupted) leaves nothing behind. A run's own
@@ -94,6 +100,7 @@ def run_job(
     validation mixtures (inference/choice.py).
     """
     options = job_options(job, run_dir)
+    where = resolve_device(device or job.get("device", "auto"))
     trained = load(job["checkpoint"])
     trained.require_separable()
     operator = measurement_operator(job["measurements"], job["matrix_seed"], trained.model.image)
@@ -105,7 +112,9 @@ def run_job(
         with run_lock(run_dir, "separator run directory"):  # every input checked: lock, write
             try:
                 models = (trained, operator, teacher)
-                return _train(job, run_dir, resume, options, models, progress, choice_mixtures)
+                return _train(
+                    job, run_dir, resume, options, models, progress, choice_mixtures, where
+                )
             except BaseException:
                 if not resume and latest_checkpoint(run_dir / CHECKPOINT_DIR) is None:
                     for entry in run_dir.iterdir():
@@ -117,7 +126,9 @@ def run_job(
             run_dir.rmdir()
 
 
-def _train(job, run_dir: Path, resume: bool, options, models, progress, choice_mixtures: int):
+def _train(
+    job, run_dir: Path, resume: bool, options, models, progress, choice_mixtures: int, device
+):
     """The writing half of ``run_job``, under the run directory's lock."""
     trained, operator, teacher = models
     if resume:
@@ -131,7 +142,7 @@ def _train(job, run_dir: Path, resume: bool, options, models, progress, choice_m
     if operator is not None and trained.remixable and teacher is None:
         total *= 2  # the separator of whole mixtures that splits them for the remixing
     done = steps_done(run_dir) if resume else 0
-    common = {"run_dir": run_dir, "resume": resume}
+    common = {"run_dir": run_dir, "resume": resume, "device": device}
     start = time.perf_counter()
     with progress_bar(
         total, peer or "separator", unit="step", initial=done, enabled=progress
@@ -152,11 +163,18 @@ def _train(job, run_dir: Path, resume: bool, options, models, progress, choice_m
         "options": asdict(options),
         "remixed": trained.remixable,
         "seconds": round(seconds, 1),
+        "device": str(device),
     }
     checkpoint = save_separator(separator, run_dir, metadata)
     choice = None
-    if operator is None and not peer:
-        choice = choose(trained, separator, mixtures=choice_mixtures)
+    if operator is None and not peer:  # its refinement's fits run on the device too
+        trained.model.to(device)
+        separator.to(device)
+        try:
+            choice = choose(trained, separator, mixtures=choice_mixtures)
+        finally:
+            trained.model.cpu()
+            separator.cpu()
         write_choice(run_dir, choice)
     weights = checkpoint.weights_path
     return FinishedRun(separator, seconds, choice, weights, asdict(options), trained_now=True)
