@@ -13,7 +13,8 @@ import torch
 from demixgan.cli.main import main
 from demixgan.errors import DemixganError
 from demixgan.experiments import registry
-from demixgan.experiments.compressive import MEAN_DIGIT, TUNED_LASSO
+from demixgan.experiments.compressive import TUNED_LASSO
+from demixgan.experiments.context import MEAN_DIGIT
 from demixgan.experiments.denoising import ESTIMATED, GIVEN_ESTIMATE, SEPARATED
 from demixgan.experiments.ink import INK_SETTINGS
 from demixgan.experiments.profiles import PROFILES
@@ -117,6 +118,10 @@ def test_denoise_experiments_share_their_denoisers_and_classifier(smoke_run):
     for estimate in ("input", "G(z)", GIVEN_ESTIMATE, ESTIMATED, SEPARATED):
         assert len(metrics["ink"][f"accuracy, {estimate}"]) == 5
     assert rows[0][f"accuracy, {ESTIMATED}"].endswith("%")
+    # the floor reads no input: the same pixel error at every level of every family
+    floor = f"error, {MEAN_DIGIT}"
+    floors = {e for family in ("lines", "sines", "ink") for e in metrics[family][floor]}
+    assert len(floors) == 1 and floors.pop() > 0
     # each denoiser's separator drew its corruption at every level the estimate tries
     tried = max(PROFILES["smoke"].denoise_tried_levels)
     assert all(metrics[family]["separator"]["max_level"] == tried for family in ("sines", "ink"))

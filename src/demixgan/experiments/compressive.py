@@ -20,12 +20,11 @@ import torch
 from demixgan.data.families import get_family
 from demixgan.data.superposition import get_recipe
 from demixgan.evaluation.baselines import LASSO_ALPHAS, lasso_recover, tuned_lasso_alpha
-from demixgan.experiments.context import Context
+from demixgan.experiments.context import MEAN_DIGIT, Context
 from demixgan.experiments.registry import register
 from demixgan.models.operators import GaussianOperator, mix
 from demixgan.reports.experiment import Outcome, ResultFigure, ResultTable
 from demixgan.reports.plots import line_plot
-from demixgan.spec.factory import load_training_data
 from demixgan.spec.image import MNIST_IMAGE
 from demixgan.training.separator import train_model_separator
 
@@ -33,7 +32,6 @@ WAVES = (2, 4)
 #: Seed offset of the validation waves that choose LASSO's alpha (apart from the test waves).
 VALIDATION_WAVES_SEED = 1000
 TUNED_LASSO = "LASSO (alpha chosen on validation)"
-MEAN_DIGIT = "mean training digit"
 #: The corruption under which the separator is trained too (the issue's target: 2 waves).
 SEPARATOR_WAVES = 2
 SEPARATOR_COLUMN = "demixing-GAN, separator"
@@ -68,7 +66,7 @@ def compressive_sensing(context: Context) -> Outcome:
     profile = context.profile
     digits = context.test_digits(profile.cs_images).images
     validation = context.validation_digits(profile.cs_images, "vanilla-digit").images
-    mean_digit = load_training_data(context.config("vanilla-digit")).observations.mean(0)
+    mean_digit = context.mean_training_digit()
     rows, figures, metrics = (
         [],
         [],

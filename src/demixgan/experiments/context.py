@@ -223,6 +223,13 @@ class Context:
         digits that ``config`` trains on, never the test set."""
         return self._digits(self.config(config).data.digit_source, "validation", count)
 
+    def mean_training_digit(self) -> torch.Tensor:
+        """The mean of the clean training digits (vanilla-digit's training set), [C, H, W]:
+        the floor of denoising and compressive sensing, an estimate that reads no input."""
+        from demixgan.spec.factory import load_training_data
+
+        return load_training_data(self.config("vanilla-digit")).observations.mean(0)
+
     def _digits(self, source: str, split: str, count: int) -> ImageSet:
         from demixgan.data.sources import load_images
 
@@ -267,6 +274,8 @@ def _mark_complete(run: Path, steps: int, minutes: float, threads: list[int]) ->
         tmp.write_text(json.dumps(record), "utf-8")
 
 
+#: The floor of denoising and compressive sensing (``Context.mean_training_digit``).
+MEAN_DIGIT = "mean training digit"
 #: Keys added after stores were first written, with their defaults: a key at its default is
 #: left out of the hash, so models stored before the key existed stay valid.
 _LATER_COMPONENT_DEFAULTS = {"shares": None}

@@ -14,7 +14,7 @@ import torch
 
 from demixgan.data.families import get_family
 from demixgan.evaluation.classification import accuracy, probabilities
-from demixgan.experiments.context import Context
+from demixgan.experiments.context import MEAN_DIGIT, Context
 from demixgan.experiments.figures import evolution_figures
 from demixgan.experiments.registry import register
 from demixgan.inference.level import choose_threshold
@@ -108,6 +108,7 @@ def denoise_test(context: Context) -> Outcome:
     classifier = context.classifier()
     digits = context.test_digits(context.profile.denoise_digits)
     clean_accuracy = accuracy(classifier, digits.images, digits.labels)
+    mean_digit = context.mean_training_digit().expand_as(digits.images)
     fits = _denoise_fits(context.profile.denoise_fit)
     rows, figures, metrics = [], [], {"clean_accuracy": clean_accuracy, "digits": len(digits)}
     metrics["fit"] = {name: asdict(options) for name, options in fits.items()}
@@ -133,6 +134,7 @@ def denoise_test(context: Context) -> Outcome:
             for name, fit in ((GIVEN_ESTIMATE, given), (ESTIMATED, estimated)):
                 estimates[name] = trained.denoise_estimates(corrupted, fit)["subtract"]
             estimates[SEPARATED] = trained.separate(corrupted, separator)[:, 0]
+            estimates[MEAN_DIGIT] = mean_digit  # the floor: reads no input
             curves.setdefault("level estimated right", []).append(
                 (chosen == level).float().mean().item()
             )
@@ -161,6 +163,7 @@ def denoise_test(context: Context) -> Outcome:
                 examples += [
                     (f"level {level}: {name}", images[:8].clamp(0, 1))
                     for name, images in estimates.items()
+                    if name != MEAN_DIGIT
                 ]
         metrics[denoiser.family] = {
             "separator": asdict(context.separator_options(trained)),
@@ -170,7 +173,7 @@ def denoise_test(context: Context) -> Outcome:
             "trained_level": denoiser.level,
         }
         figures += _test_figures(context, denoiser, curves, clean_accuracy, examples)
-    estimates = ["input", PAPER_ESTIMATE, GIVEN_ESTIMATE, ESTIMATED, SEPARATED]
+    estimates = ["input", PAPER_ESTIMATE, GIVEN_ESTIMATE, ESTIMATED, SEPARATED, MEAN_DIGIT]
     table = ResultTable(
         "denoising",
         "MNIST-classifier accuracy and per-pixel error: corrupted input, the paper's estimate "
@@ -200,7 +203,9 @@ def denoise_test(context: Context) -> Outcome:
         f"level_threshold). '{SEPARATED}': the denoiser's separator network in one pass, "
         "trained on the denoising-GAN's draws beside the known corruption drawn at a level "
         f"from 1 to {max(tried)} per image, then by remixing the training observations "
-        "(training/separator.py; no clean digit).",
+        "(training/separator.py; no clean digit). "
+        f"'{MEAN_DIGIT}': the mean of the clean training digits for every input, the floor "
+        "that reads no input (what a denoiser must beat on pixel error).",
     )
     summary = (
         "Unseen test digits corrupted by lines, sines or ink-like strokes at levels 1..5 are "
@@ -295,8 +300,9 @@ def _test_figures(context, denoiser, curves, clean_accuracy, examples) -> list[R
         title=f"digit + {denoiser.family}: reconstruction error",
     )
     grid = figures_dir / f"examples-{denoiser.family}.png"
+    shown = [name for name in estimates if name != MEAN_DIGIT]  # the same image everywhere
     save_panels(  # a row per level: clean, input and each estimate, 8 digits in 4 x 2
-        examples, grid, ncol=4, per_row=1 + len(estimates), title=f"digit + {denoiser.family}"
+        examples, grid, ncol=4, per_row=1 + len(shown), title=f"digit + {denoiser.family}"
     )
     return [
         ResultFigure(accuracy_plot, f"{denoiser.family}: accuracy vs. level"),
