@@ -44,36 +44,12 @@ def main() -> int:
     rows = []
     for folder in args.separators:
         try:
-            separator, sidecar = load_separator(folder)
-            trained = _model_of(sidecar)
+            row = score(folder)
         except DemixganError as error:
             parser.error(f"{folder}: {error}")
-        batch = make_mixtures(
-            run_sampler(trained.config, "validation"), CHOICE_MIXTURES, CHOICE_SEED
-        )
-        kind = sidecar.get("peer") or "ours"
-        if kind not in ("ours", BOUND):  # MixIT's outputs need their grouping: evaluate's job
-            parser.error(f"{folder} is a {kind} peer; give the run's separators and bounds")
-        parts = trained.separate(batch.mixtures, separator)
-        scores = {
-            name: round(psnr(parts[:, k], batch.components[:, k]).mean().item(), 4)
-            for k, name in enumerate(trained.component_names)
-        }
-        options = sidecar["options"]
-        rows.append(
-            {
-                "separator": str(folder),
-                "kind": kind,
-                "model": _shown(trained.checkpoint),
-                "gan_steps": read_sidecar(trained.checkpoint)["step"],
-                "steps": options["steps"],
-                "remix_steps": options["remix_steps"],
-                "remix_fraction": options["remix_fraction"],
-                "seconds": sidecar.get("seconds"),
-                "validation_psnr": scores,
-                "mean_psnr": round(sum(scores.values()) / len(scores), 4),
-            }
-        )
+        if row["kind"] not in ("ours", BOUND):  # MixIT's outputs need their grouping
+            parser.error(f"{folder} is a {row['kind']} peer; give the run's separators and bounds")
+        rows.append(row)
     for row in rows:
         bound = [
             other
@@ -93,6 +69,32 @@ def main() -> int:
         "rows": rows,
     }
     return publish(figures, args.json)
+
+
+def score(folder: Path) -> dict:
+    """A finished separator (or peer) scored on the validation mixtures of the model it was
+    trained for: per part the mean PSNR, their mean, its budget and the GAN's steps."""
+    separator, sidecar = load_separator(folder)
+    trained = _model_of(sidecar)
+    batch = make_mixtures(run_sampler(trained.config, "validation"), CHOICE_MIXTURES, CHOICE_SEED)
+    parts = trained.separate(batch.mixtures, separator)
+    scores = {
+        name: round(psnr(parts[:, k], batch.components[:, k]).mean().item(), 4)
+        for k, name in enumerate(trained.component_names)
+    }
+    options = sidecar["options"]
+    return {
+        "separator": str(folder),
+        "kind": sidecar.get("peer") or "ours",
+        "model": _shown(trained.checkpoint),
+        "gan_steps": read_sidecar(trained.checkpoint)["step"],
+        "steps": options["steps"],
+        "remix_steps": options["remix_steps"],
+        "remix_fraction": options["remix_fraction"],
+        "seconds": sidecar.get("seconds"),
+        "validation_psnr": scores,
+        "mean_psnr": round(sum(scores.values()) / len(scores), 4),
+    }
 
 
 def _model_of(sidecar: dict) -> TrainedModel:

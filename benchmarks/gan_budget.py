@@ -1,0 +1,106 @@
+"""A GAN's training budget chosen on validation mixtures: one run, a separator per candidate.
+
+Run: ``python benchmarks/gan_budget.py CONFIG --budgets 2000 4000 6000 --out DIR [--device
+auto] [--json OUT]``. One run of CONFIG trains to the largest budget in ``DIR/run``, keeping
+the checkpoint of every candidate (every ``train.checkpoint_every`` = their greatest common
+divisor steps, without the epoch-end checkpoints: they change nothing learned); each
+candidate's checkpoint gets a separator with the default options (``SeparatorOptions()``, every
+experiment's) in ``DIR/sep-B``, scored on the 500 validation mixtures that choose a run's
+method (benchmarks/separator_budget.py). The chosen budget has the best mean PSNR over the
+parts (the smaller one on a tie). A stopped call continues where it stopped (the run and each
+separator resume); a run already in ``DIR/run`` is continued as configured, and must keep a
+checkpoint at every candidate. The test split is never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from published import command_line, publish
+from separator_budget import score
+
+from demixgan.errors import DemixganError
+from demixgan.inference.options import SeparatorOptions
+from demixgan.io.checkpoints import list_checkpoints
+from demixgan.io.json_files import read_json
+from demixgan.io.run_files import CHECKPOINT_DIR, CONFIG_FILE, training_minutes
+from demixgan.reports.experiment import run_record
+from demixgan.spec.config import load_config, parse_config
+from demixgan.training.loop import train
+from demixgan.training.separator_runs import JOB_FILE, finished_run, new_job, run_job
+
+
+def train_run(config_path: Path, budgets: list[int], run: Path, device: str) -> float:
+    """The run to the largest budget (new or continued); its training minutes."""
+    every = math.gcd(*budgets)
+    settings = [
+        f"train.max_steps={max(budgets)}",
+        f"train.checkpoint_every={every}",
+        f"train.keep_last={max(budgets) // every + 1}",
+        "train.checkpoint_every_epoch=false",
+    ]
+    resume = (run / CONFIG_FILE).is_file()
+    config = (
+        parse_config(read_json(run / CONFIG_FILE, "run configuration", ""), name=run.name)
+        if resume
+        else load_config(config_path, settings)
+    )
+    if config.train.max_steps < max(budgets):
+        raise DemixganError(f"the run in {run} stops at {config.train.max_steps} steps")
+    train(config, run, resume=resume, device=device, progress=False)
+    return training_minutes(run, config.train.batch_size)
+
+
+def separator_for(run: Path, budget: int, folder: Path, device: str) -> Path:
+    """The default separator of the run's checkpoint at ``budget`` steps, in ``folder``."""
+    if finished_run(folder) is not None:
+        return folder
+    checkpoints = {c.step: c for c in list_checkpoints(run / CHECKPOINT_DIR)}
+    if budget not in checkpoints:
+        raise DemixganError(f"the run in {run} kept no checkpoint at step {budget}")
+    resume = (folder / JOB_FILE).is_file()
+    job = new_job(checkpoints[budget].weights_path, SeparatorOptions(), device=device)
+    run_job(job, folder, resume=resume, progress=False, device=device)
+    return folder
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", type=Path, help="the run configuration (TOML)")
+    parser.add_argument("--budgets", type=int, nargs="+", required=True, help="GAN steps")
+    parser.add_argument("--out", type=Path, required=True, help="directory of the run and seps")
+    parser.add_argument("--device", default="auto", help="where to train: auto, cpu, cuda")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    budgets = sorted(set(args.budgets))
+    if budgets[0] < 1:
+        parser.error("--budgets are positive step counts")
+    record = run_record(command_line())
+    run = args.out / "run"
+    try:
+        minutes = train_run(args.config, budgets, run, args.device)
+        rows = [
+            {
+                "budget": budget,
+                **score(separator_for(run, budget, args.out / f"sep-{budget}", args.device)),
+            }
+            for budget in budgets
+        ]
+    except DemixganError as error:
+        parser.error(str(error))
+    best = max(rows, key=lambda row: (row["mean_psnr"], -row["budget"]))
+    figures = {
+        **record,
+        "config": args.config.as_posix(),
+        "gan_minutes_to_the_largest_budget": round(minutes, 1),
+        "separator": vars(SeparatorOptions()),
+        "rows": rows,
+        "chosen": best["budget"],
+    }
+    return publish(figures, args.json)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
