@@ -275,10 +275,11 @@ def test_separator_trained_saved_and_used_by_demix_and_evaluate(tiny_runs, tmp_p
 
     mixtures, truth = _mixtures(tmp_path, n=16)
     sep = tmp_path / "separator"
-    assert (
-        run("separator", tiny_runs["demix"], "-o", sep, "--steps", "20", "--remix-steps", "10") == 0
-    )
+    budget = ("--steps", "20", "--remix-steps", "10")
+    assert run("separator", tiny_runs["demix"], "-o", sep, *budget, "--device", "cpu") == 0
     assert "separator checkpoint" in capsys.readouterr().out
+    recorded = json.loads((sep / "separator-job.json").read_text())["device"]
+    assert recorded == "cpu" == json.loads((sep / "step-000000000.json").read_text())["device"]
     out = tmp_path / "out"
     args = ("demix", tiny_runs["demix"], mixtures, "-o", out, "--separator", sep)
     assert run(*args, "--truth", truth) == 0
