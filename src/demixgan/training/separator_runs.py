@@ -167,14 +167,8 @@ def _train(
     }
     checkpoint = save_separator(separator, run_dir, metadata)
     choice = None
-    if operator is None and not peer:  # its refinement's fits run on the device too
-        trained.model.to(device)
-        separator.to(device)
-        try:
-            choice = choose(trained, separator, mixtures=choice_mixtures)
-        finally:
-            trained.model.cpu()
-            separator.cpu()
+    if operator is None and not peer:  # on the CPU, where the choice's fits were checked
+        choice = choose(trained, separator, mixtures=choice_mixtures)
         write_choice(run_dir, choice)
     weights = checkpoint.weights_path
     return FinishedRun(separator, seconds, choice, weights, asdict(options), trained_now=True)
