@@ -375,3 +375,21 @@ def test_separator_errors_are_one_paragraph(tiny_runs, tmp_path, capsys):
         err = capsys.readouterr().err
         assert "Traceback" not in err and err.startswith("demixgan: error:"), err
     assert not any((tmp_path / name).exists() for name in "acd")
+
+
+@pytest.mark.parametrize("device", [5, "tpu"])
+def test_a_separator_job_with_a_bad_device_is_refused_on_resume(
+    tiny_runs, tmp_path, capsys, device
+):
+    """A damaged or hand-edited job file: one paragraph, exit 2, nothing written."""
+    from demixgan.inference.options import SeparatorOptions
+    from demixgan.training.separator_runs import JOB_FILE, new_job
+
+    job = new_job(tiny_runs["demix"], SeparatorOptions(steps=2, remix_steps=0)) | {"device": device}
+    run_dir = tmp_path / "sep"
+    run_dir.mkdir()
+    (run_dir / JOB_FILE).write_text(json.dumps(job))
+    assert run("separator", "--resume", run_dir) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("demixgan: error:") and "Traceback" not in err, err
+    assert [p.name for p in run_dir.iterdir()] == [JOB_FILE]

@@ -258,7 +258,11 @@ def read_job(run_dir: Path) -> dict[str, Any]:
     job = read_json(
         path, "separator job", "Start a new run with 'demixgan separator ... -o NEW_DIR'."
     )
-    if not isinstance(job, dict) or not isinstance(job.get("options"), dict):
+    if (
+        not isinstance(job, dict)
+        or not isinstance(job.get("options"), dict)
+        or not isinstance(job.get("device", "auto"), str)
+    ):
         raise DemixganError(
             f"The separator job '{path}' is not one demixgan wrote. Start a new run instead."
         )
