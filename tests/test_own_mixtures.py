@@ -327,3 +327,21 @@ def test_a_run_on_own_mixtures_trains_the_unsupervised_peers_but_has_no_bound(
     for kind in ("mixit", "remixit"):
         assert _run("separator", run, "--peer", kind, *quick) == 0
         assert (run / "peers" / kind).is_dir()
+
+
+def test_own_mixtures_denoised_at_a_level_chosen_per_image(tmp_path, capsys):
+    """A denoising-GAN of your own mixtures: --corruption-level auto needs the threshold given
+    (no truth to choose it on): one paragraph and nothing written without it; with it, a
+    denoised image per input."""
+    folder = _save(tmp_path / "scans", _mixtures(ImageSpec(1, 16, 16), 12))
+    components = ["--components", "blob=dcgan,pen=sines:1"]
+    run = tmp_path / "run"
+    assert _run("train", "--mixtures", folder, *components, *TINY, "--run-dir", run) == 0
+    out = tmp_path / "clean"
+    assert _run("denoise", run, folder, "-o", out, *FIT, "--corruption-level", "auto") == 2
+    err = capsys.readouterr().err
+    assert "give the threshold (--level-threshold" in err and "Traceback" not in err
+    assert not out.exists()
+    given = ("--corruption-level", "auto", "--level-threshold", "0.01")
+    assert _run("denoise", run, folder, "-o", out, *FIT, *given) == 0
+    assert np.load(out / "blob.npy").shape == (12, 1, 16, 16)

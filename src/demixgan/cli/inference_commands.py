@@ -7,6 +7,7 @@ rename at the end, so a failure never leaves half an output behind.
 from __future__ import annotations
 
 import argparse
+import math
 
 from demixgan.cli.options import add_flags, from_flags
 from demixgan.inference.choice import METHODS, PEERS, REFINE
@@ -68,9 +69,17 @@ def register(commands: argparse._SubParsersAction) -> None:
         if task == "denoise":
             parser.add_argument(
                 "--corruption-level",
-                type=int,
+                type=_corruption_level,
                 help="fit the checkpoint's known corruption too, as this many items of its "
-                "family (curves, waves; lines at any level): docs/inference.md",
+                "family (curves, waves; lines at any level), or 'auto': each image's number "
+                "chosen by the fit (docs/inference.md)",
+            )
+            parser.add_argument(
+                "--level-threshold",
+                type=_threshold,
+                help="with --corruption-level auto: keep an item while it lowers the per-pixel "
+                "squared error by at least this (default: chosen on 20 validation images per "
+                "level of the run's recipe; your own mixtures need it given)",
             )
             parser.add_argument(
                 "--estimate",
@@ -218,6 +227,26 @@ def _matrix_options(parser: argparse.ArgumentParser, measurements_help: str) -> 
     parser.add_argument("--matrix-seed", type=int, default=0, help="seed of the Gaussian matrix A")
 
 
+def _corruption_level(text: str) -> int | str:
+    """A number of items, or 'auto' (the fit chooses each image's)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of items or 'auto', not {text!r}") from None
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"a positive per-pixel squared error, not {text!r}")
+    return value
+
+
 def _fit_options(parser: argparse.ArgumentParser) -> None:
     add_flags(parser, FitOptions, flags={"latent_weight": "--lambda"})
 
@@ -252,6 +281,7 @@ def _run_task(args: argparse.Namespace) -> int:
         options = REFINE  # no fit flag given: the short refinement, not the paper's whole fit
     # The plain latent fit reports per iteration; the stroke search of a corruption fit not.
     corruption = getattr(args, "corruption_level", None)
+    threshold = _level_threshold(args, trained, options, method)
     shown = method == "fit" and corruption is None and not args.no_progress
     description = f"{args.task} (latent fit)"
     with progress_bar(observations.shape[0], description, unit="input", enabled=shown) as bar:
@@ -264,6 +294,7 @@ def _run_task(args: argparse.Namespace) -> int:
             consistent=not getattr(args, "raw", False),
             corruption_level=corruption,
             estimate=getattr(args, "estimate", "generator"),
+            level_threshold=threshold,
             separator=_load_separator(separator_path),
             method=method,
             progress=bar.update,
@@ -271,6 +302,30 @@ def _run_task(args: argparse.Namespace) -> int:
     print(f"method: {method} ({why})")
     print(write_outputs(output, trained, args.task, estimates, truth, sources))
     return 0
+
+
+def _level_threshold(args: argparse.Namespace, trained, options, method: str) -> float | None:
+    """The threshold of ``--corruption-level auto``: given, or chosen (and said) now."""
+    from demixgan.errors import DemixganError
+    from demixgan.inference.api import LEVEL_CHOICE_IMAGES
+    from demixgan.inference.options import LEVELS
+
+    given = getattr(args, "level_threshold", None)
+    if getattr(args, "corruption_level", None) != "auto" or method != "fit":
+        if given is not None:
+            raise DemixganError(
+                "--level-threshold decides how many items the fit keeps per image: it goes "
+                "with --corruption-level auto (and the fit method)."
+            )
+        return None
+    if given is not None:
+        return given
+    threshold, shares = trained.choose_level_threshold(options)
+    print(
+        f"level threshold: {threshold} (chosen on {LEVEL_CHOICE_IMAGES} validation images per "
+        f"level 1..{LEVELS[-2]} of the run's recipe: {shares[threshold]:.0%} of levels right)"
+    )
+    return threshold
 
 
 def _task_method(args: argparse.Namespace, trained) -> tuple[str, str | None, str]:

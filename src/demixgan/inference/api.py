@@ -15,15 +15,16 @@ import torch
 
 from demixgan.errors import DemixganError
 from demixgan.inference.amortized import Separator
+from demixgan.inference.choice import CHOICE_SEED
 from demixgan.inference.consistency import project_onto_mixture
-from demixgan.inference.level import LevelFits, PrunedItems
+from demixgan.inference.level import LevelFits, PrunedItems, choose_threshold
 from demixgan.inference.loading import open_checkpoint
 from demixgan.inference.options import LEVELS, FitOptions
 from demixgan.inference.solver import LatentFit, fit_latents
 from demixgan.inference.stroke_search import fit_with_stroke_search
 from demixgan.io.images import intensities
 from demixgan.io.json_files import read_json
-from demixgan.models.operators import GaussianOperator
+from demixgan.models.operators import GaussianOperator, mix
 from demixgan.models.superposition_model import LearnedComponent, SuperpositionModel
 from demixgan.spec.config import RunConfig
 from demixgan.spec.image import ImageSpec
@@ -32,6 +33,8 @@ from demixgan.spec.image import ImageSpec
 NAMES_FILE = "component-names.json"
 #: What ``denoise`` returns: G(z_hat) (the paper), or u - n_hat with the corruption fitted.
 DENOISE_ESTIMATES = ("generator", "subtract")
+#: Validation images per level that choose the level threshold of ``denoise(..., "auto")``.
+LEVEL_CHOICE_IMAGES = 20
 
 
 @dataclass
@@ -53,22 +56,29 @@ class TrainedModel:
         observations: torch.Tensor,
         options: FitOptions | None = None,
         *,
-        corruption_level: int | None = None,
+        corruption_level: int | str | None = None,
         estimate: str = "generator",
         progress: Callable[[float], None] | None = None,
+        level_threshold: float | None = None,
     ) -> torch.Tensor:
         """x_hat = G(z_hat) with z_hat fitted to u (paper eq. 3): [N, C, H, W].
 
         With ``corruption_level`` k the known corruption is fitted beside G, as k items of its
         family (``fit_with_corruption``); ``estimate = "subtract"`` then returns u - n_hat
         clipped to [0, 1] instead of G(z_hat): exact wherever the corruption was found, and
-        not limited by what G can draw.
+        not limited by what G can draw. ``corruption_level = "auto"``: each image's level is
+        chosen by the fit itself (``fit_levels``, inference/level.py) with ``level_threshold``,
+        by default the one ``choose_level_threshold`` picks on the run's validation split.
         """
         self._require_components(1, "denoise", "demix")
         if estimate not in DENOISE_ESTIMATES:
             raise DemixganError(
                 f"The denoising estimate must be one of {', '.join(DENOISE_ESTIMATES)}, but got "
                 f"{estimate!r}."
+            )
+        if isinstance(corruption_level, str) and corruption_level != "auto":
+            raise DemixganError(
+                f"The corruption level is a number of items or 'auto', not {corruption_level!r}."
             )
         if corruption_level is None:
             if estimate == "subtract":
@@ -77,8 +87,45 @@ class TrainedModel:
                 )
             return self._fit(self.images(observations), options, None, progress).components[:, 0]
         images = self.images(observations)
-        fit = self.fit_with_corruption(images, corruption_level, options)
+        if corruption_level == "auto":
+            if level_threshold is None:
+                level_threshold = self.choose_level_threshold(options)[0]
+            fit = self.fit_levels(images, LEVELS, options).select(level_threshold)[1]
+        else:
+            fit = self.fit_with_corruption(images, corruption_level, options)
         return self.denoise_estimates(images, fit)[estimate]
+
+    def choose_level_threshold(
+        self, options: FitOptions | None = None, per_level: int = LEVEL_CHOICE_IMAGES
+    ) -> tuple[float, dict[float, float]]:
+        """The level threshold that recovers the most true levels on the run's validation
+        split: ``per_level`` of its clean signals under the known corruption drawn at each
+        level but the largest tried (``LEVELS``), fitted as ``denoise`` fits them; and each
+        threshold's share of levels recovered. Needs the truth: a recipe's run."""
+        from demixgan.data.superposition import draw_family, make_mixtures
+        from demixgan.spec.factory import run_sampler
+
+        data, known = self.config.data, self.model.known
+        if data.mixtures is not None or data.recipe is None or len(known) != 1:
+            raise DemixganError(
+                "Choosing the level threshold needs validation images whose corruption level "
+                "is known: a run of a recipe with one known corruption. This run has none "
+                "(its mixtures are your own, or it has no single known corruption); give the "
+                "threshold (--level-threshold, a per-pixel squared error such as 0.01)."
+            )
+        names, corruption = self.model.names, known[0]
+        batch = make_mixtures(run_sampler(self.config, "validation"), per_level, CHOICE_SEED)
+        signal = batch.components[:, names.index(self.model.learned[0])]
+        generator = torch.Generator().manual_seed(CHOICE_SEED)
+        validation = []
+        for level in LEVELS[:-1]:
+            drawn = draw_family(corruption.family, per_level, level, generator, self.model.image)
+            if corruption.name in self.model.colors:
+                drawn = self.model.colors[corruption.name](drawn)
+            parts = [signal if name != corruption.name else drawn for name in names]
+            corrupted = mix(torch.stack(parts, dim=1), self.model.operator)
+            validation.append((self.fit_levels(corrupted, LEVELS, options), level))
+        return choose_threshold(validation)
 
     def denoise_estimates(
         self, observations: torch.Tensor, fit: LatentFit

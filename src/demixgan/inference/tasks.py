@@ -143,18 +143,19 @@ def run_inference(
     options: FitOptions,
     *,
     consistent: bool = True,
-    corruption_level: int | None = None,
+    corruption_level: int | str | None = None,
     estimate: str = "generator",
     separator: Separator | None = None,
     method: str | None = None,
     progress: Callable[[float], None] | None = None,
+    level_threshold: float | None = None,
 ) -> torch.Tensor:
     """Estimated components [N, K, C, H, W] of ``task`` (``consistent``: see ``demix``;
-    ``corruption_level`` and ``estimate``: see ``denoise``). ``method`` (inference/choice.py)
-    is ``fit``, ``separator`` (the ``separator`` demixes, or recovers the parts from
-    measurements, in one pass) or ``refine`` (its parts start a short fit of ``options``);
-    by default the separator where one is given, else the fit. ``progress(k)`` is called as
-    a latent fit gets through k more observations (inference/solver.py)."""
+    ``corruption_level``, ``estimate`` and ``level_threshold``: see ``denoise``). ``method``
+    (inference/choice.py) is ``fit``, ``separator`` (the ``separator`` demixes, or recovers
+    the parts from measurements, in one pass) or ``refine`` (its parts start a short fit of
+    ``options``); by default the separator where one is given, else the fit. ``progress(k)``
+    is called as a latent fit gets through k more observations (inference/solver.py)."""
     method = method or ("fit" if separator is None else "separator")
     if task == "demix":  # a denoiser's separator splits off a corruption: nothing to demix
         trained.require_demixing()
@@ -169,6 +170,7 @@ def run_inference(
             corruption_level=corruption_level,
             estimate=estimate,
             progress=progress,
+            level_threshold=level_threshold,
         )[:, None]
     if method == "refine":
         if operator is not None:
@@ -196,8 +198,9 @@ def _denoise_by_separator(trained, observations, separator, method, corruption_l
         )
     if corruption_level is not None:
         raise DemixganError(
-            f"--corruption-level {corruption_level} tells the latent fit how many items to "
-            "fit; the separator never needs it. Leave it out, or use --method fit."
+            f"--corruption-level {corruption_level} is for the latent fit (how many items to "
+            "fit, or auto: chosen per image); the separator never needs it. Leave it out, or "
+            "use --method fit."
         )
     return trained.separate(observations, separator)
 
