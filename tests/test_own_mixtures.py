@@ -345,3 +345,16 @@ def test_own_mixtures_denoised_at_a_level_chosen_per_image(tmp_path, capsys):
     given = ("--corruption-level", "auto", "--level-threshold", "0.01")
     assert _run("denoise", run, folder, "-o", out, *FIT, *given) == 0
     assert np.load(out / "blob.npy").shape == (12, 1, 16, 16)
+
+
+def test_own_mixtures_under_lines_need_no_threshold(tmp_path, capsys):
+    """The lines' fit counts its own lines, so --corruption-level auto needs no threshold even
+    where there is no truth to choose one on."""
+    folder = _save(tmp_path / "scans", _mixtures(ImageSpec(1, 16, 16), 12))
+    components = ["--components", "blob=dcgan,pen=lines:1"]
+    run = tmp_path / "run"
+    assert _run("train", "--mixtures", folder, *components, *TINY, "--run-dir", run) == 0
+    out = tmp_path / "clean"
+    assert _run("denoise", run, folder, "-o", out, *FIT, "--corruption-level", "auto") == 0
+    assert "counted per image by the fit itself" in capsys.readouterr().out
+    assert np.load(out / "blob.npy").shape == (12, 1, 16, 16)

@@ -320,6 +320,9 @@ def _level_threshold(args: argparse.Namespace, trained, options, method: str) ->
         return None
     if given is not None:
         return given
+    if trained.counts_its_corruption:
+        print("level: counted per image by the fit itself (no threshold to choose)")
+        return None
     threshold, shares = trained.choose_level_threshold(options)
     print(
         f"level threshold: {threshold} (chosen on {LEVEL_CHOICE_IMAGES} validation images per "

@@ -88,12 +88,19 @@ class TrainedModel:
             return self._fit(self.images(observations), options, None, progress).components[:, 0]
         images = self.images(observations)
         if corruption_level == "auto":
-            if level_threshold is None:
+            if level_threshold is None and not self.counts_its_corruption:
                 level_threshold = self.choose_level_threshold(options)[0]
             fit = self.fit_levels(images, LEVELS, options).select(level_threshold)[1]
         else:
             fit = self.fit_with_corruption(images, corruption_level, options)
         return self.denoise_estimates(images, fit)[estimate]
+
+    @property
+    def counts_its_corruption(self) -> bool:
+        """Whether the fit of its known corruption counts the items itself (the relaxed
+        lines): then no threshold has a level to choose."""
+        fitted = self._known_fitted(max(LEVELS))
+        return _counts_items(fitted, [c.name for c in self.model.known])
 
     def choose_level_threshold(
         self, options: FitOptions | None = None, per_level: int = LEVEL_CHOICE_IMAGES
@@ -161,7 +168,7 @@ class TrainedModel:
         images = self.images(observations)
         fitted = self._known_fitted(max(levels))
         known = {c.name: fitted.generators[c.name] for c in self.model.known}
-        counting = all(hasattr(generator, "items") for generator in known.values())
+        counting = _counts_items(fitted, known)
         strokes = [name for name, g in known.items() if getattr(g, "strokes", False)]
         pruning = len(known) == 1 and bool(strokes)
         if not (counting or pruning):
@@ -465,3 +472,8 @@ def check_finite(values: torch.Tensor, what: str) -> torch.Tensor:
             "them; a fit to non-finite data has no meaning."
         )
     return values
+
+
+def _counts_items(fitted: SuperpositionModel, names) -> bool:
+    """Whether every known component's generator form counts its own items (``items``)."""
+    return all(hasattr(fitted.generators[name], "items") for name in names)
