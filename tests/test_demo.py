@@ -19,6 +19,7 @@ from demixgan.experiments.demo import (
 )
 from demixgan.inference.loading import export_generators, load_model
 from demixgan.inference.options import FitOptions, SeparatorOptions
+from demixgan.io.checkpoints import read_sidecar
 from demixgan.spec.config import load_config
 
 TINY = FitOptions(iterations=5, restarts=1, seed=0)
@@ -99,6 +100,9 @@ def test_float16_export_keeps_the_generators(tiny_runs, tmp_path):
         < 0.6
         * sorted((tiny_runs["demix"] / "checkpoints").glob("*.safetensors"))[-1].stat().st_size
     )
+    # where the run's steps ran travels with the export: "same seed, same weights" needs it
+    trained_on = read_sidecar(path)["trained_on"]
+    assert trained_on["device"] == "cpu" and trained_on["threads"] >= 1
 
 
 def test_demo_train_trains_the_demo_config_and_separates_with_it(tmp_path):

@@ -258,6 +258,7 @@ def test_run_directory_holds_what_a_user_relies_on(resumed_runs):
         sidecar = checkpoint.metadata
         assert sidecar["step"] == checkpoint.step
         assert sidecar["epoch"] == 2  # as in stats.jsonl: steps 17..32 are the 2nd epoch
+        assert sidecar["trained_on"] == {"device": "cpu", "threads": 1}  # where bit-identity holds
         assert parse_config(sidecar["config"], name="other") == config
         assert [(c["name"], c["latent_dim"]) for c in sidecar["components"]] == [
             ("digit", 8),

@@ -193,7 +193,7 @@ def export_generators(
     sidecar = checkpoints.read_sidecar(checkpoint)
     model = copy.deepcopy(model).half() if half else model
     keep = ("kind", "config", "components", "training_data", "image", "operator", "epoch")
-    keep += ("demixgan_version",)
+    keep += ("demixgan_version", checkpoints.TRAINED_ON)
     metadata = {key: sidecar[key] for key in keep if key in sidecar}
     metadata["exported_from"] = {"step": sidecar["step"], "float16": half}
     saved = checkpoints.save_checkpoint(

@@ -70,6 +70,9 @@ _RESERVED = (
     "versions",
 )
 _CHUNK = 1 << 20
+#: The sidecar field that says where a training checkpoint's steps ran (device, torch
+#: threads): the same seed gives the same weights only on the same device and thread count.
+TRAINED_ON = "trained_on"
 #: A sidecar is a few kilobytes; a far larger "sidecar" is not one and is not read into memory.
 MAX_SIDECAR_BYTES = 16 << 20
 #: Sidecars nest a few levels (config -> components -> a table); deeper nesting is tampering.

@@ -227,10 +227,18 @@ def run_steps(
 
 
 def save_checkpoint(task: TrainingTask, folder: Path, keep_last: int) -> checkpoints.Checkpoint:
-    """The task's checkpoint at its current step; refused when a weight is NaN or infinite."""
+    """The task's checkpoint at its current step; refused when a weight is NaN or infinite.
+    Its sidecar says where the steps ran: the same seed gives the same weights only on the
+    same device and thread count."""
     modules = task.modules()
     if not all(torch.isfinite(p).all() for m in modules.values() for p in m.parameters()):
         raise task.non_finite("weights")
+    first = next((p for m in modules.values() for p in m.parameters()), None)
+    where = {
+        "device": "cpu" if first is None else str(first.device),
+        "threads": torch.get_num_threads(),
+    }
+    metadata = {**task.metadata(), checkpoints.TRAINED_ON: where}
     return checkpoints.save_checkpoint(
-        folder, task.step, modules, task.metadata(), task.resume_state(), keep_last=keep_last
+        folder, task.step, modules, metadata, task.resume_state(), keep_last=keep_last
     )
