@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import torch
-from published import publish
+from published import command_line, publish
 from safetensors.torch import load_file
 
 from demixgan.data.superposition import make_mixtures
@@ -193,9 +193,7 @@ def main() -> int:
     if unknown := set(checks) - set(CHECKS):
         parser.error(f"unknown checks {sorted(unknown)}: choose from {', '.join(CHECKS)}")
     figures: dict = {
-        "command": "python benchmarks/gpu_check.py "
-        f"--device {args.device} --steps {args.steps} --n {args.n} --rounds {args.rounds} "
-        f"--separator-steps {args.separator_steps} --checks {args.checks}",
+        "command": command_line(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "cpu_threads": torch.get_num_threads(),

@@ -329,14 +329,20 @@ def test_a_run_on_own_mixtures_trains_the_unsupervised_peers_but_has_no_bound(
         assert (run / "peers" / kind).is_dir()
 
 
+def _denoising_run(tmp_path: Path, family: str) -> tuple[Path, Path]:
+    """12 own grey 16 x 16 mixtures and a tiny denoising-GAN of them under ``family``."""
+    folder = _save(tmp_path / "scans", _mixtures(ImageSpec(1, 16, 16), 12))
+    components = ["--components", f"blob=dcgan,pen={family}:1"]
+    run = tmp_path / "run"
+    assert _run("train", "--mixtures", folder, *components, *TINY, "--run-dir", run) == 0
+    return folder, run
+
+
 def test_own_mixtures_denoised_at_a_level_chosen_per_image(tmp_path, capsys):
     """A denoising-GAN of your own mixtures: --corruption-level auto needs the threshold given
     (no truth to choose it on): one paragraph and nothing written without it; with it, a
     denoised image per input."""
-    folder = _save(tmp_path / "scans", _mixtures(ImageSpec(1, 16, 16), 12))
-    components = ["--components", "blob=dcgan,pen=sines:1"]
-    run = tmp_path / "run"
-    assert _run("train", "--mixtures", folder, *components, *TINY, "--run-dir", run) == 0
+    folder, run = _denoising_run(tmp_path, "sines")
     out = tmp_path / "clean"
     assert _run("denoise", run, folder, "-o", out, *FIT, "--corruption-level", "auto") == 2
     err = capsys.readouterr().err
@@ -350,10 +356,7 @@ def test_own_mixtures_denoised_at_a_level_chosen_per_image(tmp_path, capsys):
 def test_own_mixtures_under_lines_need_no_threshold(tmp_path, capsys):
     """The lines' fit counts its own lines, so --corruption-level auto needs no threshold even
     where there is no truth to choose one on."""
-    folder = _save(tmp_path / "scans", _mixtures(ImageSpec(1, 16, 16), 12))
-    components = ["--components", "blob=dcgan,pen=lines:1"]
-    run = tmp_path / "run"
-    assert _run("train", "--mixtures", folder, *components, *TINY, "--run-dir", run) == 0
+    folder, run = _denoising_run(tmp_path, "lines")
     out = tmp_path / "clean"
     assert _run("denoise", run, folder, "-o", out, *FIT, "--corruption-level", "auto") == 0
     assert "counted per image by the fit itself" in capsys.readouterr().out

@@ -7,7 +7,7 @@ operator and checks that the model has the components the task needs.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -100,7 +100,7 @@ class TrainedModel:
         """Whether the fit of its known corruption counts the items itself (the relaxed
         lines): then no threshold has a level to choose."""
         fitted = self._known_fitted(max(LEVELS))
-        return _counts_items(fitted, [c.name for c in self.model.known])
+        return _counts_items(fitted.generators[c.name] for c in self.model.known)
 
     def choose_level_threshold(
         self, options: FitOptions | None = None, per_level: int = LEVEL_CHOICE_IMAGES
@@ -168,7 +168,7 @@ class TrainedModel:
         images = self.images(observations)
         fitted = self._known_fitted(max(levels))
         known = {c.name: fitted.generators[c.name] for c in self.model.known}
-        counting = _counts_items(fitted, known)
+        counting = _counts_items(known.values())
         strokes = [name for name, g in known.items() if getattr(g, "strokes", False)]
         pruning = len(known) == 1 and bool(strokes)
         if not (counting or pruning):
@@ -474,6 +474,6 @@ def check_finite(values: torch.Tensor, what: str) -> torch.Tensor:
     return values
 
 
-def _counts_items(fitted: SuperpositionModel, names) -> bool:
-    """Whether every known component's generator form counts its own items (``items``)."""
-    return all(hasattr(fitted.generators[name], "items") for name in names)
+def _counts_items(generators: Iterable[torch.nn.Module]) -> bool:
+    """Whether every known corruption's generator form counts its own items (``items``)."""
+    return all(hasattr(generator, "items") for generator in generators)
