@@ -44,12 +44,9 @@ def main() -> int:
     rows = []
     for folder in args.separators:
         try:
-            row = score(folder)
+            rows.append(score(folder))
         except DemixganError as error:
             parser.error(f"{folder}: {error}")
-        if row["kind"] not in ("ours", BOUND):  # MixIT's outputs need their grouping
-            parser.error(f"{folder} is a {row['kind']} peer; give the run's separators and bounds")
-        rows.append(row)
     for row in rows:
         bound = [
             other
@@ -72,9 +69,13 @@ def main() -> int:
 
 
 def score(folder: Path) -> dict:
-    """A finished separator (or peer) scored on the validation mixtures of the model it was
-    trained for: per part the mean PSNR, their mean, its budget and the GAN's steps."""
+    """A finished separator (or supervised bound) scored on the validation mixtures of the
+    model it was trained for: per part the mean PSNR, their mean, its budget and the GAN's
+    steps. A MixIT or RemixIT peer is refused before anything is scored."""
     separator, sidecar = load_separator(folder)
+    kind = sidecar.get("peer") or "ours"
+    if kind not in ("ours", BOUND):  # MixIT's outputs need their grouping: refused unscored
+        raise DemixganError(f"it is a {kind} peer; give the run's separators and bounds")
     trained = _model_of(sidecar)
     batch = make_mixtures(run_sampler(trained.config, "validation"), CHOICE_MIXTURES, CHOICE_SEED)
     parts = trained.separate(batch.mixtures, separator)
@@ -85,7 +86,7 @@ def score(folder: Path) -> dict:
     options = sidecar["options"]
     return {
         "separator": str(folder),
-        "kind": sidecar.get("peer") or "ours",
+        "kind": kind,
         "model": _shown(trained.checkpoint),
         "gan_steps": read_sidecar(trained.checkpoint)["step"],
         "steps": options["steps"],

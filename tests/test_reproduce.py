@@ -160,8 +160,14 @@ def test_cs_scores_tuned_lasso_the_mean_digit_and_every_prior_at_every_m(smoke_r
     for key, choice in metrics["lasso_alphas"].items():
         errors = {float(a): e for a, e in choice["errors"].items()}
         assert choice["alpha"] == min(errors, key=errors.get), key
-    # vanilla (one model for both wave counts), denoising and demixing GAN at 2 and 4 waves
-    assert len(_provenance(run)) == 5
+    # vanilla (one model for both wave counts), denoising and demixing GAN at 2 and 4 waves;
+    # the 2-wave demixing prior's separator of whole mixtures teaches the one of measurements:
+    # both stored beside it by --train-only, and reused by the report
+    provenance = _provenance(run)
+    assert len(provenance) == 7
+    stored = {line.split(": ")[0]: line.split(": ")[1] for line in provenance}
+    for separator in ("separator", "separator of 20 measurements"):
+        assert stored[f"demix-digit-waves2 {separator}"].startswith("reused (trained earlier")
     # the profile's separator m (smoke: 20) under 2 waves, beside the same fit and LASSO
     with open(run / "tables" / "cs-separator.csv", newline="") as file:
         (one_pass,) = csv.DictReader(file)

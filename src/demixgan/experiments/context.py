@@ -113,17 +113,52 @@ class Context:
         """The run's separator (or its ``peer``, inference/choice.PEERS) trained with
         ``options``: found beside the model (stored or shipped), or trained (resumed) there now,
         as ``demixgan separator RUN [--peer KIND]`` would."""
-        from demixgan.training.separator_runs import (
-            JOB_FILE,
-            finished_run,
-            new_job,
-            read_job,
-            run_job,
+        from demixgan.training.separator_runs import new_job
+
+        teacher = self.separator_folder(trained, "mixit") if peer == "remixit" else None
+        return self._stored_separator(
+            trained,
+            options,
+            self.separator_folder(trained, peer),
+            f"{trained.config.name} {peer or 'separator'}",
+            lambda: new_job(trained.checkpoint, options, peer=peer, teacher=teacher),
         )
 
-        what = f"{trained.config.name} {peer or 'separator'}"
-        checkpoint = trained.checkpoint
-        folder = self.separator_folder(trained, peer)
+    def measured_separator(
+        self, trained: TrainedModel, options: SeparatorOptions, measurements: int
+    ) -> Separator:
+        """A separator of the run's observations measured by the m x pixels Gaussian matrix of
+        seed m (the cs experiment's A), as ``demixgan separator RUN --measurements m
+        --matrix-seed m --teacher RUN/separator`` trains it: the run's own separator of whole
+        mixtures (the profile's) splits the training mixtures for the remixing. Stored beside
+        the model under ``measured/m<m>-<hash of options>``, so candidates trained to choose
+        the options on validation (benchmarks/cs_choices.py) are reused by the report."""
+        from demixgan.training.separator_runs import new_job
+
+        self.separator(trained, self.separator_options(trained))
+        teacher = self.separator_folder(trained, None)
+        folder = teacher.parent / MEASURED_DIR / f"m{measurements}-{options_key(options)}"
+        return self._stored_separator(
+            trained,
+            options,
+            folder,
+            f"{trained.config.name} separator of {measurements} measurements",
+            lambda: new_job(
+                trained.checkpoint,
+                options,
+                measurements=measurements,
+                matrix_seed=measurements,
+                teacher=teacher,
+            ),
+        )
+
+    def _stored_separator(
+        self, trained: TrainedModel, options: SeparatorOptions, folder: Path, what: str, job
+    ) -> Separator:
+        """The separator in ``folder`` if it finished with ``options``; else trained (or
+        resumed) there from ``job()``, its provenance noted either way."""
+        from demixgan.training.separator_runs import JOB_FILE, finished_run, read_job, run_job
+
         finished = finished_run(folder)
         if finished is not None:
             _check_options(finished.options, options, what, folder)
@@ -139,14 +174,15 @@ class Context:
             )
         resume = (folder / JOB_FILE).is_file()
         if resume:
-            job = read_job(folder)
-            _check_options(job["options"], options, what, folder)
-        else:
-            teacher = self.separator_folder(trained, "mixit") if peer == "remixit" else None
-            job = new_job(checkpoint, options, peer=peer, teacher=teacher)
+            recorded = read_job(folder)
+            _check_options(recorded["options"], options, what, folder)
         choice_mixtures = min(CHOICE_MIXTURES, self.profile.test_mixtures)
         result = run_job(
-            job, folder, resume=resume, progress=self.progress, choice_mixtures=choice_mixtures
+            recorded if resume else job(),
+            folder,
+            resume=resume,
+            progress=self.progress,
+            choice_mixtures=choice_mixtures,
         )
         self._note(
             f"{what}: trained now ({result.seconds / 60:.1f} min"
@@ -281,6 +317,8 @@ MEAN_DIGIT = "mean training digit"
 _LATER_COMPONENT_DEFAULTS = {"shares": None}
 _LATER_DATA_DEFAULTS = {"resize": None, "crop": None, "validation_share": 0.1}
 _LATER_TRAIN_DEFAULTS = {"checkpoint_every_epoch": True}
+#: Where a stored model's separators of compressive measurements live (``measured_separator``).
+MEASURED_DIR = "measured"
 
 
 def config_key(config: RunConfig) -> str:
@@ -293,6 +331,12 @@ def config_key(config: RunConfig) -> str:
     settings["data"] = _without_later_defaults(settings["data"], _LATER_DATA_DEFAULTS)
     settings["train"] = _without_later_defaults(settings["train"], _LATER_TRAIN_DEFAULTS)
     text = json.dumps(settings, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def options_key(options: SeparatorOptions) -> str:
+    """A short hash of a separator's options: candidates trained side by side keep apart."""
+    text = json.dumps(asdict(options), sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 

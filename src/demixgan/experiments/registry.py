@@ -43,6 +43,8 @@ class Experiment:
     #: The separators it trains (or reuses) beside those models, at the profile's separator
     #: budget: (config, whether the peers and the bound too).
     separators: tuple[tuple[str, bool], ...] = ()
+    #: The configs whose models get a separator of the profile's cs measurements (cs's).
+    measured: tuple[str, ...] = ()
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
@@ -86,6 +88,7 @@ def register(
     configs: Iterable[str] = (),
     classifier: bool = False,
     separators: Iterable[tuple[str, bool]] = (),
+    measured: Iterable[str] = (),
 ):
     """Decorator: add an experiment function to the registry under ``name`` (in DESCRIPTIONS)."""
     if name not in DESCRIPTIONS:
@@ -96,7 +99,7 @@ def register(
         if name in EXPERIMENTS:
             raise ValueError(f"experiment {name!r} is registered twice")
         EXPERIMENTS[name] = Experiment(
-            name, title, paper, run, tuple(configs), classifier, tuple(separators)
+            name, title, paper, run, tuple(configs), classifier, tuple(separators), tuple(measured)
         )
         return run
 
@@ -192,6 +195,10 @@ def train_models(
         context.separator(trained, context.separator_options(trained))
         if peers:
             context.peers(trained, context.profile.separator)
+    for config in experiment.measured if context.profile.cs_separator_measurements else ():
+        trained = context.trained(context.config(config))
+        measurements = context.profile.cs_separator_measurements
+        context.measured_separator(trained, context.profile.cs_separator, measurements)
     if experiment.classifier:
         context.classifier()
     return context.provenance
