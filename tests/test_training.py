@@ -33,7 +33,7 @@ from demixgan.io.checkpoints import (
     load_weights,
 )
 from demixgan.spec.config import load_config, parse_config, write_resolved_config
-from demixgan.training import loop
+from demixgan.training import engine, loop
 from demixgan.training.distributed import Distributed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -467,3 +467,26 @@ def test_epoch_checkpoints_can_be_turned_off_without_changing_what_is_learned(tm
         final[every_epoch], _ = load_weights(latest_checkpoint(run / "checkpoints").weights_path)
     for module, weights in final[True].items():
         assert all(torch.equal(w, final[False][module][k]) for k, w in weights.items())
+
+
+def test_a_gpu_run_uses_deterministic_kernels_only_while_it_runs(tmp_path, monkeypatch):
+    """A seeded run must give the same weights on a GPU too, whose fastest kernels may differ
+    run to run: the engine turns deterministic kernels on for a CUDA run (seen here through a
+    stand-in for the device check, as CI has no GPU) and restores the setting after; on the
+    CPU the kernels are deterministic already, so the weights are those of a plain run."""
+    config = load_config(TINY, ("train.max_steps=6", "train.snapshot_every_epoch=false"))
+    loop.train(config, tmp_path / "plain", progress=False)
+    monkeypatch.setattr(engine, "on_gpu", lambda modules: True)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)  # restored after the test
+    during = []
+    loop.train(
+        config,
+        tmp_path / "gpu",
+        progress=lambda steps: during.append(torch.are_deterministic_algorithms_enabled()),
+    )
+    assert during == [True] * 6 and not torch.are_deterministic_algorithms_enabled()
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == engine.CUBLAS_DETERMINISTIC
+    plain, _ = load_weights(latest_checkpoint(tmp_path / "plain" / "checkpoints").weights_path)
+    gpu, _ = load_weights(latest_checkpoint(tmp_path / "gpu" / "checkpoints").weights_path)
+    for module, weights in plain.items():
+        assert all(torch.equal(w, gpu[module][k]) for k, w in weights.items())

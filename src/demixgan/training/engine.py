@@ -12,11 +12,12 @@ directory a task trains in memory (the Python API's quick path) through the same
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +33,8 @@ from demixgan.training.distributed import Distributed, mean_across_processes
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads (seed, index) over the seed space
 #: Called with the number of steps just done (a tqdm bar's ``update``, a log line).
 Progress = Callable[[int], None]
+#: cuBLAS's workspace setting under which its matmuls give the same result run to run.
+CUBLAS_DETERMINISTIC = ":4096:8"
 
 
 def derived_generator(seed: int, index: int, stream: int = 0) -> torch.Generator:
@@ -97,7 +100,7 @@ def run(
     """
     main = task.dist.is_main and run_dir is not None
     folder = None if run_dir is None else run_dir / CHECKPOINT_DIR
-    with locks.run_lock(run_dir) if main else nullcontext():
+    with locks.run_lock(run_dir) if main else nullcontext(), deterministic_kernels(task):
         if resume and folder is not None:
             resume_from(task, folder)
         stats = StatsLog(run_dir / STATS_FILE, resume_step=task.step) if main else None
@@ -110,6 +113,31 @@ def run(
                 if log is not None:
                     log.close()
         return checkpoints.latest_checkpoint(folder) if main else None
+
+
+@contextmanager
+def deterministic_kernels(task: TrainingTask) -> Iterator[None]:
+    """On a GPU, deterministic kernels for the run (warning where an op has none), the
+    previous setting restored after: CUDA's fastest kernels may differ from run to run, and a
+    seeded run must give the same weights, also when resumed (the CPU's always do)."""
+    if not on_gpu(task.modules()):
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def on_gpu(modules: Mapping[str, nn.Module]) -> bool:
+    """Whether a task's networks train on a CUDA device."""
+    return any(p.is_cuda for module in modules.values() for p in module.parameters())
 
 
 def resume_from(task: TrainingTask, folder: Path) -> checkpoints.Checkpoint | None:
