@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 from dataclasses import asdict, replace
 
 import pytest
@@ -13,7 +14,7 @@ import torch
 from demixgan.cli.main import main
 from demixgan.errors import DemixganError
 from demixgan.experiments import registry
-from demixgan.experiments.compressive import TUNED_LASSO
+from demixgan.experiments.compressive import SEPARATOR_COLUMN, TUNED_LASSO
 from demixgan.experiments.context import MEAN_DIGIT
 from demixgan.experiments.denoising import ESTIMATED, GIVEN_ESTIMATE, SEPARATED
 from demixgan.experiments.ink import INK_SETTINGS
@@ -179,6 +180,19 @@ def test_cs_scores_tuned_lasso_the_mean_digit_and_every_prior_at_every_m(smoke_r
     assert 0 < separator["error"] < 1 and separator["options"]["steps"] == 2
     best_floor = min(separator["LASSO"], separator["mean digit"])
     assert one_pass["best floor / separator"] == f"{best_floor / separator['error']:.2f}x"
+    # both means and SSIM at that m, for every method, the separator included; the PSNR of
+    # the mean MSE is the error table's number in dB
+    with open(run / "tables" / "cs-means.csv", newline="") as file:
+        means = list(csv.DictReader(file))
+    methods = (MEAN_DIGIT, TUNED_LASSO, "vanilla GAN", "denoising-GAN", "demixing-GAN")
+    assert [(r["waves"], r["method"]) for r in means] == [
+        *(("2", name) for name in (*methods, SEPARATOR_COLUMN)),
+        *(("4", name) for name in methods),
+    ]
+    for row in means:
+        errors = metrics[f"waves-{row['waves']}"]
+        error = errors[row["method"]][1] if row["method"] in errors else separator["error"]
+        assert abs(float(row["PSNR of the mean MSE"]) - 10 * math.log10(1 / error)) < 1e-2
 
 
 def test_a_failing_experiment_leaves_no_output(tmp_path, monkeypatch):
