@@ -83,12 +83,12 @@ def compressive_sensing(context: Context) -> Outcome:
         priors = {
             name: context.trained(context.config(config)) for name, config in _priors(level).items()
         }
-        parts = _corrupted(digits, level, level)
+        truth = _corrupted(digits, level, level)  # never reassigned: every m measures it
         held_out = _corrupted(validation, level, VALIDATION_WAVES_SEED + level)
         curves = {name: [] for name in (MEAN_DIGIT, TUNED_LASSO, *priors)}
         for m in profile.cs_measurements:
             operator = GaussianOperator(m, MNIST_IMAGE, seed=m)
-            measurements = mix(parts, operator)
+            measurements = mix(truth, operator)
             alpha, errors = tuned_lasso_alpha(
                 mix(held_out, operator), operator.matrix, held_out[:, 0]
             )
@@ -99,8 +99,8 @@ def compressive_sensing(context: Context) -> Outcome:
                 TUNED_LASSO: lasso.clamp(0, 1).view_as(digits),
             }
             for name, trained in priors.items():
-                parts = trained.recover(measurements, operator, profile.cs_fit)
-                estimates[name] = parts[:, _signal(trained)]
+                recovered = trained.recover(measurements, operator, profile.cs_fit)
+                estimates[name] = recovered[:, _signal(trained)]
             for name, estimate in estimates.items():
                 curves[name].append((estimate - digits).pow(2).mean().item())
             rows.append([str(level), str(m), *(f"{curves[name][-1]:.4f}" for name in curves)])
