@@ -13,7 +13,7 @@ import torch
 
 from demixgan.cli.main import main
 from demixgan.errors import DemixganError
-from demixgan.experiments import registry
+from demixgan.experiments import compressive, registry
 from demixgan.experiments.compressive import SEPARATOR_COLUMN, TUNED_LASSO
 from demixgan.experiments.context import MEAN_DIGIT
 from demixgan.experiments.denoising import ESTIMATED, GIVEN_ESTIMATE, SEPARATED
@@ -35,6 +35,7 @@ from demixgan.inference.methods import (
     PIXEL_RULE_ROW,
     SEPARATOR_ROW,
 )
+from demixgan.models.operators import mix
 from demixgan.reports.experiment import Header, Outcome, ResultTable, run_record, write_outcome
 
 
@@ -193,6 +194,27 @@ def test_cs_scores_tuned_lasso_the_mean_digit_and_every_prior_at_every_m(smoke_r
         errors = metrics[f"waves-{row['waves']}"]
         error = errors[row["method"]][1] if row["method"] in errors else separator["error"]
         assert abs(float(row["PSNR of the mean MSE"]) - 10 * math.log10(1 / error)) < 1e-2
+
+
+def test_cs_measures_the_same_test_parts_at_every_m(tmp_path, monkeypatch):
+    """Every m measures the test digits and waves themselves (an estimate once took their
+    place after the first m, and every later score measured the wrong image)."""
+    measured = []
+
+    def recording_mix(parts, operator):
+        measured.append((parts.clone(), operator.matrix.shape[0]))
+        return mix(parts, operator)
+
+    monkeypatch.setattr(compressive, "mix", recording_mix)
+    options = {"profile": "smoke", "checkpoint_store": tmp_path / "store", "progress": False}
+    reproduce("cs", tmp_path / "run", **options)
+    by_m: dict[int, list[torch.Tensor]] = {}
+    for parts, m in measured:
+        by_m.setdefault(m, []).append(parts)
+    first, *others = by_m.values()
+    for later in others:  # the same test and validation parts at every m, in the same order
+        assert len(later) == len(first)
+        assert all(torch.equal(a, b) for a, b in zip(first, later, strict=True))
 
 
 def test_a_failing_experiment_leaves_no_output(tmp_path, monkeypatch):
