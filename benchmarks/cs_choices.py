@@ -39,13 +39,13 @@ from demixgan.experiments.compressive import (
 )
 from demixgan.experiments.context import Context
 from demixgan.experiments.profiles import get_profile
-from demixgan.inference.options import COMBINES
+from demixgan.inference.options import COMBINES, SeparatorOptions
 from demixgan.models.operators import GaussianOperator, mix
 from demixgan.reports.experiment import run_record
 from demixgan.spec.image import MNIST_IMAGE
 
 
-def candidate(text: str, base) -> object:
+def candidate(text: str, base: SeparatorOptions) -> SeparatorOptions:
     """Separator options from ``STEPS:REMIX:SHARE`` over the profile's."""
     try:
         steps, remix, share = text.split(":")
@@ -74,6 +74,7 @@ def main() -> int:
     digits = context.validation_digits(profile.cs_images, "vanilla-digit").images
     m = profile.cs_separator_measurements
     operator = GaussianOperator(m, MNIST_IMAGE, seed=m)
+    mean_digit = error_of(context.mean_training_digit(), digits)
     try:
         candidates = [candidate(text, profile.cs_separator) for text in args.separators]
         floors, fits = {}, {combine: {} for combine in COMBINES}
@@ -83,7 +84,7 @@ def main() -> int:
             alpha, _ = tuned_lasso_alpha(measured, operator.matrix, digits)
             lasso = lasso_recover(measured, operator.matrix, alpha).clamp(0, 1).view_as(digits)
             floors[f"waves-{level}"] = {
-                "mean training digit": error_of(context.mean_training_digit(), digits),
+                "mean training digit": mean_digit,
                 "LASSO": error_of(lasso, digits),
             }
             for name, config in _priors(level).items():

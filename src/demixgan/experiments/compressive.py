@@ -106,10 +106,9 @@ def compressive_sensing(context: Context) -> Outcome:
             rows.append([str(level), str(m), *(f"{curves[name][-1]:.4f}" for name in curves)])
             if level == SEPARATOR_WAVES and m == profile.cs_separator_measurements:
                 trained = priors["demixing-GAN"]
-                metrics["separator"] = _separator_scores(
+                metrics["separator"], estimates[SEPARATOR_COLUMN] = _separator_scores(
                     context, trained, operator, measurements, digits, curves
                 )
-                estimates[SEPARATOR_COLUMN] = metrics["separator"].pop("estimate")
             metrics["scores"][f"waves-{level}-m-{m}"] = {
                 name: _digit_scores(estimate, digits) for name, estimate in estimates.items()
             }
@@ -149,16 +148,18 @@ def compressive_sensing(context: Context) -> Outcome:
     return Outcome(summary, tables, figures, metrics)
 
 
-def _separator_scores(context, trained, operator, measurements, digits, curves) -> dict:
+def _separator_scores(
+    context, trained, operator, measurements, digits, curves
+) -> tuple[dict, torch.Tensor]:
     """A separator for the demixing prior at this operator (stored and reused like every
-    model): its digit error beside the fit's and LASSO's (the last entries of ``curves``)."""
+    model): its digit error beside the fit's and LASSO's (the last entries of ``curves``),
+    and its digits."""
     options = context.profile.cs_separator
     m = operator.matrix.shape[0]
     separator = context.measured_separator(trained, options, m)
     estimate = trained.separate(measurements, separator, operator)[:, _signal(trained)]
     error = (estimate - digits).pow(2).mean().item()
-    return {
-        "estimate": estimate,
+    scores = {
         "waves": SEPARATOR_WAVES,
         "m": m,
         "error": error,
@@ -168,6 +169,7 @@ def _separator_scores(context, trained, operator, measurements, digits, curves) 
         "options": asdict(options),
         "teacher_options": asdict(context.separator_options(trained)),
     }
+    return scores, estimate
 
 
 def _digit_scores(estimate: torch.Tensor, digits: torch.Tensor) -> dict:

@@ -330,13 +330,16 @@ def config_key(config: RunConfig) -> str:
     ]
     settings["data"] = _without_later_defaults(settings["data"], _LATER_DATA_DEFAULTS)
     settings["train"] = _without_later_defaults(settings["train"], _LATER_TRAIN_DEFAULTS)
-    text = json.dumps(settings, sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return _short_hash(settings)
 
 
 def options_key(options: SeparatorOptions) -> str:
     """A short hash of a separator's options: candidates trained side by side keep apart."""
-    text = json.dumps(asdict(options), sort_keys=True)
+    return _short_hash(asdict(options))
+
+
+def _short_hash(settings: dict) -> str:
+    text = json.dumps(settings, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
