@@ -15,7 +15,7 @@ from demixgan.cli.main import main
 from demixgan.errors import DemixganError
 from demixgan.experiments import compressive, registry
 from demixgan.experiments.compressive import SEPARATOR_COLUMN, TUNED_LASSO
-from demixgan.experiments.context import MEAN_DIGIT
+from demixgan.experiments.context import MEAN_DIGIT, Context
 from demixgan.experiments.denoising import ESTIMATED, GIVEN_ESTIMATE, SEPARATED
 from demixgan.experiments.ink import INK_SETTINGS
 from demixgan.experiments.profiles import PROFILES
@@ -168,8 +168,10 @@ def test_cs_scores_tuned_lasso_the_mean_digit_and_every_prior_at_every_m(smoke_r
     provenance = _provenance(run)
     assert len(provenance) == 7
     stored = {line.split(": ")[0]: line.split(": ")[1] for line in provenance}
-    for separator in ("separator", "separator of 20 measurements"):
-        assert stored[f"demix-digit-waves2 {separator}"].startswith("reused (trained earlier")
+    measured = [model for model in stored if "separator of 20 measurements" in model]
+    assert len(measured) == 1, stored
+    for separator in ("demix-digit-waves2 separator", *measured):
+        assert stored[separator].startswith("reused (trained earlier")
     # the profile's separator m (smoke: 20) under 2 waves, beside the same fit and LASSO
     with open(run / "tables" / "cs-separator.csv", newline="") as file:
         (one_pass,) = csv.DictReader(file)
@@ -215,6 +217,22 @@ def test_cs_measures_the_same_test_parts_at_every_m(tmp_path, monkeypatch):
     for later in others:  # the same test and validation parts at every m, in the same order
         assert len(later) == len(first)
         assert all(torch.equal(a, b) for a, b in zip(first, later, strict=True))
+
+
+def test_each_candidate_separator_of_measurements_has_its_own_provenance(tmp_path):
+    """Candidates of one model's separator of measurements (benchmarks/cs_choices.py trains
+    several) each name their own budget: one line per model once kept only the first."""
+    profile = PROFILES["smoke"]
+    context = Context(profile, tmp_path / "run", tmp_path / "store", progress=False)
+    trained = context.trained(context.config("demix-digit-waves2"))
+    for remix_steps in (2, 3):
+        options = replace(profile.cs_separator, remix_steps=remix_steps)
+        context.measured_separator(trained, options, profile.cs_separator_measurements)
+    measured = [line for line in context.provenance if "measurements" in line]
+    assert [("2 + 2 steps" in line, "2 + 3 steps" in line) for line in measured] == [
+        (True, False),
+        (False, True),
+    ]
 
 
 def test_a_failing_experiment_leaves_no_output(tmp_path, monkeypatch):

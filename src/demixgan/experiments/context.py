@@ -142,7 +142,9 @@ class Context:
             trained,
             options,
             folder,
-            f"{trained.config.name} separator of {measurements} measurements",
+            f"{trained.config.name} separator of {measurements} measurements "
+            f"({options.steps} + {options.remix_steps} steps, {options.remix_fraction:g} of a "
+            "remixing batch real)",
             lambda: new_job(
                 trained.checkpoint,
                 options,
