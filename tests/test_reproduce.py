@@ -27,7 +27,7 @@ from demixgan.experiments.registry import (
     reproduce_command,
     train_models,
 )
-from demixgan.inference.choice import METHODS
+from demixgan.inference.choice import METHODS, PEERS
 from demixgan.inference.methods import (
     FIT_ROW,
     MIXIT_ORACLE_ROW,
@@ -435,6 +435,20 @@ def test_fashion_experiments_separate_fashion_mnist_test_images(
     assert {(s, "ICA") for s in settings} <= methods
 
 
+def test_two_architectures_of_one_setting_share_their_peers(fashion_dir, smoke_run):
+    """A peer never reads the GAN: mnist-fashion's InfoGAN and DCGAN models of digit 8 + dress
+    share their MixIT, RemixIT and supervised peers (trained once), so both score alike."""
+    run = smoke_run("mnist-fashion")
+    peers = [line.split(":")[0] for line in _provenance(run) if line.startswith("peers-")]
+    assert sorted(peers) == sorted(f"{peers[0].split()[0]} {kind}" for kind in PEERS)
+    metrics = json.loads((run / "metrics.json").read_text())
+    infogan, dcgan = (
+        metrics[s]["scores"] for s in ("digit8+dress (InfoGAN)", "digit8+dress (DCGAN)")
+    )
+    for row in PEER_ROWS.values():
+        assert infogan[row] == dcgan[row]
+
+
 def test_the_shipped_model_shows_its_last_evolution_grid(tmp_path):
     from demixgan.experiments.demo import shipped_checkpoint
     from demixgan.experiments.figures import evolution_figures
@@ -548,7 +562,8 @@ def test_choices_read_the_training_digits_validation_split_beside_a_test_only_da
 
 def test_a_shipped_model_without_separators_gets_them_trained_into_the_store(tmp_path):
     """demix-test's digit + sines is the shipped model, which ships without a separator or
-    peers: the cpu profile trains them into the checkpoint store, never into the package."""
+    peers: the cpu profile trains them into the checkpoint store, never into the package (the
+    peers where every model of the same data finds them)."""
     from demixgan.experiments.context import Context
     from demixgan.experiments.demo import asset
     from demixgan.inference.options import SeparatorOptions
@@ -561,9 +576,10 @@ def test_a_shipped_model_without_separators_gets_them_trained_into_the_store(tmp
     context.separator(trained, tiny)
     context.separator(trained, tiny, "mixit")
     context.separator(trained, tiny, "remixit")  # taught by the stored MixIT peer
-    (home,) = (tmp_path / "store").glob("*")
-    assert (home / "separator" / "method.json").is_file()
-    assert {p.name for p in (home / "peers").iterdir()} == {"mixit", "remixit"}
+    (separator,) = (tmp_path / "store").glob("*/separator")
+    assert (separator / "method.json").is_file()
+    (peers,) = (tmp_path / "store").glob("peers-digit+sines-*")  # by what they learn from
+    assert {p.name for p in peers.iterdir()} == {"mixit", "remixit"}
     assert not list(asset("").glob("demo/separator")) and not list(asset("").glob("demo/peers"))
 
 

@@ -28,13 +28,12 @@ from demixgan.experiments.demo import (
     shipped_checkpoint,
 )
 from demixgan.experiments.profiles import Profile
-from demixgan.inference.amortized import Separator
+from demixgan.inference.amortized import Separator, exchangeable_groups
 from demixgan.inference.api import TrainedModel, load
 from demixgan.inference.choice import (
     CHOICE_FILE,
     CHOICE_MIXTURES,
     PEERS,
-    PEERS_DIR,
     SEPARATOR_DIR,
     peer_dir,
     separator_dir,
@@ -116,11 +115,14 @@ class Context:
         from demixgan.training.separator_runs import new_job
 
         teacher = self.separator_folder(trained, "mixit") if peer == "remixit" else None
+        folder = self.separator_folder(trained, peer)
+        # a stored peer is named by its folder: the models that share it train it once
+        owner = trained.config.name if peer is None or folder.is_relative_to(asset("")) else None
         return self._stored_separator(
             trained,
             options,
-            self.separator_folder(trained, peer),
-            f"{trained.config.name} {peer or 'separator'}",
+            folder,
+            f"{owner or folder.parent.name} {peer or 'separator'}",
             lambda: new_job(trained.checkpoint, options, peer=peer, teacher=teacher),
         )
 
@@ -201,14 +203,22 @@ class Context:
         return replace(self.profile.separator, max_level=max(self.profile.denoise_tried_levels))
 
     def separator_folder(self, trained: TrainedModel, peer: str | None) -> Path:
-        """Where the separator (or ``peer``) of ``trained`` lives: beside the model, except for
-        a shipped model that ships without separators, whose ones are trained into the store
-        (``<config>-<key>/separator``, ``.../peers/<kind>``), never into the package."""
+        """Where the separator (or ``peer``) of ``trained`` lives. Shipped beside a model: in
+        the package. Else the separator beside the stored model (a shipped model's in the
+        store, ``<config>-<key>/separator``, never in the package), and a peer in the store by
+        what it learns from (``peers-<recipe>-<peers_key>/<kind>``): it never reads the GAN, so
+        two architectures of one setting (mnist-fashion's InfoGAN and DCGAN) share their peers."""
         checkpoint = trained.checkpoint
-        if Path(checkpoint).is_relative_to(asset("")) and not separator_dir(checkpoint).is_dir():
+        shipped = Path(checkpoint).is_relative_to(asset(""))
+        if shipped and separator_dir(checkpoint).is_dir():
+            return separator_dir(checkpoint) if peer is None else peer_dir(checkpoint, peer)
+        if peer is not None:
+            recipe = trained.config.data.recipe or "mixtures"
+            return self.checkpoint_store / f"peers-{recipe}-{peers_key(trained)}" / peer
+        if shipped:
             home = self.checkpoint_store / f"{trained.config.name}-{config_key(trained.config)}"
-            return home / (SEPARATOR_DIR if peer is None else f"{PEERS_DIR}/{peer}")
-        return separator_dir(checkpoint) if peer is None else peer_dir(checkpoint, peer)
+            return home / SEPARATOR_DIR
+        return separator_dir(checkpoint)
 
     def separator_choice(self, trained: TrainedModel) -> dict:
         """The validation record of the run's separator (inference/choice.py: its and the
@@ -333,6 +343,22 @@ def config_key(config: RunConfig) -> str:
     settings["data"] = _without_later_defaults(settings["data"], _LATER_DATA_DEFAULTS)
     settings["train"] = _without_later_defaults(settings["train"], _LATER_TRAIN_DEFAULTS)
     return _short_hash(settings)
+
+
+def peers_key(trained: TrainedModel) -> str:
+    """A short hash of what a model's peers learn from: the training data (and its seed), the
+    parts' names and which of them one generator draws (exchangeable), and the operator; not
+    the generators, discriminator or GAN training, which no peer reads."""
+    config, model = trained.config, trained.model
+    return _short_hash(
+        {
+            "data": _without_later_defaults(asdict(config.data), _LATER_DATA_DEFAULTS),
+            "seed": config.seed,
+            "names": list(model.names),
+            "exchangeable": exchangeable_groups(model),
+            "operator": model.operator.name,
+        }
+    )
 
 
 def options_key(options: SeparatorOptions) -> str:
