@@ -146,7 +146,8 @@ def budgets(folder: str) -> str:
             _sum_of(reused),
             _sum_of(now),
             f"{record['minutes']:.1f}"
-            + (f" on {record['threads']} threads" if "threads" in record else ""),
+            + (f" on {record['threads']} thread" if "threads" in record else "")
+            + ("s" if record.get("threads", 1) != 1 else ""),
             "unrecorded" if math.isnan(earlier) else f"{earlier + record['minutes']:.1f}",
             ", ".join(shipped),
         ]
