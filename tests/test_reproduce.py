@@ -412,6 +412,7 @@ def test_z_coupling_scores_each_latent_coupling(smoke_run):
     assert [row["latents"] for row in rows] == ["independent z1, z2", "z2 = z1", "z2 = 0.1 z1"]
     metrics = json.loads((run / "metrics.json").read_text())
     for row in rows:
+        assert PIXEL_RULE_ROW in metrics[row["latents"]]["scores"]  # every floor beside the fit
         gains = metrics[row["latents"]]["gain_over_split"]
         assert float(row["separation score"]) == pytest.approx(min(gains.values()), abs=0.006)
 
