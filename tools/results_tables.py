@@ -27,6 +27,8 @@ import re
 import sys
 from pathlib import Path
 
+from demixgan.io.run_files import on_threads
+
 ROOT = Path(__file__).resolve().parents[1]
 #: Rows that see the truth or the clean parts: bounds, never the best method.
 BOUNDS = ("upper bound", "oracle")
@@ -146,8 +148,7 @@ def budgets(folder: str) -> str:
             _sum_of(reused),
             _sum_of(now),
             f"{record['minutes']:.1f}"
-            + (f" on {record['threads']} thread" if "threads" in record else "")
-            + ("s" if record.get("threads", 1) != 1 else ""),
+            + on_threads([record["threads"]] if "threads" in record else []),
             "unrecorded" if math.isnan(earlier) else f"{earlier + record['minutes']:.1f}",
             ", ".join(shipped),
         ]

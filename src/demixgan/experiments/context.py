@@ -117,12 +117,13 @@ class Context:
         teacher = self.separator_folder(trained, "mixit") if peer == "remixit" else None
         folder = self.separator_folder(trained, peer)
         # a stored peer is named by its folder: the models that share it train it once
-        owner = trained.config.name if peer is None or folder.is_relative_to(asset("")) else None
+        stored_peer = peer is not None and not folder.is_relative_to(asset(""))
+        owner = folder.parent.name if stored_peer else trained.config.name
         return self._stored_separator(
             trained,
             options,
             folder,
-            f"{owner or folder.parent.name} {peer or 'separator'}",
+            f"{owner} {peer or 'separator'}",
             lambda: new_job(trained.checkpoint, options, peer=peer, teacher=teacher),
         )
 

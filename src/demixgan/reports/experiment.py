@@ -144,10 +144,12 @@ def write_outcome(run_dir: str | os.PathLike, header: Header, outcome: Outcome) 
 
 
 def _about(header: Header) -> list[str]:
+    from demixgan.io.run_files import on_threads  # not at import: listing stays torch-free
+
     return [
         f"Paper: {header.paper}.",
         f"Command: {header.record['command']} (profile {header.profile}, "
-        f"{header.minutes:.1f} min on {header.record['threads']} threads).",
+        f"{header.minutes:.1f} min{on_threads([header.record['threads']])}).",
         *(f"Model {line}." for line in header.provenance),
     ]
 
