@@ -23,6 +23,7 @@ from demixgan.cli.main import main
 from demixgan.inference.amortized import load_separator
 from demixgan.inference.options import FitOptions, SeparatorOptions
 from demixgan.io.checkpoints import latest_checkpoint, load_weights
+from demixgan.io.run_files import training_minutes
 from demixgan.spec.config import config_to_dict as config_dict
 from demixgan.spec.config import parse_config
 from demixgan.spec.image import ImageSpec
@@ -193,6 +194,8 @@ def test_a_killed_separator_run_resumes_to_the_same_weights(tiny_runs, tmp_path,
         return [(r["step"], r["loss"]) for r in map(json.loads, lines)]
 
     assert losses(killed) == losses(tmp_path / "whole")
+    # its recorded minutes are both segments' (the budget tables sum them), not the last one's
+    assert load_separator(killed)[1]["seconds"] == round(60 * training_minutes(killed, 8), 1)
     assert _separator("--resume", killed) == 0  # finished: nothing to do, nothing changed
 
 

@@ -192,7 +192,7 @@ class Context:
         self._note(
             f"{what}: trained now ({result.seconds / 60:.1f} min"
             + on_threads(training_threads(folder))
-            + (", the last segment of a resumed run)" if resume else ")")
+            + (", over the segments of a resumed run)" if resume else ")")
         )
         return result.separator
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from demixgan.io.checkpoints import latest_checkpoint
 from demixgan.io.json_files import read_json
 from demixgan.io.locks import LOCK_NAME, run_lock
 from demixgan.io.progress import progress_bar
-from demixgan.io.run_files import CHECKPOINT_DIR
+from demixgan.io.run_files import CHECKPOINT_DIR, training_minutes
 from demixgan.io.stale import remove_stale_temps
 from demixgan.training.distributed import resolve_device
 from demixgan.training.separator import (
@@ -43,8 +42,8 @@ JOB_FILE = "separator-job.json"
 
 @dataclass(frozen=True)
 class FinishedRun:
-    """What a separator run left: its separator, its training seconds (of this call, or as
-    recorded when it had finished before) and the method chosen on validation, if any."""
+    """What a separator run left: its separator, its training seconds (every segment of a
+    resumed run, as its stats logs record them) and the method chosen on validation, if any."""
 
     separator: Separator
     seconds: float
@@ -143,7 +142,6 @@ def _train(
         total *= 2  # the separator of whole mixtures that splits them for the remixing
     done = steps_done(run_dir) if resume else 0
     common = {"run_dir": run_dir, "resume": resume, "device": device}
-    start = time.perf_counter()
     with progress_bar(
         total, peer or "separator", unit="step", initial=done, enabled=progress
     ) as bar:
@@ -154,7 +152,7 @@ def _train(
                 trained, options, operator=operator, teacher=teacher, progress=bar.update, **common
             )
         )
-    seconds = time.perf_counter() - start
+    seconds = training_seconds(run_dir, options.batch_size)
     metadata = {
         "trained_for": str(trained.checkpoint),
         "observes": separator.observes,
@@ -267,6 +265,14 @@ def read_job(run_dir: Path) -> dict[str, Any]:
             f"The separator job '{path}' is not one demixgan wrote. Start a new run instead."
         )
     return job
+
+
+def training_seconds(run_dir: Path, batch_size: int) -> float:
+    """Seconds of training a separator run's stats logs record (its teacher's included),
+    summed over every resumed segment: a stopwatch around the call that finishes a resumed run
+    counts only its last segment, and the budget tables would understate it."""
+    folders = (run_dir, run_dir / TEACHER_DIR)
+    return 60 * sum(training_minutes(folder, batch_size) for folder in folders)
 
 
 def steps_done(run_dir: Path) -> int:
