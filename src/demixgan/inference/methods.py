@@ -184,7 +184,8 @@ class PixelRule:
     The table holds every part's mean over validation mixtures whose pixel fell in each of
     ``PIXEL_RULE_BINS`` value bins: the best such rule in squared error, up to binning. It sees
     the truth, so it is a floor a method must clear (in digit + sines the digits are exactly 1
-    and the curves never are, and it separates exactly), not something a user could run.
+    and the curves never are, and it separates all but exactly, up to its binning), not
+    something a user could run.
     """
 
     table: torch.Tensor  # [K, C, bins]: each part's mean value per mixture-value bin
