@@ -420,7 +420,15 @@ def test_z_coupling_scores_each_latent_coupling(smoke_run):
 @pytest.mark.parametrize(
     ("name", "settings", "table"),
     [
-        ("fashion", ["fashion+fashion", "dress+bag"], "table-2"),
+        (
+            "fashion",
+            [
+                "fashion+fashion (two generators)",
+                "fashion+fashion (one shared generator)",
+                "dress+bag",
+            ],
+            "table-2",
+        ),
         (
             "mnist-fashion",
             ["digit8+dress (InfoGAN)", "digit8+dress (DCGAN)", "digit8+dress (DCGAN + InfoGAN)"],
