@@ -16,7 +16,7 @@ sys.path.insert(0, str(REPO / "tools"))
 import results_numbers  # noqa: E402
 import results_tables  # noqa: E402
 
-from demixgan.experiments.margins import margins  # noqa: E402
+from demixgan.experiments.margins import margins, peered_settings  # noqa: E402
 from demixgan.inference.methods import (  # noqa: E402
     MIXIT_ORACLE_ROW,
     PEER_ROWS,
@@ -173,3 +173,25 @@ def test_the_split_of_three_parts_is_a_floor_of_a_three_part_setting():
     rows = margins([("digit+sines+lines", scores, "digit+sines+lines")]).rows
     assert [row[3] for row in rows] == ["14.00 (split y/3)"] * 3
     assert [row[-1] for row in rows] == ["met"] * 3
+
+
+def test_a_glance_across_reports_shows_the_architecture_validation_chose():
+    """Of two architectures trained on the same data, the glance keeps the one validation
+    chose, even where the other scores higher on the test mixtures."""
+    settings = {
+        "two DCGANs": ("demix-digit8-dress-dcgan", 13.5, 31.0),
+        "DCGAN + InfoGAN": ("demix-digit8-dress-dcgan-infogan", 30.8, 30.0),
+    }
+    report = {
+        label: {
+            "config": config,
+            "recipe": "digit8+dress",
+            "validation_psnr": {"separator": validation},
+            "scores": _scores(test, test + 3.0),
+        }
+        for label, (config, validation, test) in settings.items()
+    }
+    every = [label for label, _, _ in peered_settings(report)]
+    chosen = [label for label, _, _ in peered_settings(report, chosen_only=True)]
+    assert every == ["two DCGANs", "DCGAN + InfoGAN"]
+    assert chosen == ["DCGAN + InfoGAN"]

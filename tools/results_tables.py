@@ -7,10 +7,11 @@ one setting of a ``demixgan reproduce`` report's ``metrics.json``): one row per 
 per part the per-image mean PSNR ± std, the PSNR of the mean MSE and the mean SSIM, and the
 time per mixture; a PATH under a report's ``tables/`` ending in ``.md`` is a table that
 report's command wrote, copied as it is. ``<!-- margins from PATH ... -->`` (a ``demixgan
-reproduce demix-ink`` report's ``metrics.json``, or ``demixgan evaluate`` / ``demo`` files)
-writes the margins table: ours against the best floor, MixIT and the supervised bound, each
-target met or missed. ``<!-- budgets from docs/results -->`` writes every report's minutes
-from an empty checkpoint store, summed from its provenance. Typing a number is how reports
+reproduce`` report's ``metrics.json``, or several files: reports, of which the architectures
+validation chose, and ``demixgan evaluate`` / ``demo`` files) writes the margins table: ours
+against the best floor, MixIT and the supervised bound, each target met or missed.
+``<!-- budgets from docs/results -->`` writes every report's minutes from an empty checkpoint
+store, summed from its provenance. Typing a number is how reports
 drift from their commands; this is how they cannot (tools/results_numbers.py checks the
 numbers outside these tables).
 
@@ -97,23 +98,28 @@ def evaluation(path: str) -> dict:
 
 
 def margins(paths: list[str]) -> str:
-    """The margins table (experiments/margins.py) of the files a marker names: the settings
-    with peers of a ``demixgan reproduce`` report, or one ``demixgan evaluate`` / ``demo``
-    file each."""
-    from demixgan.experiments.margins import margin_table
+    """The margins table (experiments/margins.py) of the files a marker names: one
+    ``demixgan reproduce`` report's settings with peers, or, across several files (a glance),
+    each report's settings that validation chose and each ``demixgan evaluate`` / ``demo``
+    file's evaluation."""
+    from demixgan.experiments.margins import margin_table, peered_settings
     from demixgan.experiments.margins import margins as margins_of
 
     records = [json.loads((ROOT / path).read_text(encoding="utf-8")) for path in paths]
     if len(records) == 1 and "rows" not in records[0]:
         return margin_table(records[0]).markdown()
-    evaluations = [
-        (
-            f"{record['recipe']}, {record['n']:,} {record['digits']}",
-            {row["method"]: row["scores"] for row in record["rows"]},
-            record["recipe"],
+    evaluations = []
+    for record in records:
+        if "rows" not in record:  # a report: the architectures validation chose
+            evaluations += peered_settings(record, chosen_only=True)
+            continue
+        evaluations.append(
+            (
+                f"{record['recipe']}, {record['n']:,} {record['digits']}",
+                {row["method"]: row["scores"] for row in record["rows"]},
+                record["recipe"],
+            )
         )
-        for record in records
-    ]
     return margins_of(evaluations).markdown()
 
 

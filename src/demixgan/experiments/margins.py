@@ -65,30 +65,41 @@ def target_tables(metrics: Mapping[str, object]) -> list[ResultTable]:
 
 def margin_table(metrics: Mapping[str, object]) -> ResultTable:
     """The margins of a report's settings scored with peers and bound (its metrics by setting)."""
-    return margins(
+    return margins(peered_settings(metrics))
+
+
+def peered_settings(
+    metrics: Mapping[str, object], *, chosen_only: bool = False
+) -> list[tuple[str, Mapping, str]]:
+    """(label, scores by method, recipe) of a report's settings scored with peers and bound;
+    ``chosen_only`` leaves out an architecture that validation did not choose (a glance
+    across reports shows each report's choice)."""
+    beaten = {
+        label
+        for group in _architectures(metrics)
+        for label in group
+        if chosen_only and label != _chosen(metrics, group)
+    }
+    return [
         (label, entry["scores"], _recipe(entry))
         for label, entry in metrics.items()
-        if isinstance(entry, Mapping) and PEER_ROWS["supervised"] in entry.get("scores", {})
-    )
+        if isinstance(entry, Mapping)
+        and PEER_ROWS["supervised"] in entry.get("scores", {})
+        and label not in beaten
+    ]
 
 
 def architecture_table(metrics: Mapping[str, object]) -> list[ResultTable]:
-    """Where a report trains several architectures on the same data (their configs' data
-    tables equal), the one validation chooses: the higher mean PSNR over the parts of its
-    separator on validation mixtures (inference/choice.py, recorded when the separator was
-    trained, read into each setting's ``validation_psnr``); none or one table."""
-    candidates: dict[str, list[str]] = {}
-    for label, entry in metrics.items():
-        if isinstance(entry, Mapping) and "validation_psnr" in entry:
-            data = asdict(load_config(asset(f"experiments/{entry['config']}.toml")).data)
-            candidates.setdefault(json.dumps(data, sort_keys=True), []).append(label)
+    """Where a report trains several architectures on the same data, the one validation
+    chooses (``_chosen``); none or one table."""
     rows = []
-    for labels in (labels for labels in candidates.values() if len(labels) > 1):
-        psnr = {label: metrics[label]["validation_psnr"]["separator"] for label in labels}
+    for labels in _architectures(metrics):
+        best = _chosen(metrics, labels)
         for label in labels:
+            psnr = metrics[label]["validation_psnr"]["separator"]
             peered = "yes" if PEER_ROWS["supervised"] in metrics[label]["scores"] else "no"
-            chosen = "chosen" if label == max(psnr, key=psnr.get) else ""
-            rows.append([_recipe(metrics[label]), label, f"{psnr[label]:.2f}", peered, chosen])
+            chosen = "chosen" if label == best else ""
+            rows.append([_recipe(metrics[label]), label, f"{psnr:.2f}", peered, chosen])
     if not rows:
         return []
     note = (
@@ -100,6 +111,24 @@ def architecture_table(metrics: Mapping[str, object]) -> list[ResultTable]:
     )
     header = ["recipe", "setting", "validation PSNR (dB)", "peers and bound", "chosen"]
     return [ResultTable("architecture", "Architecture chosen on validation", header, rows, note)]
+
+
+def _architectures(metrics: Mapping[str, object]) -> list[list[str]]:
+    """The labels of the settings a report trains on the same data (their configs' data
+    tables equal) with a validation score each, in groups of two or more."""
+    candidates: dict[str, list[str]] = {}
+    for label, entry in metrics.items():
+        if isinstance(entry, Mapping) and "validation_psnr" in entry:
+            data = asdict(load_config(asset(f"experiments/{entry['config']}.toml")).data)
+            candidates.setdefault(json.dumps(data, sort_keys=True), []).append(label)
+    return [labels for labels in candidates.values() if len(labels) > 1]
+
+
+def _chosen(metrics: Mapping[str, object], labels: list[str]) -> str:
+    """The architecture validation chooses: the higher mean PSNR over the parts of its
+    separator on validation mixtures (inference/choice.py, recorded when the separator was
+    trained, read into each setting's ``validation_psnr``)."""
+    return max(labels, key=lambda label: metrics[label]["validation_psnr"]["separator"])
 
 
 def _recipe(entry: Mapping) -> str:
