@@ -37,6 +37,7 @@ def train_run(config_path: Path, budgets: list[int], run: Path, device: str) -> 
     every = math.gcd(*budgets)
     settings = [
         f"train.max_steps={max(budgets)}",
+        f"train.epochs={max(budgets)}",  # every epoch has a step: the epoch cap never binds
         f"train.checkpoint_every={every}",
         f"train.keep_last={max(budgets) // every + 1}",
         "train.checkpoint_every_epoch=false",
