@@ -11,9 +11,8 @@ reproduce`` report's ``metrics.json``, or several files: reports, of which the a
 validation chose, and ``demixgan evaluate`` / ``demo`` files) writes the margins table: ours
 against the best floor, MixIT and the supervised bound, each target met or missed.
 ``<!-- budgets from docs/results -->`` writes every report's minutes from an empty checkpoint
-store, summed from its provenance. Typing a number is how reports
-drift from their commands; this is how they cannot (tools/results_numbers.py checks the
-numbers outside these tables).
+store, summed from its provenance. Typing a number is how reports drift from their commands;
+this is how they cannot (tools/results_numbers.py checks the numbers outside these tables).
 
 Run ``.venv/bin/python tools/results_tables.py`` to rewrite both, ``--check`` to exit 1
 where a table differs from its file (tests/test_results_tables.py runs it).

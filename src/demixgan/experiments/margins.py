@@ -74,12 +74,10 @@ def peered_settings(
     """(label, scores by method, recipe) of a report's settings scored with peers and bound;
     ``chosen_only`` leaves out an architecture that validation did not choose (a glance
     across reports shows each report's choice)."""
-    beaten = {
-        label
-        for group in _architectures(metrics)
-        for label in group
-        if chosen_only and label != _chosen(metrics, group)
-    }
+    beaten = set()
+    for group in _architectures(metrics) if chosen_only else []:
+        best = _chosen(metrics, group)
+        beaten |= {label for label in group if label != best}
     return [
         (label, entry["scores"], _recipe(entry))
         for label, entry in metrics.items()
