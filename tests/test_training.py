@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -449,6 +450,26 @@ def test_training_minutes_add_up_every_resumed_segment(tmp_path: Path) -> None:
     resumed.write({"step": 300, "observations_per_s": 32.0})  # slower machine: 200 s
     resumed.close()
     assert training_minutes(tmp_path, batch_size=64) == pytest.approx(400 / 60)
+
+
+def test_an_epoch_cap_short_of_max_steps_is_announced(tmp_path):
+    """``max_steps`` is a config's budget; when its epochs end the run first (256 observations
+    in batches of 16: 16 steps an epoch), the user is told where the run will stop and the
+    epochs that reach the budget, instead of a shorter run than the config says."""
+    config = load_config(
+        TINY, ("train.epochs=1", "train.max_steps=20", "train.snapshot_every_epoch=false")
+    )
+    with pytest.warns(
+        UserWarning,
+        match=r"end the run at step 16\. Set train\.epochs to at "
+        r"least 2 to train 20 steps",
+    ):
+        result = loop.train(config, tmp_path / "capped", progress=False)
+    assert result.step == 16
+    with warnings.catch_warnings(record=True) as caught:  # a budget the epochs reach: silent
+        warnings.simplefilter("always")
+        loop.Trainer(load_config(TINY, ("train.epochs=2",)), tmp_path / "unused", device="cpu")
+    assert not [w for w in caught if "max_steps" in str(w.message)]
 
 
 def test_epoch_checkpoints_can_be_turned_off_without_changing_what_is_learned(tmp_path):

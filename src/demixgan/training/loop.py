@@ -11,6 +11,7 @@ the NaN stop are the engine's (training/engine.py), shared with the separator an
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -88,10 +89,21 @@ class _Schedule:
 
     @classmethod
     def of(cls, config: RunConfig, count: int) -> _Schedule:
-        per_epoch = count // config.train.batch_size
-        total = per_epoch * config.train.epochs
-        if config.train.max_steps > 0:
-            total = min(total, config.train.max_steps)
+        train = config.train
+        per_epoch = count // train.batch_size
+        total = per_epoch * train.epochs
+        if 0 < train.max_steps <= total:
+            total = train.max_steps
+        elif train.max_steps > total:
+            # A config's max_steps is its budget; a silent epoch cap trained fewer steps than
+            # its comment said (367 digit 8s: 1,000 epochs of 5 steps ended at 5,000 of 6,000).
+            warnings.warn(
+                f"train.max_steps = {train.max_steps} will not be reached: {train.epochs} "
+                f"epochs of {per_epoch} steps ({count} observations, batch {train.batch_size}) "
+                f"end the run at step {total}. Set train.epochs to at least "
+                f"{-(-train.max_steps // per_epoch)} to train {train.max_steps} steps.",
+                stacklevel=3,
+            )
         return cls(per_epoch, total)
 
     def epoch_of(self, step: int) -> int:
