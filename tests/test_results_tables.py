@@ -16,7 +16,7 @@ sys.path.insert(0, str(REPO / "tools"))
 import results_numbers  # noqa: E402
 import results_tables  # noqa: E402
 
-from demixgan.experiments.margins import margins, peered_settings  # noqa: E402
+from demixgan.experiments.margins import margins, peered_settings, report_targets  # noqa: E402
 from demixgan.inference.methods import (  # noqa: E402
     MIXIT_ORACLE_ROW,
     PEER_ROWS,
@@ -33,7 +33,9 @@ def _run(tool: str, *args: str) -> subprocess.CompletedProcess:
 
 def test_every_generated_table_of_results_matches_its_metrics_file():
     text = (REPO / "RESULTS.md").read_text(encoding="utf-8")
-    markers = sum(text.count(f"<!-- {kind} from ") for kind in ("table", "margins", "budgets"))
+    markers = sum(
+        text.count(f"<!-- {kind} from ") for kind in ("table", "margins", "targets", "budgets")
+    )
     assert markers == text.count("<!-- end table -->") >= 1
     done = _run("results_tables.py", "--check")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -195,3 +197,22 @@ def test_a_glance_across_reports_shows_the_architecture_validation_chose():
     chosen = [label for label, _, _ in peered_settings(report, chosen_only=True)]
     assert every == ["two DCGANs", "DCGAN + InfoGAN"]
     assert chosen == ["DCGAN + InfoGAN"]
+
+
+def _committed(name: str) -> dict:
+    return json.loads((REPO / "docs" / "results" / name / "metrics.json").read_text("utf-8"))
+
+
+def test_denoising_and_cs_targets_are_checked_from_their_reports():
+    """Denoising counts the separator, never told the level, at level 5 (97% needed); cs the
+    separator's error against the better of tuned LASSO and the mean digit (3x needed):
+    the committed reports' records, set at and just below each target."""
+    denoise, cs = _committed("denoise-test"), _committed("cs")
+    never_given = denoise["lines"]["accuracy, separator, level never given"]
+    floor = min(cs["separator"]["LASSO"], cs["separator"]["mean digit"])
+    for accuracy, ratio, verdict in ((0.97, 3.0, "met"), (0.965, 2.9, "missed")):
+        never_given[-1], cs["separator"]["error"] = accuracy, floor / ratio
+        lines, *_, compressive = report_targets([denoise, cs]).rows
+        assert (lines[1], lines[-1]) == (f"{accuracy:.1%}", verdict)
+        assert compressive[1].endswith(f"({ratio:.2f}x lower)")
+        assert compressive[-1] == verdict

@@ -9,7 +9,9 @@ time per mixture; a PATH under a report's ``tables/`` ending in ``.md`` is a tab
 report's command wrote, copied as it is. ``<!-- margins from PATH ... -->`` (a ``demixgan
 reproduce`` report's ``metrics.json``, or several files: reports, of which the architectures
 validation chose, and ``demixgan evaluate`` / ``demo`` files) writes the margins table: ours
-against the best floor, MixIT and the supervised bound, each target met or missed.
+against the best floor, MixIT and the supervised bound, each target met or missed;
+``<!-- targets from PATH ... -->`` (denoise-test's and cs's ``metrics.json``) those reports'
+targets, met or missed.
 ``<!-- budgets from docs/results -->`` writes every report's minutes from an empty checkpoint
 store, summed from its provenance. Typing a number is how reports drift from their commands;
 this is how they cannot (tools/results_numbers.py checks the numbers outside these tables).
@@ -33,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Rows that see the truth or the clean parts: bounds, never the best method.
 BOUNDS = ("upper bound", "oracle")
 BLOCK = re.compile(
-    r"(<!-- (?P<kind>table|margins|budgets) from (?P<path>[^>]+?) -->\n)(?P<body>.*?)"
+    r"(<!-- (?P<kind>table|margins|targets|budgets) from (?P<path>[^>]+?) -->\n)(?P<body>.*?)"
     r"(<!-- end table -->)",
     re.S,
 )
@@ -122,6 +124,15 @@ def margins(paths: list[str]) -> str:
     return margins_of(evaluations).markdown()
 
 
+def targets(paths: list[str]) -> str:
+    """The denoising and compressive-sensing targets (experiments/margins.report_targets) of
+    the report files a marker names (denoise-test's and cs's ``metrics.json``)."""
+    from demixgan.experiments.margins import report_targets
+
+    records = [json.loads((ROOT / path).read_text(encoding="utf-8")) for path in paths]
+    return report_targets(records).markdown()
+
+
 def budgets(folder: str) -> str:
     """Minutes of every report under ``folder`` from an empty checkpoint store: the training
     of the models it reused (from its provenance, each model once) plus its own run, which
@@ -184,6 +195,8 @@ def regenerate(text: str) -> str:
             made = budgets(path)
         elif kind == "margins":
             made = margins(path.split())
+        elif kind == "targets":
+            made = targets(path.split())
         elif path.endswith(".md"):  # a table the report's own command wrote, as it wrote it
             made = (ROOT / path).read_text(encoding="utf-8")
         else:
