@@ -3,11 +3,11 @@
 Run: ``python benchmarks/gan_budget.py CONFIG --budgets 2000 4000 6000 --out DIR [--device
 auto] [--json OUT]``. One run of CONFIG trains to the largest budget in ``DIR/run``, keeping
 the checkpoint of every candidate (every ``train.checkpoint_every`` = their greatest common
-divisor steps, without the epoch-end checkpoints: they change nothing learned); each
-candidate's checkpoint gets a separator with the default options (``SeparatorOptions()``, every
-experiment's) in ``DIR/sep-B``, scored on the 500 validation mixtures that choose a run's
-method (benchmarks/separator_budget.py). The chosen budget has the best mean PSNR over the
-parts (the smaller one on a tie). A stopped call continues where it stopped (the run and each
+divisor steps, without the epoch-end checkpoints and evolution grids: they change nothing
+learned); each candidate's checkpoint gets a separator with the default options
+(``SeparatorOptions()``, every experiment's) in ``DIR/sep-B``, scored on the 500 validation
+mixtures that choose a run's method (benchmarks/separator_budget.py). The chosen budget has the
+best mean PSNR over the parts (the smaller one on a tie). A stopped call continues where it stopped (the run and each
 separator resume); a run already in ``DIR/run`` is continued as configured, and must keep a
 checkpoint at every candidate. The test split is never read.
 """
@@ -41,6 +41,9 @@ def train_run(config_path: Path, budgets: list[int], run: Path, device: str) -> 
         f"train.checkpoint_every={every}",
         f"train.keep_last={max(budgets) // every + 1}",
         "train.checkpoint_every_epoch=false",
+        # Nor the evolution grids (their own seeded draws, in eval mode): 367 digit 8s make an
+        # epoch of 5 steps, and a grid each cost 12% of E25's run and 374 MB.
+        "train.snapshot_every_epoch=false",
     ]
     resume = (run / CONFIG_FILE).is_file()
     config = (
