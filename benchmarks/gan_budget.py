@@ -7,9 +7,9 @@ divisor steps, without the epoch-end checkpoints and evolution grids: they chang
 learned); each candidate's checkpoint gets a separator with the default options
 (``SeparatorOptions()``, every experiment's) in ``DIR/sep-B``, scored on the 500 validation
 mixtures that choose a run's method (benchmarks/separator_budget.py). The chosen budget has the
-best mean PSNR over the parts (the smaller one on a tie). A stopped call continues where it stopped (the run and each
-separator resume); a run already in ``DIR/run`` is continued as configured, and must keep a
-checkpoint at every candidate. The test split is never read.
+best mean PSNR over the parts (the smaller one on a tie). A stopped call continues where it
+stopped (the run and each separator resume); a run already in ``DIR/run`` is continued as
+configured, and must keep a checkpoint at every candidate. The test split is never read.
 """
 
 from __future__ import annotations

@@ -99,6 +99,30 @@ def test_the_supervised_bound_learns_real_parts_the_model_cannot_draw() -> None:
     assert bound < 0.3 * split, (bound, split)
 
 
+def test_the_bound_learns_parts_whose_order_means_nothing_in_any_order() -> None:
+    """Where the clean parts come in no fixed order (two objects of any class), a bound
+    learning their stored order learns their mean, the split; learned in the best order per
+    example (``peer_groups`` of such data: one group), it separates them."""
+    from demixgan.evaluation.metrics import align_each
+    from demixgan.inference.amortized import peer_groups
+
+    def shuffled(parts: torch.Tensor, seed: int) -> torch.Tensor:
+        swap = torch.rand(len(parts), generator=torch.Generator().manual_seed(seed)) < 0.5
+        return torch.where(swap[:, None, None, None, None], parts.flip(1), parts)
+
+    train, test = shuffled(disks_and_curves(2000, 0), 2), shuffled(disks_and_curves(128, 1), 3)
+    mixtures, model = test.sum(1), blob_and_curves()
+    split = (mixtures[:, None] / 2 - test).pow(2).mean()
+    errors = {}
+    for exchangeable in (False, True):
+        groups = peer_groups(model, exchangeable)
+        bound = train_separator(model, QUICK, teaching="clean", clean=train, groups=groups)
+        errors[exchangeable] = (align_each(bound.separate(mixtures), test) - test).pow(2).mean()
+    assert groups == [[0, 1]]
+    assert errors[False] > 0.7 * split, (errors, split)
+    assert errors[True] < 0.3 * split, (errors, split)
+
+
 def test_mixit_learns_its_objective_on_mixtures_of_mixtures() -> None:
     """MixIT needs thousands of steps to separate (the demo's peer: docs/results/demo); here
     a few dozen must already fit held-out mixtures of mixtures far better than at the start,

@@ -467,6 +467,24 @@ def test_two_architectures_of_one_setting_share_their_peers(fashion_dir, smoke_r
         assert infogan[row] == dcgan[row] == both[row]
 
 
+def test_two_generators_and_one_shared_share_the_peers_of_exchangeable_objects(
+    fashion_dir, smoke_run
+):
+    """Two objects of any class have no roles in the data, whichever generators learn them:
+    fashion's two-generator and shared-generator settings share peers learned in any order
+    (a bound learning the parts' stored order would learn their mean), trained once."""
+    run = smoke_run("fashion")
+    peers = [line.split(":")[0] for line in _provenance(run) if "fashion+fashion" in line]
+    assert len(peers) == len(PEERS)
+    metrics = json.loads((run / "metrics.json").read_text())
+    two, shared = (
+        metrics[s]["scores"]
+        for s in ("fashion+fashion (two generators)", "fashion+fashion (one shared generator)")
+    )
+    for row in PEER_ROWS.values():
+        assert two[row] == shared[row]
+
+
 def test_the_shipped_model_shows_its_last_evolution_grid(tmp_path):
     from demixgan.experiments.demo import shipped_checkpoint
     from demixgan.experiments.figures import evolution_figures

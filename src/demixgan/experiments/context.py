@@ -28,7 +28,7 @@ from demixgan.experiments.demo import (
     shipped_checkpoint,
 )
 from demixgan.experiments.profiles import Profile
-from demixgan.inference.amortized import Separator, exchangeable_groups
+from demixgan.inference.amortized import Separator, peer_groups
 from demixgan.inference.api import TrainedModel, load
 from demixgan.inference.choice import (
     CHOICE_FILE,
@@ -348,15 +348,15 @@ def config_key(config: RunConfig) -> str:
 
 def peers_key(trained: TrainedModel) -> str:
     """A short hash of what a model's peers learn from: the training data (and its seed), the
-    parts' names and which of them one generator draws (exchangeable), and the operator; not
-    the generators, discriminator or GAN training, which no peer reads."""
+    parts' names and which of them are learned in any order (``peer_groups``), and the
+    operator; not the generators, discriminator or GAN training, which no peer reads."""
     config, model = trained.config, trained.model
     return _short_hash(
         {
             "data": _without_later_defaults(asdict(config.data), _LATER_DATA_DEFAULTS),
             "seed": config.seed,
             "names": list(model.names),
-            "exchangeable": exchangeable_groups(model),
+            "exchangeable": peer_groups(model, trained.exchangeable_data),
             "operator": model.operator.name,
         }
     )

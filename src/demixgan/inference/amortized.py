@@ -60,6 +60,17 @@ def exchangeable_groups(model: SuperpositionModel) -> list[list[int]]:
     return list(groups.values())
 
 
+def peer_groups(model: SuperpositionModel, exchangeable_data: bool) -> list[list[int]]:
+    """The groups of parts for what learns from the mixtures alone (the peers and the bound):
+    all parts where the data's parts are exchangeable (two objects of any class), whichever
+    generators the run has, since nothing in the data gives a part its slot (the clean parts'
+    order is arbitrary: a bound learning it in a fixed order learns their mean); else
+    ``exchangeable_groups``."""
+    if exchangeable_data:
+        return [list(range(len(model.names)))]
+    return exchangeable_groups(model)
+
+
 def assignments(groups: Sequence[Sequence[int]]) -> list[list[int]]:
     """Every reordering of the outputs that only permutes within groups.
 

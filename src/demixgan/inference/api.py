@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from demixgan.data.superposition import get_recipe
 from demixgan.errors import DemixganError
 from demixgan.inference.amortized import Separator
 from demixgan.inference.choice import CHOICE_SEED
@@ -211,6 +212,15 @@ class TrainedModel:
         mixtures = self.images(observations)
         parts = self._fit(mixtures, options, None, progress).components
         return self.make_consistent(parts, mixtures) if consistent else parts
+
+    @property
+    def exchangeable_data(self) -> bool:
+        """Whether the run's recipe draws every part from the same images (two objects of any
+        class), so no part has a role in the data; a user's own mixtures say nothing of it."""
+        data = self.config.data
+        if data.mixtures is not None or data.recipe is None:
+            return False
+        return get_recipe(data.recipe).exchangeable
 
     @property
     def remixable(self) -> bool:

@@ -12,7 +12,7 @@ the engine, so a killed ``demixgan separator`` run resumes exactly (``--resume D
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,6 +28,7 @@ from demixgan.inference.amortized import (
     exchangeable_groups,
     load_separator,
     matched_squared_error,
+    peer_groups,
     save_separator,
 )
 from demixgan.inference.api import TrainedModel
@@ -73,6 +74,7 @@ class SeparatorTask:
         teacher: Separator | None = None,
         teaching: str = "draws",
         clean: torch.Tensor | None = None,
+        groups: Sequence[Sequence[int]] | None = None,
         device: torch.device | None = None,
     ) -> None:
         if teacher is not None:
@@ -107,7 +109,7 @@ class SeparatorTask:
                 )
             ).to(self.device)
         self.mixtures, self.consistent, self.fixed = mixtures, consistent, teacher
-        self.orders = assignments(exchangeable_groups(model))
+        self.orders = assignments(groups or exchangeable_groups(model))
         self.draws = torch.Generator().manual_seed(options.seed + 1)
         self.draw_steps = 0 if start is not None else options.steps
         remixing = mixtures is not None and options.remix_steps > 0
@@ -317,6 +319,7 @@ def train_separator(
     teacher: Separator | None = None,
     teaching: str = "draws",
     clean: torch.Tensor | None = None,
+    groups: Sequence[Sequence[int]] | None = None,
     progress: engine.Progress | None = None,
     run_dir: Path | None = None,
     resume: bool = False,
@@ -339,6 +342,8 @@ def train_separator(
     the training mixtures are fully observed even where test observations are not. Seeded by
     ``options.seed`` alone: the same model, data and options give the same network on CPU.
     With ``run_dir`` the engine checkpoints it there (``resume`` continues the newest one).
+    ``groups`` (indices of parts) are learned in whichever order fits best within each group
+    (default: the parts one shared generator draws, ``exchangeable_groups``).
     ``progress(k)`` is called as k more steps are done. ``device`` (a GPU) runs the steps
     there, with the model, operator and teacher moved to it for the run and back after; the
     draws come from the same CPU stream, and the separator is returned on the CPU.
@@ -359,6 +364,7 @@ def train_separator(
             teacher=teacher,
             teaching=teaching,
             clean=clean,
+            groups=groups,
             device=device,
         )
         model.eval()
@@ -435,8 +441,14 @@ def train_peer(
             "images: train a demixing run first."
         )
     mixtures = load_training_data(trained.config).observations  # a user's: read per batch
-    common = {"progress": progress, "run_dir": run_dir, "resume": resume, "device": device}
     model = trained.model
+    common = {
+        "groups": peer_groups(model, trained.exchangeable_data),
+        "progress": progress,
+        "run_dir": run_dir,
+        "resume": resume,
+        "device": device,
+    }
     if kind == "supervised":
         clean = load_training_parts(trained.config)
         return train_separator(model, options, teaching="clean", clean=clean, **common)
