@@ -106,7 +106,7 @@ def margins(paths: list[str]) -> str:
     from demixgan.experiments.margins import margin_table, peered_settings
     from demixgan.experiments.margins import margins as margins_of
 
-    records = [json.loads((ROOT / path).read_text(encoding="utf-8")) for path in paths]
+    records = _records(paths)
     if len(records) == 1 and "rows" not in records[0]:
         return margin_table(records[0]).markdown()
     evaluations = []
@@ -124,12 +124,17 @@ def margins(paths: list[str]) -> str:
     return margins_of(evaluations).markdown()
 
 
+def _records(paths: list[str]) -> list[dict]:
+    """The committed ``metrics.json`` files a marker names."""
+    return [json.loads((ROOT / path).read_text(encoding="utf-8")) for path in paths]
+
+
 def targets(paths: list[str]) -> str:
     """The denoising and compressive-sensing targets (experiments/margins.report_targets) of
     the report files a marker names (denoise-test's and cs's ``metrics.json``)."""
     from demixgan.experiments.margins import report_targets
 
-    records = [json.loads((ROOT / path).read_text(encoding="utf-8")) for path in paths]
+    records = _records(paths)
     return report_targets(records).markdown()
 
 
