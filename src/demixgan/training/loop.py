@@ -88,13 +88,15 @@ class _Schedule:
     total_steps: int
 
     @classmethod
-    def of(cls, config: RunConfig, count: int) -> _Schedule:
+    def of(cls, config: RunConfig, count: int, *, announce: bool = True) -> _Schedule:
+        """The run's epochs and steps; ``announce``: warn of an epoch cap (one process of a
+        distributed job, not each)."""
         train = config.train
         per_epoch = count // train.batch_size
         total = per_epoch * train.epochs
         if 0 < train.max_steps <= total:
             total = train.max_steps
-        elif train.max_steps > total:
+        elif train.max_steps > total and announce:
             # A config's max_steps is its budget; a silent epoch cap trained fewer steps than
             # its comment said (367 digit 8s: 1,000 epochs of 5 steps ended at 5,000 of 6,000).
             warnings.warn(
@@ -137,7 +139,9 @@ class Trainer:
         self.mass_weights = {
             k: c.mass_weight for k, c in enumerate(config.components) if c.mass_weight > 0
         }
-        self.schedule = _Schedule.of(config, self.data.observations.shape[0])
+        self.schedule = _Schedule.of(
+            config, self.data.observations.shape[0], announce=self.dist.is_main
+        )
         train = config.train
         self.opt_g = torch.optim.Adam(
             self.model.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2)
