@@ -7,10 +7,10 @@ S --remix-steps R [--peer supervised]`` leaves it, or a shipped one
 model it was trained for (its sidecar's ``trained_for``: the shipped demo model, or a
 checkpoint of a run, such as one kept at each GAN budget of a longer run), on the same 500
 mixtures of that model's validation split that choose a run's method (inference/choice.py):
-per part the mean PSNR, the mean over the parts, the separator's budget, the GAN's steps and
-training seconds as the sidecars recorded them, and for a run's own separator the lead of the
-supervised bound trained with the same steps for the same model, where one is given. The test
-split is never read.
+per part the mean PSNR (the parts matched to the truth as the reports match them), the mean
+over the parts, the separator's budget, the GAN's steps and training seconds as the sidecars
+recorded them, and for a run's own separator the lead of the supervised bound trained with
+the same steps for the same model, where one is given. The test split is never read.
 """
 
 from __future__ import annotations
@@ -20,16 +20,18 @@ from pathlib import Path
 
 from published import publish
 
-from demixgan.data.superposition import make_mixtures
 from demixgan.errors import DemixganError
-from demixgan.evaluation.metrics import psnr
 from demixgan.experiments.demo import DEMO_MODEL, asset, shipped_checkpoint
 from demixgan.inference.amortized import load_separator
 from demixgan.inference.api import TrainedModel, load
-from demixgan.inference.choice import CHOICE_MIXTURES, CHOICE_SEED
+from demixgan.inference.choice import (
+    CHOICE_MIXTURES,
+    CHOICE_SEED,
+    part_psnr,
+    validation_mixtures,
+)
 from demixgan.io.checkpoints import read_sidecar
 from demixgan.reports.experiment import run_record
-from demixgan.spec.factory import run_sampler
 
 BOUND = "supervised"
 
@@ -77,11 +79,10 @@ def score(folder: Path) -> dict:
     if kind not in ("ours", BOUND):  # MixIT's outputs need their grouping: refused unscored
         raise DemixganError(f"it is a {kind} peer; give the run's separators and bounds")
     trained = _model_of(sidecar)
-    batch = make_mixtures(run_sampler(trained.config, "validation"), CHOICE_MIXTURES, CHOICE_SEED)
-    parts = trained.separate(batch.mixtures, separator)
+    mixtures, truth = validation_mixtures(trained)
+    values = part_psnr(trained, trained.separate(mixtures, separator), truth)
     scores = {
-        name: round(psnr(parts[:, k], batch.components[:, k]).mean().item(), 4)
-        for k, name in enumerate(trained.component_names)
+        name: round(value, 4) for name, value in zip(trained.component_names, values, strict=True)
     }
     options = sidecar["options"]
     return {

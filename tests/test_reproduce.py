@@ -619,6 +619,28 @@ def test_a_shipped_model_without_separators_gets_them_trained_into_the_store(tmp
     assert not list(asset("").glob("demo/separator")) and not list(asset("").glob("demo/peers"))
 
 
+def test_a_validation_record_from_before_the_matching_is_chosen_anew(tmp_path):
+    """Records written before validation matched the parts to the truth (fashion + fashion's
+    scored half its mixtures against the other object) are chosen again when a report reads
+    them, stored, and the report's provenance says so."""
+    from demixgan.experiments.context import Context
+    from demixgan.inference.choice import ONE_ORDER
+    from demixgan.inference.options import SeparatorOptions
+
+    profile = replace(PROFILES["cpu"], test_mixtures=8)  # the method choice on 8 mixtures
+    context = Context(profile, tmp_path, tmp_path / "store", progress=False)
+    trained = context.trained(context.config("demix-digit-sines"))
+    context.separator(trained, SeparatorOptions(steps=2, remix_steps=0, batch_size=4, width=4))
+    (record,) = (tmp_path / "store").glob("*/separator/method.json")
+    current = json.loads(record.read_text())
+    assert current["matching"] == ONE_ORDER and context.separator_choice(trained) == current
+    old = {key: value for key, value in current.items() if key != "matching"}
+    record.write_text(json.dumps(old))
+    assert context.separator_choice(trained) == current  # chosen anew, the same mixtures
+    assert json.loads(record.read_text()) == current
+    assert any("chosen anew" in line for line in context.provenance)
+
+
 def test_a_separator_stored_before_an_option_existed_counts_it_at_its_default():
     """The shipped separators were trained before ``max_level`` existed: reused as trained
     with its default, refused for a denoiser's options that draw other levels."""

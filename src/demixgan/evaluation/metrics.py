@@ -71,6 +71,16 @@ def match_components(estimates: torch.Tensor, truths: torch.Tensor) -> list[int]
     return [assignment[t] for t in range(truths.shape[1])]
 
 
+def aligned(estimates: torch.Tensor, truths: torch.Tensor, *, per_mixture: bool) -> torch.Tensor:
+    """The estimates in the order of the truths, as every table scores them: each mixture's
+    best order where the parts are exchangeable (``align_each``), else one order over the whole
+    set (``match_components``: a generator may have learned the other part). Validation
+    choices score the same way, so a choice and the report it serves agree on what is good."""
+    if per_mixture:
+        return align_each(estimates, truths)
+    return estimates[:, match_components(estimates, truths)]
+
+
 def order_errors(
     estimates: torch.Tensor, truths: torch.Tensor, orders: Sequence[Sequence[int]]
 ) -> torch.Tensor:

@@ -35,8 +35,11 @@ from demixgan.inference.choice import (
     CHOICE_MIXTURES,
     PEERS,
     SEPARATOR_DIR,
+    choose,
+    is_current,
     peer_dir,
     separator_dir,
+    write_choice,
 )
 from demixgan.inference.options import SeparatorOptions
 from demixgan.io import checkpoints
@@ -223,9 +226,23 @@ class Context:
 
     def separator_choice(self, trained: TrainedModel) -> dict:
         """The validation record of the run's separator (inference/choice.py: its and the
-        refinement's mean PSNR on validation mixtures), written when it was trained."""
+        refinement's mean PSNR on validation mixtures), written when it was trained; a record
+        from before the parts were matched to the truth is chosen anew (and stored)."""
+        from demixgan.training.separator_runs import finished_run
+
         folder = self.separator_folder(trained, None)
-        return read_json(folder / CHOICE_FILE, "separator's validation record", "")
+        record = read_json(folder / CHOICE_FILE, "separator's validation record", "")
+        if is_current(record):
+            return record
+        mixtures = min(CHOICE_MIXTURES, self.profile.test_mixtures)
+        record = choose(trained, finished_run(folder).separator, mixtures=mixtures)
+        if not folder.is_relative_to(asset("")):
+            write_choice(folder, record)
+        self._note(
+            f"{trained.config.name} separator's validation record: chosen anew (it was "
+            "written before validation matched the parts to the truth as the reports do)"
+        )
+        return record
 
     def peers(self, trained: TrainedModel, options: SeparatorOptions) -> dict[str, Separator]:
         """The run's peers (MixIT, RemixIT, the supervised bound) with its separator's options."""
