@@ -11,6 +11,7 @@ import torch
 
 from demixgan.cli.main import main
 from demixgan.data.superposition import build_sampler, make_mixtures
+from demixgan.inference.api import load
 from demixgan.inference.choice import CHOICE_FILE, METHODS, default_method
 
 QUICK = ["--steps", "20", "--remix-steps", "5", "--width", "8", "--batch-size", "16"]
@@ -24,7 +25,8 @@ def test_a_runs_separator_is_found_and_its_validated_method_is_the_default(
     tiny_runs, tmp_path, capsys
 ):
     """`demixgan separator RUN` writes RUN/separator with the method validation chose;
-    `demix RUN` then runs that method, says so, and `--method` overrides it."""
+    `demix RUN` then runs that method, says so, and `--method` overrides it. A record written
+    before validation matched the parts to the truth is chosen anew, said and stored."""
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_runs["demix"], run_dir)
     batch = make_mixtures(build_sampler("digit+sines", split="test"), 6, seed=3)
@@ -33,7 +35,7 @@ def test_a_runs_separator_is_found_and_its_validated_method_is_the_default(
 
     assert run("demix", run_dir, mixtures, "-o", tmp_path / "none", "--method", "refine") == 2
     assert "holds none" in capsys.readouterr().err and not (tmp_path / "none").exists()
-    assert default_method(run_dir / "checkpoints" / "step-000000040.safetensors") == "fit"
+    assert default_method(load(run_dir / "checkpoints" / "step-000000040.safetensors"))[0] == "fit"
 
     assert run("separator", run_dir, *QUICK) == 0
     out = capsys.readouterr().out
@@ -56,6 +58,12 @@ def test_a_runs_separator_is_found_and_its_validated_method_is_the_default(
     assert np.array_equal(outputs[None], outputs[record["method"]])
     assert not np.array_equal(outputs["separator"], outputs["fit"])
 
+    stale = {key: value for key, value in record.items() if key != "matching"}
+    (run_dir / "separator" / CHOICE_FILE).write_text(json.dumps(stale))
+    assert run("demix", run_dir, mixtures, "-o", tmp_path / "anew") == 0
+    assert "chosen anew on 500 validation mixtures" in capsys.readouterr().out
+    assert json.loads((run_dir / "separator" / CHOICE_FILE).read_text()) == record
+
     assert run("evaluate", run_dir, "--n", "4", "--no-ica", "--iterations", "5") == 0
     assert "demixing-GAN, amortized separator" in capsys.readouterr().out
 
@@ -76,7 +84,6 @@ def test_the_shipped_separator_loads_and_beats_the_split_and_the_pixel_rule():
     on held-out test mixtures it clears both floors by 3 dB."""
     from demixgan.evaluation.metrics import psnr
     from demixgan.experiments.demo import DEMO_MODEL, asset, demo_separator, shipped_checkpoint
-    from demixgan.inference.api import load
     from demixgan.inference.methods import Split
     from demixgan.inference.tasks import validation_pixel_rule
     from demixgan.spec.factory import run_sampler
@@ -86,7 +93,10 @@ def test_the_shipped_separator_loads_and_beats_the_split_and_the_pixel_rule():
     trained = load(shipped_checkpoint(DEMO_MODEL))
     separator = demo_separator()
     assert separator.names == trained.model.names
-    assert default_method(shipped_checkpoint(DEMO_MODEL)) in ("separator", "refine")
+    assert default_method(trained) == (
+        json.loads((folder / CHOICE_FILE).read_text())["method"],
+        "the run's default",
+    )
     test = make_mixtures(run_sampler(trained.config, "test"), 200, seed=11)
     rule = validation_pixel_rule(run_sampler(trained.config, "validation"))
     estimates = {
@@ -108,7 +118,6 @@ def test_a_latent_fit_reports_progress_within_a_chunk(tiny_runs):
     """The bar moves every iteration (a share of the chunk), not once per chunk."""
     import pytest
 
-    from demixgan.inference.api import load
     from demixgan.inference.options import FitOptions
 
     calls = []

@@ -521,3 +521,32 @@ def test_a_gpu_run_uses_deterministic_kernels_only_while_it_runs(tmp_path, monke
     gpu, _ = load_weights(latest_checkpoint(tmp_path / "gpu" / "checkpoints").weights_path)
     for module, weights in plain.items():
         assert all(torch.equal(w, gpu[module][k]) for k, w in weights.items())
+
+
+def test_a_run_of_many_short_epochs_writes_a_bounded_number_of_epoch_outputs(tmp_path):
+    """A small dataset makes thousands of epochs of a few steps (367 digit 8s: 1,800 of 5); a
+    grid and a checkpoint at each end would cost a third again of the steps. Runs of more than
+    ``EPOCH_OUTPUTS`` epochs show the first epoch and every k-th, up to that many, and learn the
+    same model as a run that writes none."""
+    epochs = 2 * loop.EPOCH_OUTPUTS + 1  # one step each: 256 observations in one batch
+    base = (
+        "train.batch_size=256",
+        f"train.epochs={epochs}",
+        f"train.max_steps={epochs}",
+        f"train.checkpoint_every={10 * epochs}",
+        f"train.keep_last={epochs}",
+    )
+    final = {}
+    for outputs in (True, False):
+        flag = str(outputs).lower()
+        flags = (f"train.snapshot_every_epoch={flag}", f"train.checkpoint_every_epoch={flag}")
+        run = tmp_path / str(outputs)
+        loop.train(load_config(TINY, (*base, *flags)), run, progress=False)
+        final[outputs], _ = load_weights(latest_checkpoint(run / "checkpoints").weights_path)
+        if outputs:
+            shown = [1, *range(3, epochs + 1, 3)]  # every 3rd: 201 epochs -> 68 outputs
+            grids = sorted(p.name for p in (run / "evolution").iterdir())
+            assert grids == [f"epoch-{e:04d}.png" for e in shown]
+            assert [c.step for c in list_checkpoints(run / "checkpoints")] == shown
+    for module, weights in final[True].items():
+        assert all(torch.equal(w, final[False][module][k]) for k, w in weights.items())

@@ -347,7 +347,7 @@ def _task_method(args: argparse.Namespace, trained) -> tuple[str, str | None, st
         return method, given, "asked" if asked else ("--separator given" if given else "default")
     if args.task == "denoise" and asked is None and args.corruption_level is not None:
         return "fit", None, "--corruption-level given: the latent fit of G and the corruption"
-    method = asked or default_method(trained.checkpoint)
+    method, why = (asked, "asked") if asked else default_method(trained)
     folder = own_separator(trained.checkpoint)
     if method != "fit" and folder is None:
         raise DemixganError(
@@ -355,7 +355,6 @@ def _task_method(args: argparse.Namespace, trained) -> tuple[str, str | None, st
             f"'{separator_dir(trained.checkpoint)}' holds none: train it with 'demixgan "
             f"separator {args.checkpoint}', or use --method fit."
         )
-    why = "asked" if asked else "the run's default" if folder else "the run has no separator"
     return method, None if method == "fit" else str(folder), why
 
 

@@ -35,11 +35,11 @@ from demixgan.inference.choice import (
     CHOICE_MIXTURES,
     PEERS,
     SEPARATOR_DIR,
-    choose,
+    STALE,
     is_current,
     peer_dir,
+    rechosen,
     separator_dir,
-    write_choice,
 )
 from demixgan.inference.options import SeparatorOptions
 from demixgan.io import checkpoints
@@ -228,20 +228,12 @@ class Context:
         """The validation record of the run's separator (inference/choice.py: its and the
         refinement's mean PSNR on validation mixtures), written when it was trained; a record
         from before the parts were matched to the truth is chosen anew (and stored)."""
-        from demixgan.training.separator_runs import finished_run
-
         folder = self.separator_folder(trained, None)
         record = read_json(folder / CHOICE_FILE, "separator's validation record", "")
         if is_current(record):
             return record
-        mixtures = min(CHOICE_MIXTURES, self.profile.test_mixtures)
-        record = choose(trained, finished_run(folder).separator, mixtures=mixtures)
-        if not folder.is_relative_to(asset("")):
-            write_choice(folder, record)
-        self._note(
-            f"{trained.config.name} separator's validation record: chosen anew (it was "
-            "written before validation matched the parts to the truth as the reports do)"
-        )
+        record = rechosen(trained, folder, min(CHOICE_MIXTURES, self.profile.test_mixtures))
+        self._note(f"{trained.config.name} separator's validation record: chosen anew ({STALE})")
         return record
 
     def peers(self, trained: TrainedModel, options: SeparatorOptions) -> dict[str, Separator]:

@@ -97,6 +97,10 @@ def choose(
     }
 
 
+#: Why a record is chosen anew (``is_current``).
+STALE = "its record was written before validation matched the parts to the truth as reports do"
+
+
 def is_current(choice: dict) -> bool:
     """Whether a choice record scored its parts matched as the reports match them; records
     written before took them in a fixed order, which for two objects of any class scored
@@ -134,16 +138,33 @@ def _finished(folder: Path) -> Path | None:
     return None
 
 
-def default_method(checkpoint: str | Path) -> str:
-    """The method a run separates with when ``--method`` is not given."""
-    folder = own_separator(checkpoint)
+def default_method(trained: TrainedModel) -> tuple[str, str]:
+    """The method a run separates with when ``--method`` is not given, and why; a record from
+    before the parts were matched to the truth is chosen anew first (and stored)."""
+    folder = own_separator(trained.checkpoint)
     if folder is None:
-        return "fit"
+        return "fit", "the run has no separator"
     try:
-        method = json.loads((folder / CHOICE_FILE).read_text(encoding="utf-8")).get("method")
+        record = json.loads((folder / CHOICE_FILE).read_text(encoding="utf-8"))
+        method = record.get("method")
     except (OSError, ValueError, AttributeError):
-        return "separator"  # a separator without a readable record: the fast path
-    return method if method in METHODS else "separator"
+        return "separator", "the run's separator, which has no readable validation record"
+    why = "the run's default"
+    if not is_current(record):
+        method = rechosen(trained, folder)["method"]
+        why += f", chosen anew on {CHOICE_MIXTURES} validation mixtures ({STALE})"
+    return (method, why) if method in METHODS else ("separator", why)
+
+
+def rechosen(trained: TrainedModel, folder: Path, mixtures: int = CHOICE_MIXTURES) -> dict:
+    """The choice of the separator in ``folder`` made again, stored there unless the folder is
+    inside the installed package (a shipped model's record, current since it shipped)."""
+    from demixgan.inference.amortized import load_separator
+
+    record = choose(trained, load_separator(folder)[0], mixtures=mixtures)
+    if not folder.resolve().is_relative_to(Path(__file__).resolve().parents[1]):
+        write_choice(folder, record)
+    return record
 
 
 def validation_mixtures(
