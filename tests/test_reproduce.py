@@ -6,6 +6,8 @@ import csv
 import itertools
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 
 import pytest
@@ -403,6 +405,55 @@ def test_stored_separators_are_reused_by_the_next_run(tmp_path):
     assert all(threads in line for line in reused if "reused" in line)
     (separator,) = store.glob("demix-digit-sines-lines-*/separator")
     assert json.loads((separator / "method.json").read_text())["method"] in METHODS
+
+
+def test_two_jobs_train_what_one_trains_bit_for_bit(tmp_path):
+    """--jobs 2 trains the steps that do not read each other side by side (demix-k3: the model;
+    then its separator and MixIT; then RemixIT, taught by MixIT, and the bound): the same
+    store as one job, weights equal bit for bit on one thread each, each model named once."""
+    from safetensors.torch import load_file
+
+    from demixgan.io.checkpoints import latest_checkpoint
+
+    stores, named = {}, {}
+    for jobs in (1, 2):
+        stores[jobs] = tmp_path / f"store-{jobs}"
+        common = {"profile": "smoke", "checkpoint_store": stores[jobs], "progress": False}
+        with _threads(1):
+            named[jobs] = train_models("demix-k3", **common, jobs=jobs, threads=1)
+    for lines in named.values():
+        assert len(lines) == 5 and all("trained now" in line and " on 1 thread" in line
+                                       for line in lines)  # fmt: skip
+    assert sorted(line.split(":")[0] for line in named[1]) == sorted(
+        line.split(":")[0] for line in named[2]
+    )
+    runs = {jobs: sorted(p.parent.parent for p in store.rglob("checkpoints/*.safetensors"))
+            for jobs, store in stores.items()}  # fmt: skip
+    assert [r.relative_to(stores[1]) for r in runs[1]] == [
+        r.relative_to(stores[2]) for r in runs[2]
+    ]
+    assert len(runs[1]) == 5
+    for one, two in zip(runs[1], runs[2], strict=True):
+        first, second = (load_file(latest_checkpoint(r / "checkpoints").weights_path)
+                         for r in (one, two))  # fmt: skip
+        assert first.keys() == second.keys()
+        assert all(torch.equal(first[k], second[k]) for k in first), one.name
+
+
+def test_jobs_below_one_are_refused(tmp_path, capsys):
+    assert main(["reproduce", "demix-k3", "--jobs", "0", "--checkpoints", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--jobs" in err and "Traceback" not in err and not any(tmp_path.iterdir())
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_z_coupling_scores_each_latent_coupling(smoke_run):

@@ -39,6 +39,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="only train (or find) the models the experiment needs, into --checkpoints; a "
         "later run reuses them. Writes no run directory",
     )
+    reproduce.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="trainings at once, each in its own process on the cores shared out (default 1): "
+        "the models, separators and peers that do not read each other train side by side "
+        "before the report runs",
+    )
     reproduce.set_defaults(run=run_reproduce)
 
 
@@ -62,6 +70,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
             print(f"{name:14s} {title} (paper: {paper})")
         return 0
     get_profile(args.profile)
+    if args.jobs < 1:
+        raise DemixganError(f"--jobs is the trainings run at once: 1 or more, not {args.jobs}.")
     names = [e.name for e in all_experiments()] if args.name == "all" else [args.name]
     if args.name != "all":
         get_experiment(args.name)
@@ -70,6 +80,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         checkpoint_store=args.checkpoints,
         data_dir=args.data_dir,
         progress=not args.no_progress,
+        jobs=args.jobs,
     )
     if args.train_only:
         if args.output:

@@ -122,11 +122,13 @@ def all_experiments() -> list[Experiment]:
     return sorted(EXPERIMENTS.values(), key=lambda e: rank.get(e.name, len(rank)))
 
 
-def reproduce_command(name: str, profile: str, data_dir: str | None) -> str:
+def reproduce_command(name: str, profile: str, data_dir: str | None, jobs: int = 1) -> str:
     """The command line that reruns an experiment as it ran, for its report: with its
-    ``--data-dir`` (without it the embedded test split stands in for the MNIST test set)."""
+    ``--data-dir`` (without it the embedded test split stands in for the MNIST test set) and
+    its ``--jobs`` (models trained side by side train on fewer threads each: other bits)."""
     data = [] if data_dir is None else ["--data-dir", str(data_dir)]
-    return recorded_command(["reproduce", name, "--profile", profile, *data])
+    parallel = [] if jobs == 1 else ["--jobs", str(jobs)]
+    return recorded_command(["reproduce", name, "--profile", profile, *data, *parallel])
 
 
 def reproduce(
@@ -137,19 +139,25 @@ def reproduce(
     checkpoint_store: str | Path = "runs/checkpoints",
     data_dir: str | None = None,
     progress: bool = True,
+    jobs: int = 1,
 ) -> Path:
-    """Run experiment ``name`` into the new directory ``output``; return its report.html."""
+    """Run experiment ``name`` into the new directory ``output``; return its report.html.
+    With ``jobs`` > 1 what it trains is trained first, that many at a time (``train_models``)."""
     from demixgan.experiments.context import Context
     from demixgan.inference.outputs import check_new_output
 
     experiment = get_experiment(name)
     chosen = get_profile(profile)
     output = check_new_output(output)
+    if jobs > 1:
+        train_models(
+            name, profile=profile, checkpoint_store=checkpoint_store, data_dir=data_dir, jobs=jobs
+        )
     staging = output.with_name(output.name + ".incomplete")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     context = Context(chosen, staging, Path(checkpoint_store), data_dir, progress)
-    record = run_record(reproduce_command(name, profile, data_dir))
+    record = run_record(reproduce_command(name, profile, data_dir, jobs))
     started = time.perf_counter()
     try:
         outcome = experiment.run(context)
@@ -176,32 +184,21 @@ def train_models(
     checkpoint_store: str | Path = "runs/checkpoints",
     data_dir: str | None = None,
     progress: bool = True,
+    jobs: int = 1,
+    threads: int | None = None,
 ) -> list[str]:
     """Train (or find) every model experiment ``name`` needs (and the separators and peers it
-    declares), without evaluating anything.
+    declares), without evaluating anything, ``jobs`` trainings at a time
+    (experiments/preparation.py; ``threads``: each one's).
 
     Training is most of an experiment's time and the store keeps what it trains, so the models
-    can be trained first (several experiments side by side, or on another machine sharing the
-    store) and the experiment run later reuses them. Returns where each model came from.
+    can be trained first (several at once, or on another machine sharing the store) and the
+    experiment run later reuses them. Returns where each model came from.
     """
-    from demixgan.experiments.context import Context
+    from demixgan.experiments.preparation import Setup, prepare
 
-    experiment = get_experiment(name)
-    context = Context(get_profile(profile), Path("."), Path(checkpoint_store), data_dir, progress)
-    for config in experiment.configs:
-        context.trained(context.config(config))
-    for config, peers in experiment.separators:
-        trained = context.trained(context.config(config))
-        context.separator(trained, context.separator_options(trained))
-        if peers:
-            context.peers(trained, context.profile.separator)
-    for config in experiment.measured if context.profile.cs_separator_measurements else ():
-        trained = context.trained(context.config(config))
-        measurements = context.profile.cs_separator_measurements
-        context.measured_separator(trained, context.profile.cs_separator, measurements)
-    if experiment.classifier:
-        context.classifier()
-    return context.provenance
+    setup = Setup(profile, str(checkpoint_store), data_dir, progress)
+    return prepare(get_experiment(name), setup, jobs, threads)
 
 
 def reproduce_all(output: str | Path, **options) -> Path:
