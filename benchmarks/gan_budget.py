@@ -1,23 +1,30 @@
 """A GAN's training budget chosen on validation mixtures: one run, a separator per candidate.
 
-Run: ``python benchmarks/gan_budget.py CONFIG --budgets 2000 4000 6000 --out DIR [--device
-auto] [--json OUT]``. One run of CONFIG trains to the largest budget in ``DIR/run``, keeping
-the checkpoint of every candidate (every ``train.checkpoint_every`` = their greatest common
-divisor steps, without the epoch-end checkpoints and evolution grids: they change nothing
+Run: ``python benchmarks/gan_budget.py CONFIG --budgets 2000 4000 6000 --out DIR [--device auto]
+[--jobs 2] [--json OUT]``. One run of CONFIG trains to the largest budget in ``DIR/run``,
+keeping the checkpoint of every candidate (every ``train.checkpoint_every`` = their greatest
+common divisor steps, without the epoch-end checkpoints and evolution grids: they change nothing
 learned); each candidate's checkpoint gets a separator with the default options
 (``SeparatorOptions()``, every experiment's) in ``DIR/sep-B``, scored on the 500 validation
 mixtures that choose a run's method (benchmarks/separator_budget.py). The chosen budget has the
 best mean PSNR over the parts (the smaller one on a tie). A stopped call continues where it
 stopped (the run and each separator resume); a run already in ``DIR/run`` is continued as
-configured, and must keep a checkpoint at every candidate. The test split is never read.
+configured, and must keep a checkpoint at every candidate. With ``--jobs 2`` a second process
+trains each candidate's separator as soon as the run has written its checkpoint, while the run
+goes on (each process on half the cores: the numbers equal a one-process call's on that many
+threads). The test split is never read.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import time
+from multiprocessing import get_context
 from pathlib import Path
 
+import torch
 from published import command_line, publish
 from separator_budget import score
 
@@ -70,12 +77,27 @@ def separator_for(run: Path, budget: int, folder: Path, device: str) -> Path:
     return folder
 
 
+def separators_as_they_come(run: Path, budgets: list[int], out: Path, device: str) -> None:
+    """Each candidate's separator, in order, once the run has kept its checkpoint (run by a
+    second process while the first trains the run)."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    for budget in budgets:
+        while budget not in {c.step for c in list_checkpoints(run / CHECKPOINT_DIR)}:
+            time.sleep(POLL_SECONDS)
+        separator_for(run, budget, out / f"sep-{budget}", device)
+
+
+#: How often the second process looks for the run's next candidate checkpoint.
+POLL_SECONDS = 20
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config", type=Path, help="the run configuration (TOML)")
     parser.add_argument("--budgets", type=int, nargs="+", required=True, help="GAN steps")
     parser.add_argument("--out", type=Path, required=True, help="directory of the run and seps")
     parser.add_argument("--device", default="auto", help="where to train: auto, cpu, cuda")
+    parser.add_argument("--jobs", type=int, choices=(1, 2), default=1, help="processes")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     budgets = sorted(set(args.budgets))
@@ -84,7 +106,10 @@ def main() -> int:
     record = run_record(command_line())
     run = args.out / "run"
     try:
-        minutes = train_run(args.config, budgets, run, args.device)
+        if args.jobs == 2:
+            minutes = _side_by_side(args.config, budgets, args.out, args.device)
+        else:
+            minutes = train_run(args.config, budgets, run, args.device)
         rows = [
             {
                 "budget": budget,
@@ -104,6 +129,18 @@ def main() -> int:
         "chosen": best["budget"],
     }
     return publish(figures, args.json)
+
+
+def _side_by_side(config: Path, budgets: list[int], out: Path, device: str) -> float:
+    """The run here and the separators of all candidates but the last in a second process;
+    the last one's separator follows the run (in ``main``)."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    run = out / "run"
+    with get_context("spawn").Pool(1) as pool:
+        second = pool.apply_async(separators_as_they_come, (run, budgets[:-1], out, device))
+        minutes = train_run(config, budgets, run, device)
+        second.get()  # its errors are raised here
+    return minutes
 
 
 if __name__ == "__main__":
