@@ -36,6 +36,7 @@ from demixgan.inference.choice import (
     PEERS,
     SEPARATOR_DIR,
     STALE,
+    TEACHERS,
     is_current,
     peer_dir,
     rechosen,
@@ -117,7 +118,8 @@ class Context:
         as ``demixgan separator RUN [--peer KIND]`` would."""
         from demixgan.training.separator_runs import new_job
 
-        teacher = self.separator_folder(trained, "mixit") if peer == "remixit" else None
+        taught_by = TEACHERS.get(peer or "")
+        teacher = self.separator_folder(trained, taught_by) if taught_by else None
         folder = self.separator_folder(trained, peer)
         # a stored peer is named by its folder: the models that share it train it once
         stored_peer = peer is not None and not folder.is_relative_to(asset(""))

@@ -22,10 +22,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from demixgan.experiments.context import Context
 from demixgan.experiments.profiles import get_profile
-from demixgan.inference.choice import PEERS
+from demixgan.inference.choice import PEERS, TEACHERS
+
+if TYPE_CHECKING:  # the registry imports this module when it trains
+    from demixgan.experiments.registry import Experiment
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class Step:
 class _Plan:
     """The steps of one experiment, released as the steps they read finish."""
 
-    experiment: object  # registry.Experiment (imported there: no import cycle)
+    experiment: Experiment
     planner: Context
 
     def first(self) -> list[Step]:
@@ -94,9 +98,10 @@ class _Plan:
             if step.config in self._separated():
                 yield Step("separator", step.config)
             if self._separated().get(step.config):
-                yield from (Step("peer", step.config, kind) for kind in PEERS if kind != "remixit")
-        elif step.kind == "peer" and step.peer == "mixit":
-            yield Step("peer", step.config, "remixit")  # taught by MixIT
+                yield from (Step("peer", step.config, k) for k in PEERS if k not in TEACHERS)
+        elif step.kind == "peer":
+            taught = (k for k, teacher in TEACHERS.items() if teacher == step.peer)
+            yield from (Step("peer", step.config, k) for k in taught)
         elif step.kind == "separator" and step.config in self._measured():
             yield Step("measured", step.config)  # taught by the separator of whole mixtures
 

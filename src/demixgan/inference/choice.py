@@ -41,6 +41,9 @@ PEERS_DIR = "peers"
 #: order: MixIT (unsupervised, no GAN), RemixIT taught by MixIT (no GAN), and the network
 #: trained on the clean parts of the training mixtures (the supervised upper bound).
 PEERS = ("mixit", "remixit", "supervised")
+#: The peers taught by another of the same model: RemixIT splits the training mixtures with
+#: MixIT's separator (no GAN anywhere).
+TEACHERS = {"remixit": "mixit"}
 #: Validation mixtures that score the candidates.
 CHOICE_MIXTURES = 500
 CHOICE_SEED = 4_000_037
