@@ -8,11 +8,12 @@ learned); each candidate's checkpoint gets a separator with the default options
 (``SeparatorOptions()``, every experiment's) in ``DIR/sep-B``, scored on the 500 validation
 mixtures that choose a run's method (benchmarks/separator_budget.py). The chosen budget has the
 best mean PSNR over the parts (the smaller one on a tie). A stopped call continues where it
-stopped (the run and each separator resume); a run already in ``DIR/run`` is continued as
-configured, and must keep a checkpoint at every candidate. With ``--jobs 2`` a second process
-trains each candidate's separator as soon as the run has written its checkpoint, while the run
-goes on (each process on half the cores: the numbers equal a one-process call's on that many
-threads). The test split is never read.
+stopped (the run and each separator resume); a run already in ``DIR/run`` is continued, to the
+largest budget where that is longer (a longer grid continues the same run), and must have kept a
+checkpoint at every candidate. With ``--jobs 2`` a second process trains each candidate's
+separator as soon as the run has written its checkpoint, while the run goes on (each process on
+half the cores: the numbers equal a one-process call's on that many threads). The test split is
+never read.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from demixgan.io.checkpoints import list_checkpoints
 from demixgan.io.json_files import read_json
 from demixgan.io.run_files import CHECKPOINT_DIR, CONFIG_FILE, training_minutes
 from demixgan.reports.experiment import run_record
-from demixgan.spec.config import load_config, parse_config
+from demixgan.spec.config import config_to_dict, load_config, parse_config
 from demixgan.training.loop import train
 from demixgan.training.separator_runs import JOB_FILE, finished_run, new_job, run_job
 
@@ -53,13 +54,13 @@ def train_run(config_path: Path, budgets: list[int], run: Path, device: str) -> 
         "train.snapshot_every_epoch=false",
     ]
     resume = (run / CONFIG_FILE).is_file()
-    config = (
-        parse_config(read_json(run / CONFIG_FILE, "run configuration", ""), name=run.name)
-        if resume
-        else load_config(config_path, settings)
-    )
-    if config.train.max_steps < max(budgets):
-        raise DemixganError(f"the run in {run} stops at {config.train.max_steps} steps")
+    if resume:  # continued, to longer budgets too (the data order is the seed's and epoch's)
+        recorded = parse_config(read_json(run / CONFIG_FILE, "run config", ""), name=run.name)
+        longer = recorded.train.max_steps < max(budgets)
+        config = parse_config(config_to_dict(recorded), name=run.name, overrides=settings[:4])
+        config = config if longer else recorded
+    else:
+        config = load_config(config_path, settings)
     train(config, run, resume=resume, device=device, progress=False)
     return training_minutes(run, config.train.batch_size)
 
@@ -132,13 +133,14 @@ def main() -> int:
 
 
 def _side_by_side(config: Path, budgets: list[int], out: Path, device: str) -> float:
-    """The run here and the separators of all candidates but the last in a second process;
-    the last one's separator follows the run (in ``main``)."""
+    """The run, then the last candidate's separator, here; the separators of the others in a
+    second process meanwhile (so a run continued to longer budgets trains two at once)."""
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     run = out / "run"
     with get_context("spawn").Pool(1) as pool:
         second = pool.apply_async(separators_as_they_come, (run, budgets[:-1], out, device))
         minutes = train_run(config, budgets, run, device)
+        separator_for(run, budgets[-1], out / f"sep-{budgets[-1]}", device)
         second.get()  # its errors are raised here
     return minutes
 
