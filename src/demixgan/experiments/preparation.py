@@ -95,8 +95,8 @@ class _Plan:
     def after(self, step: Step) -> Iterator[Step]:
         """The steps that ``step``, just finished, lets start."""
         if step.kind == "model":
-            if step.config in self._separated():
-                yield Step("separator", step.config)
+            if step.config in self._separated() or step.config in self._measured():
+                yield Step("separator", step.config)  # a cs separator's teacher too
             if self._separated().get(step.config):
                 yield from (Step("peer", step.config, k) for k in PEERS if k not in TEACHERS)
         elif step.kind == "peer":
