@@ -55,10 +55,9 @@ def train_run(config_path: Path, budgets: list[int], run: Path, device: str) -> 
     ]
     resume = (run / CONFIG_FILE).is_file()
     if resume:  # continued, to longer budgets too (the data order is the seed's and epoch's)
-        recorded = parse_config(read_json(run / CONFIG_FILE, "run config", ""), name=run.name)
-        longer = recorded.train.max_steps < max(budgets)
-        config = parse_config(config_to_dict(recorded), name=run.name, overrides=settings[:4])
-        config = config if longer else recorded
+        config = parse_config(read_json(run / CONFIG_FILE, "run config", ""), name=run.name)
+        if config.train.max_steps < max(budgets):  # the budget and checkpoint settings only
+            config = parse_config(config_to_dict(config), name=run.name, overrides=settings[:4])
     else:
         config = load_config(config_path, settings)
     train(config, run, resume=resume, device=device, progress=False)

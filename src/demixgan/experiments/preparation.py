@@ -124,7 +124,9 @@ class _Plan:
         return self.experiment.measured if measured else ()
 
 
-def prepare(experiment, setup: Setup, jobs: int = 1, threads: int | None = None) -> list[str]:
+def prepare(
+    experiment: Experiment, setup: Setup, jobs: int = 1, threads: int | None = None
+) -> list[str]:
     """Train (or find) what ``experiment`` declares, ``jobs`` steps at a time; where each model
     came from, once per model. ``threads``: each worker's (default: the cores shared out; one
     job trains in this process on its threads). A failing step stops the others at once (each
@@ -143,9 +145,10 @@ def prepare(experiment, setup: Setup, jobs: int = 1, threads: int | None = None)
         while pending or running:
             while pending and running < jobs:
                 step = pending.pop(0)
-                if plan.folder(step) in claimed:
+                folder = plan.folder(step)
+                if folder in claimed:
                     continue  # another model's step trains (or trained) the same peer
-                claimed.add(plan.folder(step))
+                claimed.add(folder)
                 pool.apply_async(
                     _work,
                     (step, worker_setup, threads),
