@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 from multiprocessing import get_context
+from multiprocessing.pool import Pool
 from pathlib import Path
 
 import torch
@@ -63,6 +64,7 @@ def main() -> int:
             after.append(
                 sum(pool.apply(one_training, (args.config, args.steps, s, cores)) for s in (0, 1))
             )
+            _closed(pool)
         with spawn.Pool(2) as pool:
             started = time.perf_counter()
             jobs = [
@@ -72,6 +74,7 @@ def main() -> int:
             for job in jobs:
                 job.get()
             beside.append(time.perf_counter() - started)
+            _closed(pool)
     figures = {
         **record,
         "config": _shown(args.config),
@@ -84,6 +87,13 @@ def main() -> int:
         "speedup": round(statistics.median(after) / statistics.median(beside), 2),
     }
     return publish(figures, args.json)
+
+
+def _closed(pool: Pool) -> None:
+    """Let the workers exit on their own: one terminated (the pool's ``with`` does that) leaves
+    tqdm's lock behind, which Python reports as leaked semaphores at exit."""
+    pool.close()
+    pool.join()
 
 
 def _shown(config: Path) -> str:

@@ -141,6 +141,8 @@ def _side_by_side(config: Path, budgets: list[int], out: Path, device: str) -> f
         minutes = train_run(config, budgets, run, device)
         separator_for(run, budgets[-1], out / f"sep-{budgets[-1]}", device)
         second.get()  # its errors are raised here
+        pool.close()  # a worker that exits on its own leaves no tqdm lock behind (a warning)
+        pool.join()
     return minutes
 
 

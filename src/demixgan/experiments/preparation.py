@@ -165,8 +165,9 @@ def prepare(
             if setup.progress:  # the workers train without progress bars
                 print(f"finished: {step.describe()}", file=sys.stderr, flush=True)
             pending.extend(plan.after(step))
+        pool.close()  # workers that exit on their own release their locks (tqdm's): no warning
     finally:
-        pool.terminate()
+        pool.terminate()  # after close: at once; after a failure: stops the steps still running
         pool.join()
     return list(lines.values())
 
