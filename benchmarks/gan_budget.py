@@ -1,19 +1,18 @@
 """A GAN's training budget chosen on validation mixtures: one run, a separator per candidate.
 
 Run: ``python benchmarks/gan_budget.py CONFIG --budgets 2000 4000 6000 --out DIR [--device auto]
-[--jobs 2] [--json OUT]``. One run of CONFIG trains to the largest budget in ``DIR/run``,
-keeping the checkpoint of every candidate (every ``train.checkpoint_every`` = their greatest
-common divisor steps, without the epoch-end checkpoints and evolution grids: they change nothing
-learned); each candidate's checkpoint gets a separator with the default options
-(``SeparatorOptions()``, every experiment's) in ``DIR/sep-B``, scored on the 500 validation
-mixtures that choose a run's method (benchmarks/separator_budget.py). The chosen budget has the
-best mean PSNR over the parts (the smaller one on a tie). A stopped call continues where it
+[--set KEY=VALUE ...] [--jobs 2] [--json OUT]``. One run of CONFIG (with the ``--set`` settings)
+trains to the largest budget in ``DIR/run``, keeping the checkpoint of every candidate (every
+``train.checkpoint_every`` = their greatest common divisor steps, without the epoch-end checkpoints
+and evolution grids: they change nothing learned); each candidate's checkpoint gets a separator with
+the default options (``SeparatorOptions()``, every experiment's) in ``DIR/sep-B``, scored on the 500
+validation mixtures that choose a run's method (benchmarks/separator_budget.py). The chosen budget
+has the best mean PSNR over the parts (the smaller one on a tie). A stopped call continues where it
 stopped (the run and each separator resume); a run already in ``DIR/run`` is continued, to the
 largest budget where that is longer (a longer grid continues the same run), and must have kept a
-checkpoint at every candidate. With ``--jobs 2`` a second process trains each candidate's
-separator as soon as the run has written its checkpoint, while the run goes on (each process on
-half the cores: the numbers equal a one-process call's on that many threads). The test split is
-never read.
+checkpoint at every candidate. With ``--jobs 2`` a second process trains each candidate's separator
+as soon as the run has written its checkpoint, while the run goes on (each process on half the
+cores: the numbers equal a one-process call's on that many threads). The test split is never read.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import argparse
 import math
 import os
 import time
+from collections.abc import Sequence
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -40,8 +40,11 @@ from demixgan.training.loop import train
 from demixgan.training.separator_runs import JOB_FILE, finished_run, new_job, run_job
 
 
-def train_run(config_path: Path, budgets: list[int], run: Path, device: str) -> float:
-    """The run to the largest budget (new or continued); its training minutes."""
+def train_run(
+    config_path: Path, budgets: list[int], run: Path, device: str, extra: Sequence[str] = ()
+) -> float:
+    """The run to the largest budget (new or continued; ``extra`` settings of the config
+    apply to a new one); its training minutes."""
     every = math.gcd(*budgets)
     settings = [
         f"train.max_steps={max(budgets)}",
@@ -59,7 +62,7 @@ def train_run(config_path: Path, budgets: list[int], run: Path, device: str) -> 
         if config.train.max_steps < max(budgets):  # the budget and checkpoint settings only
             config = parse_config(config_to_dict(config), name=run.name, overrides=settings[:4])
     else:
-        config = load_config(config_path, settings)
+        config = load_config(config_path, [*settings, *extra])
     train(config, run, resume=resume, device=device, progress=False)
     return training_minutes(run, config.train.batch_size)
 
@@ -97,6 +100,9 @@ def main() -> int:
     parser.add_argument("--budgets", type=int, nargs="+", required=True, help="GAN steps")
     parser.add_argument("--out", type=Path, required=True, help="directory of the run and seps")
     parser.add_argument("--device", default="auto", help="where to train: auto, cpu, cuda")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a config setting"
+    )
     parser.add_argument("--jobs", type=int, choices=(1, 2), default=1, help="processes")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -107,9 +113,9 @@ def main() -> int:
     run = args.out / "run"
     try:
         if args.jobs == 2:
-            minutes = _side_by_side(args.config, budgets, args.out, args.device)
+            minutes = _side_by_side(args.config, budgets, args.out, args.device, args.set)
         else:
-            minutes = train_run(args.config, budgets, run, args.device)
+            minutes = train_run(args.config, budgets, run, args.device, args.set)
         rows = [
             {
                 "budget": budget,
@@ -123,6 +129,7 @@ def main() -> int:
     figures = {
         **record,
         "config": args.config.as_posix(),
+        "settings": args.set,
         "gan_minutes_to_the_largest_budget": round(minutes, 1),
         "separator": vars(SeparatorOptions()),
         "rows": rows,
@@ -131,14 +138,16 @@ def main() -> int:
     return publish(figures, args.json)
 
 
-def _side_by_side(config: Path, budgets: list[int], out: Path, device: str) -> float:
+def _side_by_side(
+    config: Path, budgets: list[int], out: Path, device: str, extra: Sequence[str]
+) -> float:
     """The run, then the last candidate's separator, here; the separators of the others in a
     second process meanwhile (so a run continued to longer budgets trains two at once)."""
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     run = out / "run"
     with get_context("spawn").Pool(1) as pool:
         second = pool.apply_async(separators_as_they_come, (run, budgets[:-1], out, device))
-        minutes = train_run(config, budgets, run, device)
+        minutes = train_run(config, budgets, run, device, extra)
         separator_for(run, budgets[-1], out / f"sep-{budgets[-1]}", device)
         second.get()  # its errors are raised here
         pool.close()  # a worker that exits on its own leaves no tqdm lock behind (a warning)

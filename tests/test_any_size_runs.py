@@ -170,14 +170,19 @@ def _separator(*args: str | Path, script: str | None = None, target: str = "") -
     return done.returncode
 
 
-def test_a_killed_separator_run_resumes_to_the_same_weights(tiny_runs, tmp_path, kill_at_rename):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_a_killed_separator_run_resumes_to_the_same_weights(
+    tiny_runs, tmp_path, kill_at_rename, precision
+):
     """Killed while writing its step-10 checkpoint (remixing, a teacher in the checkpoint):
-    resumed from step 8, it ends where the uninterrupted run ends, weights and log alike."""
+    resumed from step 8, it ends where the uninterrupted run ends, weights and log alike, in
+    either precision of its steps."""
     run = tiny_runs["demix"]
-    assert _separator(run, "-o", tmp_path / "whole", *SEPARATOR_FLAGS) == 0
+    flags = (*SEPARATOR_FLAGS, "--precision", precision)
+    assert _separator(run, "-o", tmp_path / "whole", *flags) == 0
     killed = tmp_path / "killed"
     code = _separator(
-        run, "-o", killed, *SEPARATOR_FLAGS, script=kill_at_rename, target="step-000000010.json"
+        run, "-o", killed, *flags, script=kill_at_rename, target="step-000000010.json"
     )
     assert code == -signal.SIGKILL
     assert latest_checkpoint(killed / "checkpoints").step == 8

@@ -693,8 +693,9 @@ def test_a_validation_record_from_before_the_matching_is_chosen_anew(tmp_path):
 
 
 def test_a_separator_stored_before_an_option_existed_counts_it_at_its_default():
-    """The shipped separators were trained before ``max_level`` existed: reused as trained
-    with its default, refused for a denoiser's options that draw other levels."""
+    """The shipped separators were trained before ``max_level`` and ``precision`` existed:
+    reused as trained with their defaults, refused for a denoiser's options that draw other
+    levels, and for bfloat16 steps (they were float32's, whatever the default becomes)."""
     from demixgan.experiments.context import _check_options
     from demixgan.experiments.demo import asset
     from demixgan.inference.options import SeparatorOptions
@@ -706,3 +707,6 @@ def test_a_separator_stored_before_an_option_existed_counts_it_at_its_default():
     _check_options(recorded, SeparatorOptions(), "demo separator", folder)
     with pytest.raises(DemixganError, match="other options"):
         _check_options(recorded, SeparatorOptions(max_level=6), "demo separator", folder)
+    assert "precision" not in recorded
+    with pytest.raises(DemixganError, match="other options"):
+        _check_options(recorded, SeparatorOptions(precision="bfloat16"), "demo separator", folder)

@@ -550,3 +550,23 @@ def test_a_run_of_many_short_epochs_writes_a_bounded_number_of_epoch_outputs(tmp
             assert [c.step for c in list_checkpoints(run / "checkpoints")] == shown
     for module, weights in final[True].items():
         assert all(torch.equal(w, final[False][module][k]) for k, w in weights.items())
+
+
+def test_a_bfloat16_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
+    """``train.precision = "bfloat16"`` runs the step's forward passes in bfloat16, and keeps the
+    resume guarantee: 10 steps, and 4 steps resumed to 10, end with the same weights, which
+    differ from float32's (the arithmetic did change)."""
+    settings = ("train.snapshot_every_epoch=false", "train.checkpoint_every=4")
+
+    def run(name: str, steps: int, precision: str, resume: bool = False) -> Path:
+        chosen = (*settings, f"train.max_steps={steps}", f"train.precision={precision}")
+        loop.train(load_config(TINY, chosen), tmp_path / name, resume=resume, progress=False)
+        return tmp_path / name
+
+    whole = _final_weights(run("whole", 10, "bfloat16"))
+    run("resumed", 4, "bfloat16")
+    _assert_same_weights(whole, _final_weights(run("resumed", 10, "bfloat16", True)), "resumed")
+    full = _final_weights(run("float32", 10, "float32"))
+    assert any(
+        not torch.equal(tensor, full["model"][key]) for key, tensor in whole["model"].items()
+    )

@@ -340,7 +340,9 @@ MEAN_DIGIT = "mean training digit"
 #: left out of the hash, so models stored before the key existed stay valid.
 _LATER_COMPONENT_DEFAULTS = {"shares": None}
 _LATER_DATA_DEFAULTS = {"resize": None, "crop": None, "validation_share": 0.1}
-_LATER_TRAIN_DEFAULTS = {"checkpoint_every_epoch": True}
+_LATER_TRAIN_DEFAULTS = {"checkpoint_every_epoch": True, "precision": "float32"}
+#: A separator's option added later, with the value every separator stored before it had.
+_LATER_SEPARATOR_VALUES = {"precision": "float32"}
 #: Where a stored model's separators of compressive measurements live (``measured_separator``).
 MEASURED_DIR = "measured"
 
@@ -375,7 +377,7 @@ def peers_key(trained: TrainedModel) -> str:
 
 def options_key(options: SeparatorOptions) -> str:
     """A short hash of a separator's options: candidates trained side by side keep apart."""
-    return _short_hash(asdict(options))
+    return _short_hash(_without_later_defaults(asdict(options), _LATER_SEPARATOR_VALUES))
 
 
 def _short_hash(settings: dict) -> str:
@@ -398,8 +400,9 @@ def _shipped_model(config: RunConfig) -> str | None:
 
 def _check_options(recorded: dict | None, options: SeparatorOptions, what: str, folder: Path):
     """Refuse a stored separator trained with other options than the profile's (a field added
-    since it was stored counts at its default)."""
-    if recorded is None or asdict(SeparatorOptions()) | recorded != asdict(options):
+    since it was stored counts at the value it then had, else at its default)."""
+    known = asdict(SeparatorOptions()) | _LATER_SEPARATOR_VALUES
+    if recorded is None or known | recorded != asdict(options):
         raise DemixganError(
             f"The stored {what} in {folder} was trained with other options ({recorded}) than "
             f"this profile's ({asdict(options)}): delete that directory to train it anew."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from demixgan.networks.precision import PRECISIONS
 from demixgan.spec.validation import check_fields, rule
 
 #: Penalties of the residual A(sum G) - y: squared (the paper), absolute (robust), or squared
@@ -96,6 +97,12 @@ class SeparatorOptions:
         "own): a denoiser that is never told how many curves or lines an image has",
     )
     seed: int = rule(0, ge=0, le=MAX_SEED, help="seed of the network and its draws")
+    precision: str = rule(
+        "float32",
+        choices=PRECISIONS,
+        help="arithmetic of the training forward passes: float32, or bfloat16 autocast (about "
+        "twice as fast on a CPU with AVX512-BF16 or a recent GPU; separating stays float32)",
+    )
     chunk: int = rule(512, ge=1, help="observations per forward pass when separating")
     checkpoint_every: int = rule(500, ge=1, help="steps between checkpoints of a separator run")
     log_every: int = rule(50, ge=1, help="steps between lines of its stats.jsonl")

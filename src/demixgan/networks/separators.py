@@ -88,5 +88,7 @@ class UNetSeparator(nn.Module):
         quarter = self.bottom(F.avg_pool2d(half, 2))
         half = self.up2(torch.cat([half, _upsample(quarter, half)], 1))
         full = self.up1(torch.cat([full, _upsample(half, full)], 1))
-        parts = torch.sigmoid(self.head(full))  # [B, K * C, H, W], component-major
+        # The head in float32 under a bfloat16 autocast too: bfloat16 steps by 1/256 near 1.
+        with torch.autocast(full.device.type, enabled=False):
+            parts = torch.sigmoid(self.head(full.float()))  # [B, K * C, H, W], component-major
         return parts.view(parts.shape[0], self.components, self.image.channels, *full.shape[-2:])

@@ -33,6 +33,7 @@ from demixgan.data.families import FAMILIES, MAX_LEVEL, MIN_LEVEL
 from demixgan.data.superposition import DIGIT_SOURCES, RECIPES
 from demixgan.errors import DemixganError
 from demixgan.io.atomic import atomic_path
+from demixgan.networks.precision import PRECISIONS
 from demixgan.networks.registry import GENERATOR_ARCHS
 from demixgan.spec.image import MAX_SIDE
 from demixgan.spec.validation import (
@@ -150,6 +151,7 @@ class TrainConfig:
     log_every: int = rule(50, ge=1)
     snapshot_every_epoch: bool = True
     checkpoint_every_epoch: bool = True
+    precision: str = rule("float32", choices=PRECISIONS)
     device: str = rule("auto", pattern=_DEVICE)
 
 

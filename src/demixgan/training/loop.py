@@ -31,6 +31,7 @@ from demixgan.io.run_files import (
     check_new_run_dir,
     prepare_new_run,
 )
+from demixgan.networks.precision import autocast
 from demixgan.reports.grids import save_panels
 from demixgan.spec.config import RunConfig, config_to_dict, parse_config
 from demixgan.spec.factory import (
@@ -280,6 +281,16 @@ class Trainer:
         fake, parts = self._model_ddp(latents, known, with_components=True)
         return fake, parts, codes
 
+    def _precision(self) -> torch.autocast:
+        """The context of the step's forward passes (``train.precision``)."""
+        return autocast(self.device, self.config.train.precision)
+
+    def _discriminate(self, images: torch.Tensor):
+        """D's logits and InfoGAN predictions, in float32 whatever the forward pass ran in."""
+        with self._precision():
+            logits, predicted = self._disc_ddp(images)
+        return logits.float(), None if predicted is None else predicted.float()
+
     def _mass_penalty(self, parts: torch.Tensor):
         """Per-component L1 price on output mass: with a free low-capacity component beside a
         priced high-capacity one, whatever the small one can draw moves into it."""
@@ -300,10 +311,11 @@ class Trainer:
         generator = derived_generator(self.config.seed, self.step)
         real = self._real_batch(self.step)
         for _ in range(train.d_steps):
-            fake, parts, codes = self._fake_batch(generator)
+            with self._precision():
+                fake, parts, codes = self._fake_batch(generator)
             if train.r1_gamma > 0:
                 real.requires_grad_(True)
-            logits, predicted = self._disc_ddp(torch.cat([real, fake.detach()]))
+            logits, predicted = self._discriminate(torch.cat([real, fake.detach()]))
             real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0] :]
             loss_d = discriminator_loss(train.loss, real_logits, fake_logits)
             if codes is not None:
@@ -316,10 +328,10 @@ class Trainer:
             self.opt_d.step()
         # The generator step reuses the last fake batch, scored by the updated discriminator.
         with _no_sync(self._disc_ddp):
-            fake_logits_g, predicted = self._disc_ddp(fake)
+            fake_logits_g, predicted = self._discriminate(fake)
             loss_g = generator_loss(train.loss, fake_logits_g) + self._info_loss(predicted, codes)
         if self.mass_weights:
-            loss_g = loss_g + self._mass_penalty(parts)
+            loss_g = loss_g + self._mass_penalty(parts.float())
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()

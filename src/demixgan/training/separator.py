@@ -39,6 +39,7 @@ from demixgan.inference.options import SeparatorOptions
 from demixgan.io.checkpoints import latest_checkpoint
 from demixgan.models.operators import GaussianOperator, mix
 from demixgan.models.superposition_model import SuperpositionModel
+from demixgan.networks.precision import autocast
 from demixgan.networks.separators import UNetSeparator
 from demixgan.spec.factory import load_training_data, load_training_parts
 from demixgan.training import engine
@@ -202,7 +203,7 @@ class SeparatorTask:
         picks = torch.randint(0, len(self.mixtures), (batch, 2), generator=self.draws)
         pairs = self.mixtures[picks].to(self.device)  # [B, 2, C, H, W]
         self.network.train()
-        loss = mixit_loss(self.network(pairs.sum(1)), pairs).mean()
+        loss = mixit_loss(self._forward(pairs.sum(1)), pairs).mean()
         self.draw_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.draw_optimizer.step()
@@ -225,11 +226,16 @@ class SeparatorTask:
         with torch.no_grad():
             observations = mix(parts, self.operator)
         self.network.train()
-        loss = matched_squared_error(self.network(observations), parts, self.orders).mean()
+        loss = matched_squared_error(self._forward(observations), parts, self.orders).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         return loss.item()
+
+    def _forward(self, observations: torch.Tensor) -> torch.Tensor:
+        """The network's training pass, in the options' precision (its outputs float32)."""
+        with autocast(self.device, self.options.precision):
+            return self.network(observations)
 
     # -- state ---------------------------------------------------------------------------
     def separator(self) -> Separator:
