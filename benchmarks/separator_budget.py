@@ -93,6 +93,8 @@ def score(folder: Path) -> dict:
         "steps": options["steps"],
         "remix_steps": options["remix_steps"],
         "remix_fraction": options["remix_fraction"],
+        "seed": options["seed"],
+        "precision": options.get("precision", "float32"),  # float32 before the option existed
         "seconds": sidecar.get("seconds"),
         "validation_psnr": scores,
         "mean_psnr": round(sum(scores.values()) / len(scores), 4),
