@@ -55,8 +55,9 @@ def test_shared_network_stays_one_network_through_training_and_loading(tmp_path)
 
 
 def test_store_keys_of_configs_without_shares_are_unchanged():
-    """Models stored before ``shares`` (and the data keys of own mixtures, and the epoch-end
-    checkpoint switch) existed must stay valid: the key hashes them only when set."""
+    """Models stored before ``shares`` (and the data keys of own mixtures, the epoch-end
+    checkpoint switch and the precision) existed must stay valid: the key hashes them only
+    when set."""
     config = load_config(TINY)
     before = dataclasses.asdict(config)
     for component in before["components"]:
@@ -64,6 +65,8 @@ def test_store_keys_of_configs_without_shares_are_unchanged():
     for key in ("resize", "crop", "validation_share"):
         del before["data"][key]
     del before["train"]["checkpoint_every_epoch"]
+    del before["train"]["precision"]
     old_key = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]
     assert config_key(config) == old_key
+    assert config_key(load_config(TINY, ("train.precision=bfloat16",))) != old_key
     assert config_key(load_config(TINY, SHARED)) != config_key(load_config(TINY, SHARED[:3]))
