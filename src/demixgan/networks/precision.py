@@ -1,8 +1,8 @@
 """The arithmetic of a training step's forward passes: float32, or bfloat16 under autocast.
 
 Autocast runs convolutions and matrix products in bfloat16 and keeps the weights, the
-optimizer's state and the losses in float32: on a CPU with AVX512-BF16 (and on recent GPUs)
-a separator's step takes about half the time (docs/BENCHMARKS.md). bfloat16 keeps float32's
+optimizer's state and the losses in float32: on a CPU with AVX512-BF16 a separator's step
+takes about 0.6 of the time and a GAN's two thirds (docs/BENCHMARKS.md; GPUs unmeasured). bfloat16 keeps float32's
 range, so no loss scaling is needed. Inference stays in float32 whatever trained the weights.
 """
 
