@@ -2,8 +2,9 @@
 
 Autocast runs convolutions and matrix products in bfloat16 and keeps the weights, the
 optimizer's state and the losses in float32: on a CPU with AVX512-BF16 a separator's step
-takes about 0.6 of the time and a GAN's two thirds (docs/BENCHMARKS.md; GPUs unmeasured). bfloat16 keeps float32's
-range, so no loss scaling is needed. Inference stays in float32 whatever trained the weights.
+takes about 0.6 of the time and a GAN's two thirds (docs/BENCHMARKS.md; GPUs unmeasured).
+bfloat16 keeps float32's range, so no loss scaling is needed. Inference stays in float32
+whatever trained the weights.
 """
 
 from __future__ import annotations
