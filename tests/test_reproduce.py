@@ -446,6 +446,52 @@ def test_jobs_below_one_are_refused(tmp_path, capsys):
     assert "--jobs" in err and "Traceback" not in err and not any(tmp_path.iterdir())
 
 
+STOPPED_WORKERS = """
+import sys, time
+from multiprocessing import get_context
+from pathlib import Path
+
+from demixgan.experiments.preparation import thread_lock_for_bars
+from demixgan.io.progress import progress_bar
+
+
+def step(folder):
+    with progress_bar(1, "a worker's step", enabled=False):
+        (Path(folder) / f"{time.monotonic_ns()}").touch()
+        time.sleep(60)
+
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1])
+    pool = get_context("spawn").Pool(2, initializer=thread_lock_for_bars, maxtasksperchild=1)
+    for _ in range(2):
+        pool.apply_async(step, (str(folder),))
+    deadline = time.monotonic() + 60
+    while len(list(folder.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pool.terminate()  # what reproduce --jobs does when SIGTERM or a failing step stops it
+    pool.join()
+    print(len(list(folder.iterdir())))
+"""
+
+
+def test_workers_stopped_mid_step_leave_no_semaphore_warning(tmp_path):
+    """A SIGTERM'd `reproduce --jobs 2` terminates its workers mid-step; their progress bars'
+    lock must not outlive them as a named semaphore, which Python's resource tracker reports
+    as leaked when the command exits."""
+    import subprocess
+    import sys
+
+    script, started = tmp_path / "workers.py", tmp_path / "started"
+    script.write_text(STOPPED_WORKERS)
+    started.mkdir()
+    done = subprocess.run(
+        [sys.executable, str(script), str(started)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "2", done.stderr
+    assert "leaked" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 @contextmanager
 def _threads(count: int) -> Iterator[None]:
     before = torch.get_num_threads()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import queue
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -140,7 +141,9 @@ def prepare(
     lines: dict[str, str] = {}
     pending, claimed, running = list(plan.first()), set(), 0
     results: queue.SimpleQueue = queue.SimpleQueue()
-    pool = get_context("spawn").Pool(jobs, maxtasksperchild=1)  # a fresh process per step
+    pool = get_context("spawn").Pool(  # a fresh process per step
+        jobs, initializer=thread_lock_for_bars, maxtasksperchild=1
+    )
     try:
         while pending or running:
             while pending and running < jobs:
@@ -165,11 +168,21 @@ def prepare(
             if setup.progress:  # the workers train without progress bars
                 print(f"finished: {step.describe()}", file=sys.stderr, flush=True)
             pending.extend(plan.after(step))
-        pool.close()  # workers that exit on their own release their locks (tqdm's): no warning
+        pool.close()  # the workers exit on their own
     finally:
         pool.terminate()  # after close: at once; after a failure: stops the steps still running
         pool.join()
     return list(lines.values())
+
+
+def thread_lock_for_bars() -> None:
+    """A worker's first act: tqdm's default lock is a named semaphore, which a worker stopped
+    by ``pool.terminate`` (SIGTERM, Ctrl-C, a failing step) never unlinks, so the resource
+    tracker warns of it when the command exits; a worker draws no bars and starts no
+    processes, so a thread lock serves."""
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 def _in_order(plan: _Plan, context: Context) -> list[str]:
