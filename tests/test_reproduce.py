@@ -448,10 +448,9 @@ def test_jobs_below_one_are_refused(tmp_path, capsys):
 
 STOPPED_WORKERS = """
 import sys, time
-from multiprocessing import get_context
 from pathlib import Path
 
-from demixgan.experiments.preparation import thread_lock_for_bars
+from demixgan.experiments.preparation import worker_pool
 from demixgan.io.progress import progress_bar
 
 
@@ -463,7 +462,7 @@ def step(folder):
 
 if __name__ == "__main__":
     folder = Path(sys.argv[1])
-    pool = get_context("spawn").Pool(2, initializer=thread_lock_for_bars, maxtasksperchild=1)
+    pool = worker_pool(2)  # the pool reproduce --jobs 2 runs its steps in
     for _ in range(2):
         pool.apply_async(step, (str(folder),))
     deadline = time.monotonic() + 60

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -141,9 +142,7 @@ def prepare(
     lines: dict[str, str] = {}
     pending, claimed, running = list(plan.first()), set(), 0
     results: queue.SimpleQueue = queue.SimpleQueue()
-    pool = get_context("spawn").Pool(  # a fresh process per step
-        jobs, initializer=thread_lock_for_bars, maxtasksperchild=1
-    )
+    pool = worker_pool(jobs)
     try:
         while pending or running:
             while pending and running < jobs:
@@ -173,6 +172,11 @@ def prepare(
         pool.terminate()  # after close: at once; after a failure: stops the steps still running
         pool.join()
     return list(lines.values())
+
+
+def worker_pool(jobs: int) -> Pool:
+    """``jobs`` spawned workers, a fresh process per step, each with a thread lock for bars."""
+    return get_context("spawn").Pool(jobs, initializer=thread_lock_for_bars, maxtasksperchild=1)
 
 
 def thread_lock_for_bars() -> None:
