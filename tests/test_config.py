@@ -449,3 +449,25 @@ def test_research_configs_behind_documented_attempts_load(path):
     config = load_config(path)
     assert config.name == path.stem
     assert len(learned_components(config)) == 2
+
+
+@pytest.mark.parametrize("settings", ["TEST_SETTINGS", "TRAIN_SETTINGS"])
+def test_papers_architecture_rows_train_as_their_setting(settings):
+    """A row of the paper's two DCGANs isolates the generators only if everything else (data,
+    discriminator, loss, budget) is its setting's: a budget chosen on validation for the
+    setting must reach both configs."""
+    from demixgan.experiments import demixing
+    from demixgan.experiments.demo import asset
+
+    rows = [s for s in getattr(demixing, settings) if s.amortized and not s.peers]
+    assert rows, "no paper's-architecture row to compare"
+    for row in rows:
+        ours = load_config(asset(f"experiments/{row.config.removesuffix('-dcgan')}.toml"))
+        papers = load_config(asset(f"experiments/{row.config}.toml"))
+        assert (papers.data, papers.discriminator, papers.train, papers.seed) == (
+            ours.data,
+            ours.discriminator,
+            ours.train,
+            ours.seed,
+        ), row.config
+        assert {c.arch for c in papers.components} == {"dcgan"}, row.config
