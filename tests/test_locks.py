@@ -222,10 +222,7 @@ def _pruned_once(calls: list[int]):
 
 
 def test_read_newest_retries_while_a_writer_holds_the_run(trained, tmp_path):
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    for path in (trained / "checkpoints").iterdir():  # a copy: the fixture's files stay intact
-        (run / "checkpoints" / path.name).write_bytes(path.read_bytes())
+    run = _copy_run(trained, tmp_path)
     holder = _start("-c", HOLD, "run", str(run), cwd=tmp_path)
     try:
         assert holder.stdout.readline() == "held\n"
@@ -235,6 +232,45 @@ def test_read_newest_retries_while_a_writer_holds_the_run(trained, tmp_path):
         _kill(holder)
     assert calls == [10, 5]  # the vanished step 10, then the newest left
     assert checkpoint.step == sidecar["step"] == 5 and "model" in weights
+
+
+def _copy_run(trained: Path, tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    for path in (trained / "checkpoints").iterdir():  # a copy: the fixture's files stay intact
+        (run / "checkpoints" / path.name).write_bytes(path.read_bytes())
+    return run
+
+
+def test_a_slow_reader_outlasts_many_rotations_then_gives_up(trained, tmp_path, monkeypatch):
+    """A loaded machine can make a dozen loads in a row land on a rotation (the flake of
+    session 34: six quick retries ran out); the reader keeps choosing again until its patience
+    runs out, then reports the load's own error instead of waiting for ever."""
+    run = _copy_run(trained, tmp_path)
+    calls: list[int] = []
+
+    def rotated_under(times: int):
+        def load(checkpoint: checkpoints.Checkpoint):
+            calls.append(checkpoint.step)
+            if len(calls) <= times:
+                raise DemixganError(f"The checkpoint '{checkpoint.weights_path}' does not exist")
+            return checkpoint.step
+
+        return load
+
+    holder = _start("-c", HOLD, "run", str(run), cwd=tmp_path)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        found = locks.read_newest(run / "checkpoints", rotated_under(12))
+        assert found is not None and found[1] == 10 and len(calls) == 13
+        monkeypatch.setattr(locks, "_READ_PATIENCE", 0.5)
+        calls.clear()
+        started = time.monotonic()
+        with pytest.raises(DemixganError, match="does not exist"):
+            locks.read_newest(run / "checkpoints", rotated_under(10**6))
+        assert time.monotonic() - started < 5 and len(calls) > 3
+    finally:
+        _kill(holder)
 
 
 def test_read_newest_fails_at_once_for_a_run_nobody_writes(trained, tmp_path):

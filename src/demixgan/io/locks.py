@@ -49,7 +49,10 @@ if TYPE_CHECKING:  # checkpoints may import this module: no import cycle at run 
 #: The lock file inside a run directory.
 LOCK_NAME = ".lock"
 _ATTEMPTS = 5  # acquire attempts while the lock file names no live holder (a release racing)
-_READ_ATTEMPTS = 6  # loads of the newest checkpoint while a writer rotates them
+#: Seconds a reader keeps choosing the newest checkpoint again while a writer rotates them
+#: under it: a deadline, not a count, since a loaded machine makes every attempt slow and
+#: a few quick retries could all land on a rotation (a run saving every step, keep_last 1).
+_READ_PATIENCE = 10.0
 _RUN_RISK = "two writers would corrupt its checkpoints and log"
 _OUTPUT_RISK = "two writers would overwrite each other's files"
 
@@ -150,15 +153,18 @@ def read_newest(
     A training run rotates its checkpoints (``_prune``) while readers pick and load the
     newest one, so the chosen files may vanish between the choice and the load. When a load
     fails while a writer holds the run's lock (or the checkpoint set changed meanwhile), the
-    newest checkpoint is chosen again, a few times; a damaged checkpoint of a run nobody
-    writes fails at once, with its own error (whatever ``load`` raised). Skipped checkpoints
-    are warned about only for the attempt that counts.
+    newest checkpoint is chosen again, for up to ``_READ_PATIENCE`` seconds; a damaged
+    checkpoint of a run nobody writes fails at once, with its own error (whatever ``load``
+    raised). Skipped checkpoints are warned about only for the attempt that counts.
     """
     from demixgan.io import checkpoints
 
     folder = Path(folder)
     run_dirs = (folder, folder.parent)
-    for attempt in range(_READ_ATTEMPTS):
+    deadline = time.monotonic() + _READ_PATIENCE
+    attempt = 0
+    while True:
+        attempt += 1
         before = _listing(folder)
         error: Exception | None = None
         result = None
@@ -170,8 +176,8 @@ def read_newest(
                 error = exc
         troubled = error is not None or bool(skipped)
         moving = _listing(folder) != before or any(writer_active(d) for d in run_dirs)
-        if troubled and moving and attempt < _READ_ATTEMPTS - 1:
-            time.sleep(0.02 * (attempt + 1))
+        if troubled and moving and time.monotonic() < deadline:
+            time.sleep(min(0.02 * attempt, 0.2))
             continue
         if error is not None:
             raise error
@@ -180,7 +186,6 @@ def read_newest(
         for passed in skipped:
             warnings.warn(str(passed), stacklevel=2)
         return result
-    raise AssertionError("unreachable")  # the last attempt always returns or raises
 
 
 # -- internals -----------------------------------------------------------------------------
