@@ -8,9 +8,10 @@ and evolution grids: they change nothing learned); each candidate's checkpoint g
 the default options (``SeparatorOptions()``, every experiment's) in ``DIR/sep-B``, scored on the 500
 validation mixtures that choose a run's method (benchmarks/separator_budget.py). The chosen budget
 has the best mean PSNR over the parts (the smaller one on a tie). A stopped call continues where it
-stopped (the run and each separator resume); a run already in ``DIR/run`` is continued, to the
-largest budget where that is longer (a longer grid continues the same run), and must have kept a
-checkpoint at every candidate. With ``--jobs 2`` a second process trains each candidate's separator
+stopped (the run and each separator resume); a run already in ``DIR/run`` is continued to this
+call's largest budget (a longer grid continues the same run; a shorter one reuses its checkpoints
+and trains nothing past its own largest candidate), and must have kept a checkpoint at every
+candidate. With ``--jobs 2`` a second process trains each candidate's separator
 as soon as the run has written its checkpoint, while the run goes on (each process on half the
 cores: the numbers equal a one-process call's on that many threads). The test split is never read.
 """
@@ -43,8 +44,8 @@ from demixgan.training.separator_runs import JOB_FILE, finished_run, new_job, ru
 def train_run(
     config_path: Path, budgets: list[int], run: Path, device: str, extra: Sequence[str] = ()
 ) -> float:
-    """The run to the largest budget (new or continued; ``extra`` settings of the config
-    apply to a new one); its training minutes."""
+    """The run to the largest budget (new, continued or stopped there; ``extra`` settings of
+    the config apply to a new one); its training minutes to that budget."""
     every = math.gcd(*budgets)
     settings = [
         f"train.max_steps={max(budgets)}",
@@ -59,12 +60,12 @@ def train_run(
     resume = (run / CONFIG_FILE).is_file()
     if resume:  # continued, to longer budgets too (the data order is the seed's and epoch's)
         config = parse_config(read_json(run / CONFIG_FILE, "run config", ""), name=run.name)
-        if config.train.max_steps < max(budgets):  # the budget and checkpoint settings only
+        if config.train.max_steps != max(budgets):  # the budget and checkpoint settings only
             config = parse_config(config_to_dict(config), name=run.name, overrides=settings[:4])
     else:
         config = load_config(config_path, [*settings, *extra])
     train(config, run, resume=resume, device=device, progress=False)
-    return training_minutes(run, config.train.batch_size)
+    return training_minutes(run, config.train.batch_size, until=max(budgets))
 
 
 def separator_for(run: Path, budget: int, folder: Path, device: str) -> Path:

@@ -460,6 +460,8 @@ def test_training_minutes_add_up_every_resumed_segment(tmp_path: Path) -> None:
     resumed.write({"step": 300, "observations_per_s": 32.0})  # slower machine: 200 s
     resumed.close()
     assert training_minutes(tmp_path, batch_size=64) == pytest.approx(400 / 60)
+    # A budget grid's largest candidate inside the run: the minutes of its steps alone.
+    assert training_minutes(tmp_path, batch_size=64, until=200) == pytest.approx(200 / 60)
 
 
 def test_an_epoch_cap_short_of_max_steps_is_announced(tmp_path):

@@ -64,8 +64,9 @@ def prepare_new_run(config: RunConfig, run_dir: Path) -> Path:
     return run_dir
 
 
-def training_minutes(run_dir: Path, batch_size: int) -> float:
-    """Minutes of training the stats log records, summed over every resumed segment.
+def training_minutes(run_dir: Path, batch_size: int, until: int | None = None) -> float:
+    """Minutes of training the stats log records, summed over every resumed segment (with
+    ``until``, of its steps up to that one: a budget grid's largest candidate in a longer run).
 
     Each line gives the throughput of the steps since the line before it, so a run that was
     stopped and resumed (the lines past its checkpoint are dropped) still adds up to the time
@@ -78,6 +79,8 @@ def training_minutes(run_dir: Path, batch_size: int) -> float:
         rate = record.get("observations_per_s")
         if not isinstance(rate, (int, float)) or not rate > 0:
             continue  # a line without a throughput (written by hand) adds no time
+        if until is not None and record["step"] > until:
+            break
         steps = record["step"] - previous_step
         seconds += steps * batch_size / rate
         previous_step = record["step"]
