@@ -60,6 +60,9 @@ def train_run(
     resume = (run / CONFIG_FILE).is_file()
     if resume:  # continued, to longer budgets too (the data order is the seed's and epoch's)
         config = parse_config(read_json(run / CONFIG_FILE, "run config", ""), name=run.name)
+        kept = [c.step for c in list_checkpoints(run / CHECKPOINT_DIR)]
+        if kept and max(kept) >= max(budgets):  # trained that far already: nothing to train
+            return training_minutes(run, config.train.batch_size, until=max(budgets))
         if config.train.max_steps != max(budgets):  # the budget and checkpoint settings only
             config = parse_config(config_to_dict(config), name=run.name, overrides=settings[:4])
     else:
