@@ -221,6 +221,14 @@ def _pruned_once(calls: list[int]):
     return load
 
 
+def _copy_run(trained: Path, tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    for path in (trained / "checkpoints").iterdir():  # a copy: the fixture's files stay intact
+        (run / "checkpoints" / path.name).write_bytes(path.read_bytes())
+    return run
+
+
 def test_read_newest_retries_while_a_writer_holds_the_run(trained, tmp_path):
     run = _copy_run(trained, tmp_path)
     holder = _start("-c", HOLD, "run", str(run), cwd=tmp_path)
@@ -232,14 +240,6 @@ def test_read_newest_retries_while_a_writer_holds_the_run(trained, tmp_path):
         _kill(holder)
     assert calls == [10, 5]  # the vanished step 10, then the newest left
     assert checkpoint.step == sidecar["step"] == 5 and "model" in weights
-
-
-def _copy_run(trained: Path, tmp_path: Path) -> Path:
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    for path in (trained / "checkpoints").iterdir():  # a copy: the fixture's files stay intact
-        (run / "checkpoints" / path.name).write_bytes(path.read_bytes())
-    return run
 
 
 def test_a_slow_reader_outlasts_many_rotations_then_gives_up(trained, tmp_path, monkeypatch):
@@ -274,10 +274,7 @@ def test_a_slow_reader_outlasts_many_rotations_then_gives_up(trained, tmp_path, 
 
 
 def test_read_newest_fails_at_once_for_a_run_nobody_writes(trained, tmp_path):
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    for path in (trained / "checkpoints").iterdir():
-        (folder / path.name).write_bytes(path.read_bytes())
+    folder = _copy_run(trained, tmp_path) / "checkpoints"
     calls: list[int] = []
 
     def damaged(checkpoint: checkpoints.Checkpoint):
