@@ -52,9 +52,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from demixgan.io.run_files import STATS_FILE
 from demixgan.spec.config import RunConfig, load_config
+from demixgan.spec.device import resolve_device
 from demixgan.spec.factory import training_sampler
 from demixgan.training import engine, loop
-from demixgan.training.distributed import resolve_device
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper-demix-digit-sines.toml"
 TARGET_END_TO_END = 0.90

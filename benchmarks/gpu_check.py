@@ -17,19 +17,28 @@ GPU machine runs (docs/BENCHMARKS.md, "On a GPU"):
 * separator training (``demixgan separator --device``): the demo model's separator trained
   ``--separator-steps`` + as many remixing steps on the CPU and twice on the device: seconds
   per step, the same weights twice on the device, and the PSNR per part of each on ``--n``
-  validation mixtures.
+  validation mixtures;
+* the inference commands (``--device``), each run by the CLI on the CPU and on the device:
+  ``demix`` (latent fit) and ``cs`` (100 measurements) of 50 of the demo's test mixtures,
+  ``evaluate`` of 50 with the fit and the shipped separator, and ``denoise --corruption-level
+  auto`` (the ink strokes fitted beside G, from the stroke search) by a denoising-GAN trained
+  ``--steps`` steps on the device: exit status, seconds and PSNR per part of each.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from published import command_line, publish
 from safetensors.torch import load_file
@@ -136,9 +145,11 @@ def separation(device: torch.device, n: int, rounds: int) -> dict:
     figures["separator_largest_difference"] = (parts["cpu"] - parts[device.type]).abs().max().item()
     fits = {}
     for where in (torch.device("cpu"), device):
-        trained.model.to(where)
-        seconds, fit = timed(1, where, lambda: trained.demix(test.mixtures[:FIT_N], DEMO_FIT))
-        fits[where.type] = psnr_per_part(fit.cpu(), test.components[:FIT_N])
+        fitter = load(shipped_checkpoint(DEMO_MODEL), where)  # the fits run there
+        seconds, fit = timed(
+            1, where, lambda fitter=fitter: fitter.demix(test.mixtures[:FIT_N], DEMO_FIT)
+        )
+        fits[where.type] = psnr_per_part(fit, test.components[:FIT_N])
         figures[f"fit_{where.type}_seconds"] = round(seconds, 2)
         figures[f"fit_{where.type}_psnr"] = fits[where.type]
     figures["fit_psnr_agree"] = all(
@@ -172,7 +183,83 @@ def separator_training(device: torch.device, steps: int, n: int) -> dict:
     return figures
 
 
-CHECKS = ("training", "separation", "separator-training")
+def inference_commands(device: torch.device, steps: int, work: Path) -> dict:
+    """``demix``, ``cs``, ``evaluate`` and ``denoise`` by the CLI with ``--device`` cpu and
+    the device: do they finish, how fast, and do their PSNRs agree?"""
+    trained = load(shipped_checkpoint(DEMO_MODEL))
+    test = make_mixtures(run_sampler(trained.config, "test"), 50, seed=1)
+    mixtures, parts = work / "mixtures.npy", work / "parts.npy"
+    np.save(mixtures, test.mixtures.numpy())
+    np.save(parts, test.components.numpy())
+    settings = ("seed=0", f"train.max_steps={steps}", f"train.checkpoint_every={steps}")
+    denoiser = work / "denoiser"
+    config = load_config(asset("experiments/denoise-digit-ink.toml"), settings)
+    loop.train(config, denoiser, device=str(device), progress=False)
+    corrupted = work / "corrupted.npy"
+    ink = make_mixtures(run_sampler(config, "test"), 20, seed=1)
+    np.save(corrupted, ink.mixtures.numpy())
+    np.save(work / "clean.npy", ink.components[:, 0].numpy())
+    fast = ["--iterations", "100", "--restarts", "4", "--lr", "0.05", "--no-progress"]
+    demo = str(shipped_checkpoint(DEMO_MODEL))
+    commands = {
+        "demix": ["demix", demo, mixtures, "--method", "fit", "--truth", parts, *fast],
+        "cs": ["cs", demo, mixtures, "--measurements", "100", "--truth", parts, *fast],
+        "denoise": [
+            "denoise",
+            denoiser,
+            corrupted,
+            "--corruption-level",
+            "auto",
+            "--truth",
+            work / "clean.npy",
+            *fast,
+        ],
+    }
+    figures: dict = {}
+    for label, where in (("cpu", "cpu"), ("device", str(device))):
+        for name, command in commands.items():
+            out = work / f"{name}-{label}"
+            started = time.perf_counter()
+            done = _cli([*command, "-o", out, "--device", where])
+            seconds = round(time.perf_counter() - started, 2)
+            psnrs = None
+            if done.returncode == 0:
+                metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+                psnrs = [round(m["psnr"]["mean"], 3) for m in metrics.values()]
+            figures[f"{name}_{label}"] = {
+                "exit": done.returncode,
+                "seconds": seconds,
+                "psnr": psnrs,
+                "stderr_tail": done.stderr[-300:],
+            }
+        scores = work / f"evaluate-{label}.json"
+        done = _cli(
+            [
+                "evaluate",
+                demo,
+                "--n",
+                "50",
+                "--methods",
+                "fit,separator",
+                "--no-ica",
+                "--json",
+                scores,
+                "--device",
+                where,
+                *fast,
+            ],
+        )
+        figures[f"evaluate_{label}"] = {"exit": done.returncode, "stderr_tail": done.stderr[-300:]}
+    figures["all_finished"] = all(v["exit"] == 0 for v in figures.values())
+    return figures
+
+
+def _cli(arguments: list) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "demixgan", *map(str, arguments)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+
+
+CHECKS = ("training", "separation", "separator-training", "inference-commands")
 
 
 def main() -> int:
@@ -205,6 +292,9 @@ def main() -> int:
         figures["separation"] = separation(device, args.n, args.rounds)
     if "separator-training" in checks:
         figures["separator_training"] = separator_training(device, args.separator_steps, args.n)
+    if "inference-commands" in checks:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures["inference_commands"] = inference_commands(device, args.steps, Path(tmp))
     return publish(figures, args.json)
 
 

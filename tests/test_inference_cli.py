@@ -119,6 +119,21 @@ def test_evaluate_prints_the_table_with_baselines(tiny_runs, tmp_path, capsys):
     assert record["code"]["version"] and record["threads"] >= 1  # what made the numbers
 
 
+@pytest.mark.parametrize("task", ["demix", "denoise", "cs", "evaluate"])
+def test_a_device_this_machine_lacks_is_refused_before_any_work(tiny_runs, tmp_path, capsys, task):
+    """--device names a device that is not here: one paragraph, exit 2, nothing written."""
+    mixtures, _ = _mixtures(tmp_path, 1)
+    run_dir = tiny_runs["denoise" if task in ("denoise", "cs") else "demix"]
+    out = tmp_path / "out"
+    lacking = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, or CUDA absent
+    for device, message in (("gpu", "not one demixgan computes on"), (lacking, "cuda")):
+        where = ["--n", "2"] if task == "evaluate" else [mixtures, "-o", out]
+        assert run(task, run_dir, *where, "--device", device, *FAST) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+        assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
+
+
 def test_empty_measurements_are_one_clear_error(tiny_runs, tmp_path, capsys):
     np.save(tmp_path / "none.npy", np.zeros((0, 40), dtype=np.float32))
     out = tmp_path / "out"

@@ -2,9 +2,11 @@
 # What a lent GPU machine runs (docs/BENCHMARKS.md, "On a GPU"): CI has none, and a lent one
 # gives a session about 15 minutes, so each check below is one prepared `run` call.
 #
-#   separator   (~3 min) the demo's separator trained on the CPU and twice on the GPU
-#               (gpu_check --checks separator-training), and the training step end to end
-#               without epoch-end checkpoints and grids (bench_train --set ...)
+#   separator   (~6 min) the demo's separator trained on the CPU and twice on the GPU
+#               (gpu_check --checks separator-training), the training step end to end
+#               without epoch-end checkpoints and grids (bench_train --set ...), and the
+#               inference commands with --device cpu and cuda (gpu_check --checks
+#               inference-commands)
 #   budgets     (~5 min) the separator budget's candidates on the demo model, each with its
 #               supervised bound, trained on the GPU and scored on validation mixtures
 #               (separator_budget.py): 1,500 + 500, 1,500 + 1,500, 1,500 + 3,000
@@ -36,6 +38,8 @@ separator)
   python3 benchmarks/bench_train.py --device cuda --steps 400 --repeats 2 \
     --set train.checkpoint_every_epoch=false --set train.snapshot_every_epoch=false \
     2>&1 | tee "$out/bench_train_cuda.md"
+  python3 benchmarks/gpu_check.py --device cuda --checks inference-commands --steps 200 \
+    --json "$out/inference-commands.json" 2>&1 | tail -n 40 >"$out/inference-commands.log"
   ;;
 budgets)
   model=src/demixgan/assets/demo-ink/step-000004000.safetensors

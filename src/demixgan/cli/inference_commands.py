@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+from typing import TYPE_CHECKING
 
 from demixgan.cli.options import add_flags, from_flags
 from demixgan.inference.choice import METHODS, PEERS, REFINE
@@ -17,6 +19,11 @@ from demixgan.inference.options import (
     FitOptions,
     SeparatorOptions,
 )
+
+if TYPE_CHECKING:
+    import torch
+
+    from demixgan.inference.amortized import Separator
 
 #: What a denoiser can run: the latent fit, or its run's separator (one pass, no level).
 DENOISE_METHODS = ("fit", "separator")
@@ -59,6 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
             "generator) or a .npy [N, K, C, H, W] of components (demix, cs)",
         )
         _fit_options(parser)
+        _device_option(parser)
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
         if task == "cs":
             _matrix_options(
@@ -208,6 +216,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "peers in RUN/peers/ (demixgan separator --peer) add their rows",
     )
     _fit_options(evaluate)
+    _device_option(evaluate)
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=run_evaluate)
 
@@ -251,6 +260,16 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
     add_flags(parser, FitOptions, flags={"latent_weight": "--lambda"})
 
 
+def _device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where the latent fits and separators run: cpu, cuda, cuda:N or auto (default: "
+        "auto, a GPU when there is one; a GPU's arithmetic rounds differently, so its numbers "
+        "differ from the CPU's in the last digits)",
+    )
+
+
 def _options(args: argparse.Namespace) -> FitOptions:
     return from_flags(FitOptions, args)
 
@@ -270,7 +289,7 @@ def _run_task(args: argparse.Namespace) -> int:
 
     options = _options(args)
     output = check_new_output(args.output)
-    trained = load(args.checkpoint)
+    trained = load(args.checkpoint, args.device)
     measurements = getattr(args, "measurements", None)
     observations, operator, sources = prepare_observations(
         trained, args.inputs, args.task, measurements, getattr(args, "matrix_seed", 0)
@@ -295,7 +314,7 @@ def _run_task(args: argparse.Namespace) -> int:
             corruption_level=corruption,
             estimate=getattr(args, "estimate", "generator"),
             level_threshold=threshold,
-            separator=_load_separator(separator_path),
+            separator=_load_separator(separator_path, trained.device),
             method=method,
             progress=bar.update,
         )
@@ -358,10 +377,15 @@ def _task_method(args: argparse.Namespace, trained) -> tuple[str, str | None, st
     return method, None if method == "fit" else str(folder), why
 
 
-def _load_separator(path: str | None):
+def _load_separator(path: str | os.PathLike | None, device: torch.device) -> Separator | None:
+    """The separator in ``path`` (None: none) with its network on ``device``."""
     from demixgan.inference.amortized import load_separator
 
-    return None if path is None else load_separator(path)[0]
+    if path is None:
+        return None
+    separator = load_separator(path)[0]
+    separator.network.to(device)
+    return separator
 
 
 def run_separator(args: argparse.Namespace) -> int:
@@ -471,8 +495,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     options = _options(args)
     record = run_record(args.command_line)
-    trained = load(args.checkpoint)
-    separator = _load_separator(args.separator or own_separator(trained.checkpoint))
+    trained = load(args.checkpoint, args.device)
+    separator = _load_separator(args.separator or own_separator(trained.checkpoint), trained.device)
     if args.mixtures or (trained.config.data.mixtures and args.recipe is None):
         return _evaluate_observed(args, options, trained, separator)
     if args.truth or args.grid:
@@ -493,7 +517,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             methods=methods,
             separator=separator,
-            peers={k: _load_separator(d) for k, d in own_peers(trained.checkpoint).items()},
+            peers={
+                k: _load_separator(d, trained.device)
+                for k, d in own_peers(trained.checkpoint).items()
+            },
             progress=bar.update,
         )
     print(result.table)

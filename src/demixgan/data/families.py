@@ -87,13 +87,14 @@ def _check_count(name: str, value: int, minimum: int) -> int:
 
 
 @lru_cache(maxsize=32)
-def _grid(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row and column pixel indices as float32 vectors, cached because every call reuses them.
+def _grid(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column pixel indices as float32 vectors on the parameters' device (a fit on a
+    GPU draws its strokes there), cached because every call reuses them.
 
     The cached tensors are shared between calls and must never be modified in place.
     """
-    rows = torch.arange(height, dtype=torch.float32)
-    cols = torch.arange(width, dtype=torch.float32)
+    rows = torch.arange(height, dtype=torch.float32, device=device)
+    cols = torch.arange(width, dtype=torch.float32, device=device)
     return rows, cols
 
 
@@ -120,7 +121,7 @@ def ink_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
     reach exactly 1 over a core, like the digits they cross, so no pixel value tells ink from
     digit: the thin ``sines`` tents never reach 1 and a pixel rule splits them exactly.
     """
-    rows, cols = _grid(height, width)
+    rows, cols = _grid(height, width, p.device)
     low_w, high_w = INK_HALF_WIDTH
     low_g, high_g = INK_GAIN
     half_width = (low_w + (high_w - low_w) * p[..., 4:5])[:, :, None, :]  # [n, k, 1, 1]
@@ -148,7 +149,7 @@ def ink_lines_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
     lines of value exactly 1, beside binary digits a pixel rule cannot tell apart only where
     they cross) most lines saturate over a core of varying width and some are lighter.
     """
-    rows, cols = _grid(height, width)
+    rows, cols = _grid(height, width, p.device)
     vertical = (p[..., 0:1] < 0.5)[..., None]  # [n, k, 1, 1]
     side = torch.where(vertical, float(width - 1), float(height - 1))
     position = (p[..., 1:2][..., None] * side).round()
@@ -177,7 +178,7 @@ def brush_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
     g ~ U[BRUSH_GAIN]: softer edges and other widths, amplitudes and gains than the ``ink``
     tents a model of ink strokes learned, so test strokes drawn by it are out of distribution.
     """
-    rows, cols = _grid(height, width)
+    rows, cols = _grid(height, width, p.device)
     low_s, high_s = BRUSH_SIGMA
     low_g, high_g = BRUSH_GAIN
     sigma = (low_s + (high_s - low_s) * p[..., 4:5])[:, :, None, :]
@@ -233,7 +234,7 @@ def sines_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
     constant perpendicular width; the max of the curves' tents is the tent of the nearest
     curve. Differentiable in ``p``, so a fit can move the curves.
     """
-    rows, cols = _grid(height, width)
+    rows, cols = _grid(height, width, p.device)
     nearest = _curve_distances(p, rows, cols, width).amin(dim=1, keepdim=True)
     if torch.is_grad_enabled() and p.requires_grad:  # a fit differentiates through the image
         return (1.0 - nearest / SINE_HALF_WIDTH).clamp(0.0, 1.0)
@@ -288,7 +289,7 @@ def waves_image(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
     is still a superposition of k plane waves plus a constant. Differentiable in ``p``.
     """
     n = p.shape[0]
-    rows, cols = _grid(height, width)
+    rows, cols = _grid(height, width, p.device)
     amp = 0.5 + 0.5 * p[..., 0:1]  # [n, k, 1]
     rho = 1.0 + 3.0 * p[..., 1:2]
     theta = math.pi * p[..., 2:3]

@@ -61,7 +61,7 @@ PROFILES: dict[str, Profile] = {
             "cpu",
             "2 CPU cores: the configs' own step budgets on the embedded MNIST training digits "
             "(or Fashion-MNIST), 500 test mixtures; from an empty checkpoint store an experiment "
-            "takes from about 40 minutes to about 7 hours, most of it training on one thread "
+            "takes from about 40 minutes to about 8 hours, most of it training on one thread "
             "(RESULTS.md's budget table); with its models already stored, only its evaluation "
             "runs",
             (),

@@ -28,6 +28,7 @@ from demixgan.io.json_files import read_json
 from demixgan.models.operators import GaussianOperator, mix
 from demixgan.models.superposition_model import LearnedComponent, SuperpositionModel
 from demixgan.spec.config import RunConfig
+from demixgan.spec.device import resolve_device
 from demixgan.spec.image import ImageSpec
 
 #: File beside a checkpoint (or in a run directory) that names its generators for users.
@@ -46,6 +47,9 @@ class TrainedModel:
     config: RunConfig
     checkpoint: Path
     names: dict[str, str] = field(default_factory=dict)  # generator name -> user's name
+    #: Where the latent fits run (a GPU, say). The model, observations and results stay on the
+    #: CPU; each fit works on a copy of the model there (inference/solver.fit_latents).
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def component_names(self) -> tuple[str, ...]:
@@ -153,7 +157,7 @@ class TrainedModel:
         """
         fitted = self._known_fitted(level)
         return fit_with_stroke_search(
-            fitted, self.images(observations), self.model.learned, options
+            fitted, self.images(observations), self.model.learned, options, device=self.device
         )
 
     def fit_levels(
@@ -175,7 +179,9 @@ class TrainedModel:
         if not (counting or pruning):
             fits = {k: self.fit_with_corruption(images, k, options) for k in levels}
             return LevelFits(tuple(levels), fits)
-        fit = fit_with_stroke_search(fitted, images, self.model.learned, options)
+        fit = fit_with_stroke_search(
+            fitted, images, self.model.learned, options, device=self.device
+        )
         if counting:
             counted = sum(g.items(fit.latents[name]) for name, g in known.items())
             return LevelFits(tuple(levels), dict.fromkeys(levels, fit), counted)
@@ -287,11 +293,15 @@ class TrainedModel:
         mixtures = self.images(observations)
         start = self.separate(mixtures, separator)
         latents = {
-            name: fit_latents(self.single(name), start[:, k], options).latents[name]
+            name: fit_latents(self.single(name), start[:, k], options, device=self.device).latents[
+                name
+            ]
             for k, name in enumerate(self.model.learned)
         }
         joint = replace(options, restarts=1)
-        parts = fit_latents(self.model, mixtures, joint, initial=latents).components
+        parts = fit_latents(
+            self.model, mixtures, joint, initial=latents, device=self.device
+        ).components
         return self.make_consistent(parts, mixtures)
 
     def single(self, name: str) -> SuperpositionModel:
@@ -347,7 +357,14 @@ class TrainedModel:
         return self._fit(self.images(observations), options, None)
 
     def _fit(self, observations, options, operator, progress=None) -> LatentFit:
-        return fit_latents(self.model, observations, options, operator=operator, progress=progress)
+        return fit_latents(
+            self.model,
+            observations,
+            options,
+            operator=operator,
+            progress=progress,
+            device=self.device,
+        )
 
     def images(self, observations) -> torch.Tensor:
         """Observations as float images of this model's spec [N, C, H, W] (checked, finite,
@@ -375,10 +392,13 @@ class TrainedModel:
             )
 
 
-def load(path: str | os.PathLike) -> TrainedModel:
-    """Load a checkpoint (a run directory means its latest one) for inference, on CPU."""
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedModel:
+    """Load a checkpoint (a run directory means its latest one) for inference, on CPU; its
+    latent fits run on ``device`` (cpu, cuda, cuda:N or auto: a GPU where there is one)."""
+    where = resolve_device(str(device))  # refused before the checkpoint is read
     checkpoint, model, config = open_checkpoint(path)
-    return TrainedModel(model, config, checkpoint, read_names(checkpoint, model.learned))
+    names = read_names(checkpoint, model.learned)
+    return TrainedModel(model, config, checkpoint, names, device=where)
 
 
 def names_path(checkpoint: str | os.PathLike) -> Path:

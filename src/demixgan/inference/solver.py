@@ -9,6 +9,7 @@ only in the model's components and the operator passed here.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ def fit_latents(
     operator: nn.Module | None = None,
     progress: Callable[[int], None] | None = None,
     initial: Mapping[str, torch.Tensor] | None = None,
+    device: torch.device | None = None,
 ) -> LatentFit:
     """Fit latents to ``observations`` (images [N, C, H, W], or [N, m] under a Gaussian A).
 
@@ -72,15 +74,20 @@ def fit_latents(
     each explains the observation (the latents stay the best restart's): where the
     measurements leave many solutions (compressive sensing with few measurements), their
     average is nearer the truth than any one of them (docs/inference.md).
+    ``device`` (default: where the model's weights are) runs the fit there, a GPU say, on
+    copies of the model and operator moved there; the fit comes back on the observations'
+    device, and the caller's model and operator stay where they were.
     """
     options = options or FitOptions()
     iterations, restarts = options.iterations, options.restarts
     operator = operator if operator is not None else model.operator
     weights = dict.fromkeys(model.learned, options.latent_weight)
-    device = next(model.parameters()).device
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if device.type == "cuda" and device.index is None:  # tensors say cuda:0, never "cuda"
+        device = torch.device("cuda", torch.cuda.current_device())
+    model, operator = _on(model, device), _on(operator, device)
     was_training = model.training
     model.eval()
-    operator.to(device)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     generator = torch.Generator().manual_seed(options.seed)
@@ -112,12 +119,21 @@ def fit_latents(
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         model.train(was_training)
+    home = observations.device
     return LatentFit(
-        {name: torch.cat([f.latents[name] for f in fits]) for name in model.learned},
-        torch.cat([f.components for f in fits]),
-        torch.cat([f.measurement_error for f in fits]),
+        {name: torch.cat([f.latents[name] for f in fits]).to(home) for name in model.learned},
+        torch.cat([f.components for f in fits]).to(home),
+        torch.cat([f.measurement_error for f in fits]).to(home),
         max(f.iterations for f in fits),
     )
+
+
+def _on(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` itself where its tensors lie on ``device`` already (or it has none), else a
+    copy moved there: a fit on a GPU leaves the caller's model and operator on the CPU."""
+    if all(t.device == device for t in (*module.parameters(), *module.buffers())):
+        return module
+    return copy.deepcopy(module).to(device)
 
 
 def _initial_starts(

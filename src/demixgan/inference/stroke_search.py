@@ -98,6 +98,7 @@ def fit_with_stroke_search(
     signals: Sequence[str],
     options: FitOptions | None = None,
     rounds: int = 3,
+    device: torch.device | None = None,
 ) -> LatentFit:
     """``fit_latents`` of ``model`` with its stroke components started where the search says.
 
@@ -109,7 +110,8 @@ def fit_with_stroke_search(
     ``fit_latents``. Level-5 ``sines`` over MNIST test digits (denoising-GAN, 200 iterations x
     4 restarts; benchmarks/stroke_search.py): u - n_hat read right 72% from the prior, 93%
     after one round (100 digits); 94.5% after two, 95.5% after three (200 digits), each further
-    round costing a fifth to a quarter of the first.
+    round costing a fifth to a quarter of the first. ``device``: where the fits run
+    (``fit_latents``); the search itself runs where the images are.
     """
     curves = {
         name: generator
@@ -118,17 +120,19 @@ def fit_with_stroke_search(
     }
     options = options or FitOptions()
     if not curves:
-        return fit_latents(model, images, options)
+        return fit_latents(model, images, options, device=device)
 
     def searched(observed: torch.Tensor) -> dict[str, torch.Tensor]:
         return {name: search_strokes(generator, observed) for name, generator in curves.items()}
 
-    fit = fit_latents(model, images, options, initial=searched(images))
+    fit = fit_latents(model, images, options, initial=searched(images), device=device)
     indices = [model.learned.index(name) for name in signals]
     for _ in range(rounds - 1):
         rest = (images - fit.components[:, indices].sum(1)).clamp(0.0, 1.0)
         initial = searched(rest) | {name: fit.latents[name] for name in signals}
-        again = fit_latents(model, images, replace(options, restarts=1), initial=initial)
+        again = fit_latents(
+            model, images, replace(options, restarts=1), initial=initial, device=device
+        )
         fit = _better(fit, again)
     return fit
 

@@ -35,6 +35,7 @@ from demixgan.errors import DemixganError
 from demixgan.io.atomic import atomic_path
 from demixgan.networks.precision import PRECISIONS
 from demixgan.networks.registry import GENERATOR_ARCHS
+from demixgan.spec.device import DEVICE_PATTERN
 from demixgan.spec.image import MAX_SIDE
 from demixgan.spec.validation import (
     Problem,
@@ -59,8 +60,6 @@ _COMPONENT_NAME = (r"[A-Za-z][A-Za-z0-9_+-]*", "starting with a letter, then let
 _COLOR = (r"learned|#[0-9a-fA-F]{6}", "'learned' or a colour '#RRGGBB'")
 #: Run names become directory names.
 _RUN_NAME = (r"[A-Za-z0-9][A-Za-z0-9._+-]*", "of letters, digits and ._+-, starting alphanumeric")
-#: The devices a run may ask for (train.device, --device).
-DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]+)?"
 _DEVICE = (DEVICE_PATTERN, "'auto', 'cpu', 'cuda' or 'cuda:N'")
 #: Upper bounds of the network sizes: far above any real run (the paper: latent 100, hidden
 #: 1024, 128 generator and 64 discriminator channels), far below sizes that cannot be allocated

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-
-from demixgan.errors import DemixganError
-from demixgan.spec.config import DEVICE_PATTERN
 
 
 @dataclass(frozen=True)
@@ -67,27 +63,3 @@ def finish_together(info: Distributed) -> None:
 def shutdown(info: Distributed) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def resolve_device(requested: str) -> torch.device:
-    """``auto``: CUDA when available, else CPU; anything else must be usable here."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if re.fullmatch(DEVICE_PATTERN, requested) is None:
-        raise DemixganError(
-            f"Device {requested!r} is not one demixgan trains on: use auto, cpu, cuda or cuda:N "
-            "(--device, or train.device in the config)."
-        )
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DemixganError(
-            f"Device '{requested}' was requested but CUDA is not available on this machine "
-            "(torch was built without it or no GPU is visible). Use --device cpu or auto."
-        )
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise DemixganError(
-            f"Device '{requested}' was requested but this machine has "
-            f"{torch.cuda.device_count()} visible GPU(s), numbered from cuda:0. Use one of "
-            "them, or --device auto."
-        )
-    return device

@@ -34,6 +34,7 @@ from demixgan.io.run_files import (
 from demixgan.networks.precision import autocast
 from demixgan.reports.grids import save_panels
 from demixgan.spec.config import RunConfig, config_to_dict, parse_config
+from demixgan.spec.device import resolve_device
 from demixgan.spec.factory import (
     build_model,
     build_run_discriminator,
@@ -44,7 +45,6 @@ from demixgan.training import engine
 from demixgan.training.distributed import (
     finish_together,
     init_distributed,
-    resolve_device,
     shutdown,
 )
 from demixgan.training.engine import derived_generator

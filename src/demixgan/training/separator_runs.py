@@ -29,7 +29,7 @@ from demixgan.io.locks import LOCK_NAME, run_lock
 from demixgan.io.progress import progress_bar
 from demixgan.io.run_files import CHECKPOINT_DIR, training_minutes
 from demixgan.io.stale import remove_stale_temps
-from demixgan.training.distributed import resolve_device
+from demixgan.spec.device import resolve_device
 from demixgan.training.separator import (
     TEACHER_DIR,
     train_model_separator,
