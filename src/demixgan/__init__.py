@@ -11,12 +11,13 @@ __version__ = "0.1.0"
 __all__ = ["DemixganError", "__version__", "load"]
 
 
-def load(path):
-    """Load a trained checkpoint or run directory for inference: ``load(p).demix(y)``.
+def load(path, device="cpu"):
+    """Load a trained checkpoint or run directory for inference: ``load(p).demix(y)``; its
+    latent fits run on ``device`` (cpu, cuda, cuda:N or auto), inputs and results on the CPU.
 
     Returns a :class:`demixgan.inference.api.TrainedModel` (imported here, on first use, so that
     ``import demixgan`` does not import torch).
     """
     from demixgan.inference.api import load as load_trained
 
-    return load_trained(path)
+    return load_trained(path, device)
