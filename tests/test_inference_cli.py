@@ -290,7 +290,7 @@ def test_separator_trained_saved_and_used_by_demix_and_evaluate(tiny_runs, tmp_p
 
     mixtures, truth = _mixtures(tmp_path, n=16)
     sep = tmp_path / "separator"
-    budget = ("--steps", "20", "--remix-steps", "10")
+    budget = ("--steps", "20", "--remix-steps", "10", "--width", "8", "--batch-size", "16")
     assert run("separator", tiny_runs["demix"], "-o", sep, *budget, "--device", "cpu") == 0
     assert "separator checkpoint" in capsys.readouterr().out
     recorded = json.loads((sep / "separator-job.json").read_text())["device"]
@@ -304,7 +304,9 @@ def test_separator_trained_saved_and_used_by_demix_and_evaluate(tiny_runs, tmp_p
     trained = load(tiny_runs["demix"])
     same = trained.separate(
         torch.from_numpy(observed)[:, None],
-        train_model_separator(trained, SeparatorOptions(steps=20, remix_steps=10)),
+        train_model_separator(
+            trained, SeparatorOptions(steps=20, remix_steps=10, width=8, batch_size=16)
+        ),
     )
     np.testing.assert_allclose(parts, same[:, :, 0].numpy(), atol=1e-5)
     assert (
@@ -325,7 +327,7 @@ def test_compressive_separator_recovers_from_measurements_of_its_matrix(
 
     mixtures, _ = _mixtures(tmp_path, n=8)
     whole, sep = tmp_path / "whole", tmp_path / "separator"
-    budget = ("--steps", "10", "--remix-steps", "6")
+    budget = ("--steps", "10", "--remix-steps", "6", "--width", "8", "--batch-size", "16")
     matrix = ("--measurements", "200", "--matrix-seed", "3")
     assert run("separator", tiny_runs["demix"], "-o", whole, *budget) == 0
     args = ("separator", tiny_runs["demix"], "-o", sep, *budget, *matrix)
@@ -337,7 +339,7 @@ def test_compressive_separator_recovers_from_measurements_of_its_matrix(
     trained, operator = load(tiny_runs["demix"]), GaussianOperator(200, MNIST_IMAGE, seed=3)
     separator = train_model_separator(
         trained,
-        SeparatorOptions(steps=10, remix_steps=6),
+        SeparatorOptions(steps=10, remix_steps=6, width=8, batch_size=16),
         operator=operator,
         teacher=load_separator(whole)[0],
     )
