@@ -68,12 +68,15 @@ def test_separator_beats_the_split_on_fresh_draws() -> None:
 
 def test_a_bfloat16_separator_separates_as_well_as_a_float32_one() -> None:
     """Steps in bfloat16 (autocast; weights and losses float32) learn as the float32 steps do:
-    the same budget leaves about the same error on fresh draws, separated in float32."""
+    the same budget leaves about the same error on fresh draws, separated in float32. Half of
+    QUICK's steps: a bfloat16 step is 4-5x a float32 one on a CPU that emulates it, and the two
+    errors already agree within 0.1% there."""
     model = blob_and_curves()
     parts = fresh_draws(model, 64, seed=123)
+    half = replace(QUICK, steps=QUICK.steps // 2)
     errors = {
         precision: (
-            train_separator(model, replace(QUICK, precision=precision)).separate(parts.sum(1))
+            train_separator(model, replace(half, precision=precision)).separate(parts.sum(1))
             - parts
         )
         .pow(2)
