@@ -131,6 +131,19 @@ sys.exit(main(sys.argv[2:]))
 
 
 @pytest.fixture
+def quick_choice(monkeypatch):
+    """A `demixgan separator` run in this process chooses its run's default method on 16
+    validation mixtures instead of 500 (seconds instead of a quarter minute): for the tests of
+    anything but that choice, which test_fast_path tests at its size."""
+    from demixgan.training import separator_runs
+
+    choose = separator_runs.choose
+    monkeypatch.setattr(
+        separator_runs, "choose", lambda *args, mixtures: choose(*args, mixtures=16)
+    )
+
+
+@pytest.fixture
 def one_thread():
     """One intra-op thread (bit-identical resumes need the same count throughout) and the
     global RNG restored afterwards."""

@@ -55,9 +55,21 @@ def fresh_draws(model: SuperpositionModel, n: int, seed: int) -> torch.Tensor:
     return model.components(model.sample_latents(n, g), model.sample_known(n, g))
 
 
-def test_separator_beats_the_split_on_fresh_draws() -> None:
-    model = blob_and_curves()
-    separator = train_separator(model, QUICK)
+@pytest.fixture(scope="module")
+def drawn() -> Separator:
+    """QUICK's separator of blobs and curves, trained once for the tests that start from it."""
+    return train_separator(blob_and_curves(), QUICK)
+
+
+@pytest.fixture(scope="module")
+def compressive() -> tuple[GaussianOperator, Separator]:
+    """100 Gaussian measurements of blobs and curves, and QUICK's separator through them."""
+    operator = GaussianOperator(100, MNIST_IMAGE, seed=0)
+    return operator, train_separator(blob_and_curves(), QUICK, operator=operator)
+
+
+def test_separator_beats_the_split_on_fresh_draws(drawn: Separator) -> None:
+    model, separator = blob_and_curves(), drawn
     parts = fresh_draws(model, 64, seed=123)
     estimates = separator.separate(parts.sum(1))
     assert estimates.shape == parts.shape
@@ -87,11 +99,9 @@ def test_a_bfloat16_separator_separates_as_well_as_a_float32_one() -> None:
     assert errors["bfloat16"] != errors["float32"]  # the steps did run in bfloat16
 
 
-def test_separator_learns_through_a_gaussian_operator() -> None:
+def test_separator_learns_through_a_gaussian_operator(compressive) -> None:
     """Compressive observations: the network lifts y = A(sum) back to images itself."""
-    model = blob_and_curves()
-    operator = GaussianOperator(200, MNIST_IMAGE, seed=0)
-    separator = train_separator(model, QUICK, operator=operator)
+    model, (operator, separator) = blob_and_curves(), compressive
     parts = fresh_draws(model, 64, seed=7)
     blob = separator.separate(operator(parts.sum(1)))[:, 0]
     mean_guess = fresh_draws(model, 2048, seed=8)[:, 0].mean(0)  # the best observation-blind guess
@@ -109,14 +119,13 @@ def disks_and_curves(n: int, seed: int) -> torch.Tensor:
     return torch.stack([disks, get_family("sines").sample(n, 1, g)], dim=1)
 
 
-def test_remixing_real_mixtures_closes_the_gap_to_the_data() -> None:
+def test_remixing_real_mixtures_closes_the_gap_to_the_data(drawn: Separator) -> None:
     """Trained on blobs, the separator meets disks; remixing the real mixtures teaches it disks.
 
     The remixing continues the draws-only separator (``start``), which stays as it was.
     """
     training = disks_and_curves(2000, seed=0).sum(1)
     test = disks_and_curves(128, seed=1)
-    drawn = train_separator(blob_and_curves(), QUICK)
     before = drawn.separate(test.sum(1))
     options = replace(QUICK, remix_steps=300, remix_lr=1e-3, teacher_every=50)
     remixed = train_separator(
@@ -140,7 +149,7 @@ def test_a_known_corruption_is_drawn_at_every_level_up_to_max_level() -> None:
     assert ((own.amin(2) == 1).sum(1) + (own.amin(1) == 1).sum(1)).eq(1).all()
 
 
-def test_a_denoiser_drawn_at_every_level_splits_more_curves_off() -> None:
+def test_a_denoiser_drawn_at_every_level_splits_more_curves_off(drawn: Separator) -> None:
     """Trained at the model's level 1, a separator leaves curves of level 4 in the signal;
     drawn at levels 1..4 it is never told the level and removes them."""
     level_4 = SuperpositionModel(
@@ -149,11 +158,11 @@ def test_a_denoiser_drawn_at_every_level_splits_more_curves_off() -> None:
     parts = fresh_draws(level_4, 200, seed=7)
     mixtures = parts.sum(1)
 
-    def blob_error(options: SeparatorOptions) -> float:
-        separator = train_separator(blob_and_curves(), options)
+    def blob_error(separator: Separator) -> float:
         return (separator.separate(mixtures)[:, 0] - parts[:, 0]).pow(2).mean().item()
 
-    own, every = blob_error(QUICK), blob_error(replace(QUICK, max_level=4))
+    every_level = train_separator(blob_and_curves(), replace(QUICK, max_level=4))
+    own, every = blob_error(drawn), blob_error(every_level)
     assert every < 0.7 * own, (every, own)
 
 
@@ -208,14 +217,13 @@ class ExactSplit(nn.Module):
         return self.parts[torch.cdist(mixtures.flatten(1), self.mixtures).argmin(1)]
 
 
-def test_a_fixed_teacher_of_whole_mixtures_teaches_a_compressive_separator() -> None:
+def test_a_fixed_teacher_of_whole_mixtures_teaches_a_compressive_separator(compressive) -> None:
     """The training mixtures are stored whole even where test observations are A(y): a
     teacher that splits whole mixtures teaches better than the compressive network itself."""
-    model, operator = blob_and_curves(), GaussianOperator(100, MNIST_IMAGE, seed=0)
+    model, (operator, drawn) = blob_and_curves(), compressive
     parts = disks_and_curves(2000, seed=0)
     test = disks_and_curves(128, seed=1)
     options = replace(QUICK, remix_steps=150, remix_lr=1e-3, teacher_every=50)
-    drawn = train_separator(model, QUICK, operator=operator)
     teachers = (None, Separator(ExactSplit(parts), model.names))
     own, taught = (
         train_separator(

@@ -155,15 +155,12 @@ SEPARATOR_FLAGS = (
 )  # fmt: skip
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def _separator(*args: str | Path, script: str | None = None, target: str = "") -> int:
-    cli = ["-c", script, target] if script else ["-m", "demixgan"]
+def _killed_separator(script: str, target: str, *args: str | Path) -> int:
+    """The exit status of ``demixgan separator ARGS`` in a process on one thread that
+    ``script`` kills at the rename onto ``target``."""
     done = subprocess.run(
-        [sys.executable, *cli, "separator", *map(str, args)],
-        env=_env(),
+        [sys.executable, "-c", script, target, "separator", *map(str, args)],
+        env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
         capture_output=True,
         timeout=300,
     )
@@ -172,22 +169,21 @@ def _separator(*args: str | Path, script: str | None = None, target: str = "") -
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_a_killed_separator_run_resumes_to_the_same_weights(
-    tiny_runs, tmp_path, kill_at_rename, precision
+    tiny_runs, tmp_path, kill_at_rename, precision, one_thread, quick_choice
 ):
     """Killed while writing its step-10 checkpoint (remixing, a teacher in the checkpoint):
     resumed from step 8, it ends where the uninterrupted run ends, weights and log alike, in
-    either precision of its steps."""
+    either precision of its steps. The kill is another process's; the uninterrupted run and
+    the resume are this one's, on one thread as the killed one."""
     run = tiny_runs["demix"]
     flags = (*SEPARATOR_FLAGS, "--precision", precision)
-    assert _separator(run, "-o", tmp_path / "whole", *flags) == 0
+    assert main(["separator", str(run), "-o", str(tmp_path / "whole"), *flags]) == 0
     killed = tmp_path / "killed"
-    code = _separator(
-        run, "-o", killed, *flags, script=kill_at_rename, target="step-000000010.json"
-    )
+    code = _killed_separator(kill_at_rename, "step-000000010.json", run, "-o", killed, *flags)
     assert code == -signal.SIGKILL
     assert latest_checkpoint(killed / "checkpoints").step == 8
     assert "teacher" in load_weights(latest_checkpoint(killed / "checkpoints").weights_path)[0]
-    assert _separator("--resume", killed) == 0
+    assert main(["separator", "--resume", str(killed)]) == 0
     whole, resumed = load_separator(tmp_path / "whole")[0], load_separator(killed)[0]
     for (key, a), (_, b) in zip(
         whole.network.state_dict().items(), resumed.network.state_dict().items(), strict=True
@@ -201,7 +197,10 @@ def test_a_killed_separator_run_resumes_to_the_same_weights(
     assert losses(killed) == losses(tmp_path / "whole")
     # its recorded minutes are both segments' (the budget tables sum them), not the last one's
     assert load_separator(killed)[1]["seconds"] == round(60 * training_minutes(killed, 8), 1)
-    assert _separator("--resume", killed) == 0  # finished: nothing to do, nothing changed
+    finished = {p.name: p.read_bytes() for p in sorted((killed / "checkpoints").iterdir())}
+    assert main(["separator", "--resume", str(killed)]) == 0  # finished: nothing to do
+    assert finished == {p.name: p.read_bytes() for p in sorted((killed / "checkpoints").iterdir())}
+    assert losses(killed) == losses(tmp_path / "whole")
 
 
 def test_separator_resume_of_a_directory_that_is_no_run_is_one_clear_error(tmp_path, capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -46,7 +48,10 @@ def test_consistent_parts_separate_real_test_mixtures_better_than_the_raw_genera
     batch = make_mixtures(sampler, 12, seed=7)
     options = FitOptions(iterations=100, restarts=2, lr=0.05, smoothing=2.0, seed=0)
     raw = trained.demix(batch.mixtures, options, consistent=False)
-    parts = trained.demix(batch.mixtures, options)
+    parts = trained.make_consistent(raw, batch.mixtures)
+    few, short = batch.mixtures[:3], replace(options, iterations=3)  # demix's default is that
+    raw_few = trained.demix(few, short, consistent=False)
+    assert torch.equal(trained.demix(few, short), trained.make_consistent(raw_few, few))
     assert torch.allclose(parts.sum(1), batch.mixtures, atol=1e-5)
     for k in range(2):  # the shipped generators are named digit, sines: the truth's order
         gain = psnr(parts[:, k], batch.components[:, k]) - psnr(raw[:, k], batch.components[:, k])

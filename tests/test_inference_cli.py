@@ -20,6 +20,10 @@ from demixgan.training.separator import train_model_separator
 FAST = ["--iterations", "30", "--restarts", "2"]
 
 
+#: `separator` runs here choose their default method on few mixtures (conftest.quick_choice).
+pytestmark = pytest.mark.usefixtures("quick_choice")
+
+
 def run(*args: str) -> int:
     return main([str(a) for a in args])
 

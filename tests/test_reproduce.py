@@ -42,13 +42,19 @@ from demixgan.reports.experiment import Header, Outcome, ResultTable, run_record
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
+def smoke_store(tmp_path_factory):
+    """The checkpoint store of every smoke_run."""
+    return tmp_path_factory.mktemp("store")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, smoke_store):
     """name -> the run directory of that experiment on the smoke budget, run once per module.
 
     All experiments share one store, and each first trains what it declares (--train-only), as
     side-by-side training would: the run itself must then reuse every model.
     """
-    store, runs = tmp_path_factory.mktemp("store"), {}
+    store, runs = smoke_store, {}
 
     def run(name: str):
         if name not in runs:
@@ -200,9 +206,11 @@ def test_cs_scores_tuned_lasso_the_mean_digit_and_every_prior_at_every_m(smoke_r
         assert abs(float(row["PSNR of the mean MSE"]) - 10 * math.log10(1 / error)) < 1e-2
 
 
-def test_cs_measures_the_same_test_parts_at_every_m(tmp_path, monkeypatch):
+def test_cs_measures_the_same_test_parts_at_every_m(smoke_run, smoke_store, tmp_path, monkeypatch):
     """Every m measures the test digits and waves themselves (an estimate once took their
-    place after the first m, and every later score measured the wrong image)."""
+    place after the first m, and every later score measured the wrong image). A second run of
+    cs, on the models the first stored."""
+    smoke_run("cs")
     measured = []
 
     def recording_mix(parts, operator):
@@ -210,7 +218,7 @@ def test_cs_measures_the_same_test_parts_at_every_m(tmp_path, monkeypatch):
         return mix(parts, operator)
 
     monkeypatch.setattr(compressive, "mix", recording_mix)
-    options = {"profile": "smoke", "checkpoint_store": tmp_path / "store", "progress": False}
+    options = {"profile": "smoke", "checkpoint_store": smoke_store, "progress": False}
     reproduce("cs", tmp_path / "run", **options)
     by_m: dict[int, list[torch.Tensor]] = {}
     for parts, m in measured:
@@ -391,13 +399,25 @@ def test_demix_ink_scores_peers_and_the_bound_beside_the_floors(smoke_run):
     assert len(named) == len(set(named)) == 17
 
 
-def test_stored_separators_are_reused_by_the_next_run(tmp_path):
-    store = tmp_path / "store"
+@pytest.fixture(scope="module")
+def k3_stores(tmp_path_factory) -> dict[int, tuple]:
+    """jobs -> (store, what train_models said): demix-k3's models trained on one thread each
+    by one job and by two side by side, once per module."""
+    trained = {}
+    for jobs in (1, 2):
+        store = tmp_path_factory.mktemp(f"store-{jobs}")
+        common = {"profile": "smoke", "checkpoint_store": store, "progress": False}
+        with _threads(1):
+            trained[jobs] = store, train_models("demix-k3", **common, jobs=jobs, threads=1)
+    return trained
+
+
+def test_stored_separators_are_reused_by_the_next_run(k3_stores, tmp_path):
+    store, first = k3_stores[1]
     common = {"profile": "smoke", "checkpoint_store": store, "progress": False}
-    first = train_models("demix-k3", **common)
     # the model, its separator, the MixIT and RemixIT peers and the supervised bound
     assert sum("trained now" in line for line in first) == 5
-    threads = f" on {torch.get_num_threads()} thread"  # what each training ran on
+    threads = " on 1 thread"  # what each training ran on
     assert all(threads in line for line in first if "trained now" in line)
     report = reproduce("demix-k3", tmp_path / "run", **common).parent
     reused = _provenance(report)
@@ -407,7 +427,7 @@ def test_stored_separators_are_reused_by_the_next_run(tmp_path):
     assert json.loads((separator / "method.json").read_text())["method"] in METHODS
 
 
-def test_two_jobs_train_what_one_trains_bit_for_bit(tmp_path):
+def test_two_jobs_train_what_one_trains_bit_for_bit(k3_stores):
     """--jobs 2 trains the steps that do not read each other side by side (demix-k3: the model;
     then its separator and MixIT; then RemixIT, taught by MixIT, and the bound): the same
     store as one job, weights equal bit for bit on one thread each, each model named once."""
@@ -415,12 +435,8 @@ def test_two_jobs_train_what_one_trains_bit_for_bit(tmp_path):
 
     from demixgan.io.checkpoints import latest_checkpoint
 
-    stores, named = {}, {}
-    for jobs in (1, 2):
-        stores[jobs] = tmp_path / f"store-{jobs}"
-        common = {"profile": "smoke", "checkpoint_store": stores[jobs], "progress": False}
-        with _threads(1):
-            named[jobs] = train_models("demix-k3", **common, jobs=jobs, threads=1)
+    stores = {jobs: store for jobs, (store, _) in k3_stores.items()}
+    named = {jobs: lines for jobs, (_, lines) in k3_stores.items()}
     for lines in named.values():
         assert len(lines) == 5 and all("trained now" in line and " on 1 thread" in line
                                        for line in lines)  # fmt: skip

@@ -292,12 +292,10 @@ class TrainedModel:
         options = options or FitOptions()
         mixtures = self.images(observations)
         start = self.separate(mixtures, separator)
-        latents = {
-            name: fit_latents(self.single(name), start[:, k], options, device=self.device).latents[
-                name
-            ]
-            for k, name in enumerate(self.model.learned)
-        }
+        latents = {}
+        for k, name in enumerate(self.model.learned):
+            alone = fit_latents(self.single(name), start[:, k], options, device=self.device)
+            latents[name] = alone.latents[name]
         joint = replace(options, restarts=1)
         parts = fit_latents(
             self.model, mixtures, joint, initial=latents, device=self.device
