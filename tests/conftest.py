@@ -137,10 +137,8 @@ def quick_choice(monkeypatch):
     anything but that choice, which test_fast_path tests at its size."""
     from demixgan.training import separator_runs
 
-    choose = separator_runs.choose
-    monkeypatch.setattr(
-        separator_runs, "choose", lambda *args, mixtures: choose(*args, mixtures=16)
-    )
+    budget = separator_runs.ChoiceBudget
+    monkeypatch.setattr(separator_runs, "ChoiceBudget", lambda: budget(mixtures=16))
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from demixgan.experiments.registry import (
     reproduce_command,
     train_models,
 )
-from demixgan.inference.choice import METHODS, PEERS
+from demixgan.inference.choice import METHODS, PEERS, ChoiceBudget
 from demixgan.inference.methods import (
     FIT_ROW,
     MIXIT_ORACLE_ROW,
@@ -716,7 +716,7 @@ def test_a_shipped_model_without_separators_gets_them_trained_into_the_store(tmp
     from demixgan.experiments.demo import asset
     from demixgan.inference.options import SeparatorOptions
 
-    profile = replace(PROFILES["cpu"], test_mixtures=8)  # the method choice on 8 mixtures
+    profile = replace(PROFILES["cpu"], choice=ChoiceBudget(8))  # the method chosen on 8 mixtures
     context = Context(profile, tmp_path, tmp_path / "store", progress=False)
     trained = context.trained(context.config("demix-digit-sines"))
     assert trained.checkpoint.is_relative_to(asset(""))  # the shipped model, not trained now
@@ -739,7 +739,7 @@ def test_a_validation_record_from_before_the_matching_is_chosen_anew(tmp_path):
     from demixgan.inference.choice import ONE_ORDER
     from demixgan.inference.options import SeparatorOptions
 
-    profile = replace(PROFILES["cpu"], test_mixtures=8)  # the method choice on 8 mixtures
+    profile = replace(PROFILES["cpu"], choice=ChoiceBudget(8))  # the method chosen on 8 mixtures
     context = Context(profile, tmp_path, tmp_path / "store", progress=False)
     trained = context.trained(context.config("demix-digit-sines"))
     context.separator(trained, SeparatorOptions(steps=2, remix_steps=0, batch_size=4, width=4))

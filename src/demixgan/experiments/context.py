@@ -32,7 +32,6 @@ from demixgan.inference.amortized import Separator, peer_groups
 from demixgan.inference.api import TrainedModel, load
 from demixgan.inference.choice import (
     CHOICE_FILE,
-    CHOICE_MIXTURES,
     PEERS,
     SEPARATOR_DIR,
     STALE,
@@ -186,13 +185,12 @@ class Context:
         if resume:
             recorded = read_job(folder)
             _check_options(recorded["options"], options, what, folder)
-        choice_mixtures = min(CHOICE_MIXTURES, self.profile.test_mixtures)
         result = run_job(
             recorded if resume else job(),
             folder,
             resume=resume,
             progress=self.progress,
-            choice_mixtures=choice_mixtures,
+            choice=self.profile.choice,
         )
         self._note(
             f"{what}: trained now ({result.seconds / 60:.1f} min"
@@ -234,7 +232,7 @@ class Context:
         record = read_json(folder / CHOICE_FILE, "separator's validation record", "")
         if is_current(record):
             return record
-        record = rechosen(trained, folder, min(CHOICE_MIXTURES, self.profile.test_mixtures))
+        record = rechosen(trained, folder, self.profile.choice)
         self._note(f"{trained.config.name} separator's validation record: chosen anew ({STALE})")
         return record
 

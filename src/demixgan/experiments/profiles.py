@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from demixgan.errors import DemixganError
+from demixgan.inference.choice import ChoiceBudget
 from demixgan.inference.options import LEVELS, FitOptions, SeparatorOptions
 from demixgan.spec.validation import check_fields, rule
 
@@ -47,6 +48,8 @@ class Profile:
     cs_separator: SeparatorOptions = field(default_factory=SeparatorOptions)
     #: denoise-test: the levels a fit tries where it estimates each image's level.
     denoise_tried_levels: tuple[int, ...] = LEVELS
+    #: What choosing each trained separator's default method spends (inference/choice.py).
+    choice: ChoiceBudget = field(default_factory=ChoiceBudget)
 
     def __post_init__(self) -> None:
         check_fields(self, f"profile {self.name!r}")
@@ -115,6 +118,7 @@ PROFILES: dict[str, Profile] = {
             cs_separator_measurements=20,
             cs_separator=SMOKE_SEPARATOR,
             denoise_tried_levels=(1, 2),
+            choice=ChoiceBudget(4, FitOptions(iterations=2, restarts=1, seed=0)),
         ),
     )
 }

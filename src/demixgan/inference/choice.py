@@ -18,7 +18,7 @@ peers it is scored against live beside it in ``peers/<kind>/`` (``demixgan separ
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +53,15 @@ CHOICE_SEED = 4_000_037
 ONE_ORDER = "one order over the set"
 #: The refinement the choice scores, and the one ``--method refine`` runs by default.
 REFINE = FitOptions(iterations=25, restarts=1, lr=0.02, seed=0, chunk=1024)
+
+
+@dataclass(frozen=True)
+class ChoiceBudget:
+    """What choosing a run's method spends: the validation mixtures scored and the refinement
+    tried on them. A smoke profile's is tiny; every other run's is the default."""
+
+    mixtures: int = CHOICE_MIXTURES
+    refine: FitOptions = field(default_factory=lambda: REFINE)
 
 
 def separator_dir(checkpoint: str | Path) -> Path:
@@ -159,12 +168,13 @@ def default_method(trained: TrainedModel) -> tuple[str, str]:
     return (method, why) if method in METHODS else ("separator", why)
 
 
-def rechosen(trained: TrainedModel, folder: Path, mixtures: int = CHOICE_MIXTURES) -> dict:
+def rechosen(trained: TrainedModel, folder: Path, budget: ChoiceBudget | None = None) -> dict:
     """The choice of the separator in ``folder`` made again, stored there unless the folder is
     inside the installed package (a shipped model's record, current since it shipped)."""
     from demixgan.inference.amortized import load_separator
 
-    record = choose(trained, load_separator(folder)[0], mixtures=mixtures)
+    budget = budget or ChoiceBudget()
+    record = choose(trained, load_separator(folder)[0], budget.refine, budget.mixtures)
     if not folder.resolve().is_relative_to(Path(__file__).resolve().parents[1]):
         write_choice(folder, record)
     return record

@@ -19,7 +19,7 @@ from typing import Any
 from demixgan.errors import DemixganError
 from demixgan.inference.amortized import Separator, check_teacher, load_separator, save_separator
 from demixgan.inference.api import TrainedModel, load
-from demixgan.inference.choice import CHOICE_FILE, CHOICE_MIXTURES, choose, write_choice
+from demixgan.inference.choice import CHOICE_FILE, ChoiceBudget, choose, write_choice
 from demixgan.inference.options import SeparatorOptions
 from demixgan.inference.tasks import measurement_operator
 from demixgan.io.atomic import atomic_path, check_writable_dir
@@ -87,7 +87,7 @@ def run_job(
     *,
     resume: bool,
     progress: bool = True,
-    choice_mixtures: int = CHOICE_MIXTURES,
+    choice: ChoiceBudget | None = None,
     device: str | None = None,
 ) -> FinishedRun:
     """Train the separator ``job`` describes in ``run_dir`` (new), or continue it (``resume``)
@@ -95,8 +95,8 @@ def run_job(
 
     Every input is checked before the lock is taken and anything is written; a new run stopped
     before its first checkpoint (diverged, interrupted) leaves nothing behind. A run's own
-    separator of whole mixtures then chooses its default method on ``choice_mixtures``
-    validation mixtures (inference/choice.py).
+    separator of whole mixtures then chooses its default method on validation mixtures
+    (inference/choice.py), spending ``choice`` (default: ``ChoiceBudget()``).
     """
     options = job_options(job, run_dir)
     where = resolve_device(device or job.get("device", "auto"))
@@ -111,9 +111,8 @@ def run_job(
         with run_lock(run_dir, "separator run directory"):  # every input checked: lock, write
             try:
                 models = (trained, operator, teacher)
-                return _train(
-                    job, run_dir, resume, options, models, progress, choice_mixtures, where
-                )
+                choice = choice or ChoiceBudget()
+                return _train(job, run_dir, resume, options, models, progress, choice, where)
             except BaseException:
                 if not resume and latest_checkpoint(run_dir / CHECKPOINT_DIR) is None:
                     for entry in run_dir.iterdir():
@@ -126,7 +125,7 @@ def run_job(
 
 
 def _train(
-    job, run_dir: Path, resume: bool, options, models, progress, choice_mixtures: int, device
+    job, run_dir: Path, resume: bool, options, models, progress, choice: ChoiceBudget, device
 ):
     """The writing half of ``run_job``, under the run directory's lock."""
     trained, operator, teacher = models
@@ -164,12 +163,12 @@ def _train(
         "device": str(device),
     }
     checkpoint = save_separator(separator, run_dir, metadata)
-    choice = None
+    record = None
     if operator is None and not peer:  # on the CPU, where the choice's fits were checked
-        choice = choose(trained, separator, mixtures=choice_mixtures)
-        write_choice(run_dir, choice)
+        record = choose(trained, separator, choice.refine, choice.mixtures)
+        write_choice(run_dir, record)
     weights = checkpoint.weights_path
-    return FinishedRun(separator, seconds, choice, weights, asdict(options), trained_now=True)
+    return FinishedRun(separator, seconds, record, weights, asdict(options), trained_now=True)
 
 
 def finished_run(run_dir: Path) -> FinishedRun | None:
