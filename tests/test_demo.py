@@ -130,6 +130,17 @@ def test_demo_rejects_a_bad_override_before_writing_anything(tmp_path, capsys):
     assert "needs --train" in capsys.readouterr().err and not out.exists()
 
 
+def test_demo_refuses_a_device_this_machine_lacks_before_any_work(tmp_path, capsys):
+    """--device names a device that is not here: one paragraph, exit 2, nothing written."""
+    out = tmp_path / "demo"
+    lacking = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, or CUDA absent
+    for device, message in (("gpu", "not one demixgan computes on"), (lacking, "cuda")):
+        for train in ([], ["--train"]):
+            assert main(["demo", *train, "-o", str(out), "--n", "2", "--device", device]) == 2
+            err = capsys.readouterr().err
+            assert message in err and "Traceback" not in err and not out.exists(), err
+
+
 def test_a_demo_that_fails_midway_leaves_no_directory(tmp_path, monkeypatch):
     """A failure after the first file (here: the separation itself) removes what was written."""
     import pytest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from demixgan.cli.inference_commands import add_device_option
 from demixgan.cli.train_commands import add_overrides
 
 
@@ -34,6 +35,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="separator: the shipped separator and a short fit from its parts (seconds); fit: "
         "the latent fit from the prior's draws (minutes)",
     )
+    add_device_option(demo, "the training (--train), the separators and the latent fits")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(run=run_demo)
 
@@ -64,6 +66,7 @@ def run_demo(args: argparse.Namespace) -> int:
             n=args.n,
             method=args.method,
             progress=not args.no_progress,
+            device=args.device,
         )
     print(result.evaluation.table)
     print(f"\nreport: {result.report}")

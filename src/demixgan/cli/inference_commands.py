@@ -66,7 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
             "generator) or a .npy [N, K, C, H, W] of components (demix, cs)",
         )
         _fit_options(parser)
-        _device_option(parser)
+        add_device_option(parser)
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
         if task == "cs":
             _matrix_options(
@@ -216,7 +216,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "peers in RUN/peers/ (demixgan separator --peer) add their rows",
     )
     _fit_options(evaluate)
-    _device_option(evaluate)
+    add_device_option(evaluate)
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=run_evaluate)
 
@@ -260,13 +260,15 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
     add_flags(parser, FitOptions, flags={"latent_weight": "--lambda"})
 
 
-def _device_option(parser: argparse.ArgumentParser) -> None:
+def add_device_option(
+    parser: argparse.ArgumentParser, what: str = "the latent fits and separators"
+) -> None:
     parser.add_argument(
         "--device",
         default="auto",
-        help="where the latent fits and separators run: cpu, cuda, cuda:N or auto (default: "
-        "auto, a GPU when there is one; a GPU's arithmetic rounds differently, so its numbers "
-        "differ from the CPU's in the last digits)",
+        help=f"where {what} run: cpu, cuda, cuda:N or auto (default: auto, a GPU when there "
+        "is one; a GPU's arithmetic rounds differently, so its numbers differ from the CPU's "
+        "in the last digits)",
     )
 
 

@@ -111,13 +111,15 @@ def run_demo(
     options: FitOptions | None = None,
     separator_options: SeparatorOptions | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> DemoResult:
     """Run the whole demo into ``run_dir`` (a new directory) and return where things are.
 
     ``overrides`` (KEY=VALUE, as ``demixgan train --set``) change the demo config when
     ``train_first`` trains it (and its separator, with ``separator_options``). ``options``
     is the latent fit's budget: the refinement's (``REFINE``) for the separator method,
-    the whole fit's (``DEMO_FIT``) for ``method="fit"``.
+    the whole fit's (``DEMO_FIT``) for ``method="fit"``. Everything trains and separates on
+    ``device`` (cpu, cuda, cuda:N or auto), refused before any work where it is not here.
     """
     if method not in DEMO_METHODS:
         raise DemixganError(
@@ -125,13 +127,19 @@ def run_demo(
         )
     from demixgan.inference.outputs import check_new_output
     from demixgan.spec.config import load_config
+    from demixgan.spec.device import resolve_device
 
+    where = resolve_device(device)
     run_dir = check_new_output(run_dir)
-    config = load_config(asset(DEMO_CONFIG), list(overrides)) if train_first else None
+    config = None
+    if train_first:  # the device first, so that an override of train.device wins
+        config = load_config(asset(DEMO_CONFIG), [f"train.device={where}", *overrides])
     existed = run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _write_demo(run_dir, config, n, method, options, separator_options, progress)
+        return _write_demo(
+            run_dir, config, n, method, (options, separator_options), progress, where
+        )
     except BaseException:
         if config is None:  # nothing trained worth keeping: leave no half-written demo behind
             for entry in run_dir.iterdir():
@@ -141,11 +149,15 @@ def run_demo(
         raise
 
 
-def _write_demo(run_dir, config, n, method, options, separator_options, progress) -> DemoResult:
-    """The demo's work and files in ``run_dir`` (checked new); ``config``: train it first."""
+def _write_demo(run_dir, config, n, method, budgets, progress, device) -> DemoResult:
+    """The demo's work and files in ``run_dir`` (checked new) on ``device``; ``config``: train
+    it first; ``budgets``: the latent fit's and the separator's options (None: defaults)."""
+    options, separator_options = budgets
     started = time.perf_counter()
     trained_here = config is not None
     command = f"demixgan demo --method {method} --n {n}" + " --train" * trained_here
+    if device.type != "cpu":  # a GPU's numbers differ from the CPU's in the last digits
+        command += f" --device {device}"
     record = run_record(command)
     if trained_here:
         checkpoint, evolution = _train(config, run_dir, progress)
@@ -153,7 +165,7 @@ def _write_demo(run_dir, config, n, method, options, separator_options, progress
         checkpoint = shipped_checkpoint(DEMO_MODEL)
         evolution = run_dir / "evolution.png"
         shutil.copyfile(asset(f"{DEMO_MODEL}/evolution.png"), evolution)
-    trained = load(checkpoint)
+    trained = load(checkpoint, device)
     separator = None
     if method == "separator":
         separator = (
@@ -162,6 +174,9 @@ def _write_demo(run_dir, config, n, method, options, separator_options, progress
             else demo_separator()
         )
     peers = _train_peers(trained, separator_options, progress) if trained_here else demo_peers()
+    for network in [separator, *peers.values()]:
+        if network is not None:
+            network.network.to(device)
     options = options or (REFINE if separator is not None else DEMO_FIT)
     evaluation, examples = _evaluate(trained, n, method, options, separator, peers, progress)
     if not trained_here:  # the package's model, by its place in any installation
@@ -200,7 +215,7 @@ def _train_separator(trained: TrainedModel, options: SeparatorOptions | None, pr
     options = options or SeparatorOptions()
     total = options.steps + options.remix_steps
     with progress_bar(total, "training the separator", unit="step", enabled=progress) as bar:
-        return train_model_separator(trained, options, progress=bar.update)
+        return train_model_separator(trained, options, progress=bar.update, device=trained.device)
 
 
 def _train_peers(trained: TrainedModel, options: SeparatorOptions | None, progress: bool):
@@ -215,7 +230,12 @@ def _train_peers(trained: TrainedModel, options: SeparatorOptions | None, progre
         total = options.steps + options.remix_steps
         with progress_bar(total, f"training the {kind} peer", unit="step", enabled=progress) as bar:
             peers[kind] = train_peer(
-                trained, kind, options, mixit=peers.get("mixit"), progress=bar.update
+                trained,
+                kind,
+                options,
+                mixit=peers.get("mixit"),
+                progress=bar.update,
+                device=trained.device,
             )
     return peers
 
