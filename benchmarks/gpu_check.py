@@ -184,8 +184,8 @@ def separator_training(device: torch.device, steps: int, n: int) -> dict:
 
 
 def inference_commands(device: torch.device, steps: int, work: Path) -> dict:
-    """``demix``, ``cs``, ``evaluate`` and ``denoise`` by the CLI with ``--device`` cpu and
-    the device: do they finish, how fast, and do their PSNRs agree?"""
+    """``demix``, ``cs``, ``evaluate``, ``denoise`` and ``demo`` by the CLI with ``--device``
+    cpu and the device: do they finish, how fast, and do their PSNRs agree?"""
     trained = load(shipped_checkpoint(DEMO_MODEL))
     test = make_mixtures(run_sampler(trained.config, "test"), 50, seed=1)
     mixtures, parts = work / "mixtures.npy", work / "parts.npy"
@@ -250,6 +250,22 @@ def inference_commands(device: torch.device, steps: int, work: Path) -> dict:
             ],
         )
         figures[f"evaluate_{label}"] = {"exit": done.returncode, "stderr_tail": done.stderr[-300:]}
+        started = time.perf_counter()
+        done = _cli(["demo", "-o", work / f"demo-{label}", "--n", "50", "--device", where])
+        seconds = round(time.perf_counter() - started, 2)
+        rows = {}
+        if done.returncode == 0:
+            record = json.loads((work / f"demo-{label}" / "metrics.json").read_text())
+            rows = {
+                row["method"]: [round(s["psnr"][0], 3) for s in row["scores"].values()]
+                for row in record["rows"]
+            }
+        figures[f"demo_{label}"] = {
+            "exit": done.returncode,
+            "seconds": seconds,
+            "psnr": rows,
+            "stderr_tail": done.stderr[-300:],
+        }
     figures["all_finished"] = all(v["exit"] == 0 for v in figures.values())
     return figures
 
