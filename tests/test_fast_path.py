@@ -158,7 +158,7 @@ def test_the_choice_scores_the_parts_matched_as_the_reports_match_them(
     PSNR; parts that are right up to their order must score as right, as evaluate scores them:
     each mixture's best order for exchangeable parts, one order over the set otherwise."""
     from demixgan.inference.api import TrainedModel
-    from demixgan.inference.choice import choose, validation_mixtures
+    from demixgan.inference.choice import ChoiceBudget, choose, validation_mixtures
     from demixgan.spec.config import load_config
     from demixgan.spec.factory import build_model
     from demixgan.spec.image import MNIST_IMAGE
@@ -170,5 +170,5 @@ def test_the_choice_scores_the_parts_matched_as_the_reports_match_them(
     answer[wrong_order] = truth[wrong_order].flip(1)
     trained.separate = lambda mixtures, separator: answer  # a separator right up to order
     trained.refine = lambda mixtures, separator, options: answer
-    scores = choose(trained, separator=None, mixtures=8)["validation_psnr"]
+    scores = choose(trained, separator=None, budget=ChoiceBudget(8))["validation_psnr"]
     assert scores["separator"] == scores["refine"] > 90  # an exact match: MSE 0, PSNR 100

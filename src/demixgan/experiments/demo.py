@@ -174,7 +174,7 @@ def _write_demo(run_dir, config, n, method, budgets, progress, device) -> DemoRe
             else demo_separator()
         )
     peers = _train_peers(trained, separator_options, progress) if trained_here else demo_peers()
-    for network in [separator, *peers.values()]:
+    for network in [separator, *peers.values()]:  # the shipped ones load on the CPU
         if network is not None:
             network.network.to(device)
     options = options or (REFINE if separator is not None else DEMO_FIT)

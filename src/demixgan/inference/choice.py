@@ -72,13 +72,11 @@ def separator_dir(checkpoint: str | Path) -> Path:
 
 
 def choose(
-    trained: TrainedModel,
-    separator: Separator,
-    refine: FitOptions = REFINE,
-    mixtures: int = CHOICE_MIXTURES,
+    trained: TrainedModel, separator: Separator, budget: ChoiceBudget = ChoiceBudget()
 ) -> dict:
     """The default method of a run with ``separator``, and the validation scores behind it
-    (on ``mixtures`` validation mixtures: fewer only for a smoke test's budget)."""
+    (on ``budget.mixtures`` validation mixtures: fewer only for a smoke test's budget)."""
+    mixtures, refine = budget.mixtures, budget.refine
     data = trained.config.data
     if data.mixtures is not None or data.recipe is None:
         return {
@@ -173,8 +171,7 @@ def rechosen(trained: TrainedModel, folder: Path, budget: ChoiceBudget | None = 
     inside the installed package (a shipped model's record, current since it shipped)."""
     from demixgan.inference.amortized import load_separator
 
-    budget = budget or ChoiceBudget()
-    record = choose(trained, load_separator(folder)[0], budget.refine, budget.mixtures)
+    record = choose(trained, load_separator(folder)[0], budget or ChoiceBudget())
     if not folder.resolve().is_relative_to(Path(__file__).resolve().parents[1]):
         write_choice(folder, record)
     return record

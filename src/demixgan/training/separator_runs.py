@@ -98,6 +98,7 @@ def run_job(
     separator of whole mixtures then chooses its default method on validation mixtures
     (inference/choice.py), spending ``choice`` (default: ``ChoiceBudget()``).
     """
+    choice = choice or ChoiceBudget()
     options = job_options(job, run_dir)
     where = resolve_device(device or job.get("device", "auto"))
     trained = load(job["checkpoint"])
@@ -111,7 +112,6 @@ def run_job(
         with run_lock(run_dir, "separator run directory"):  # every input checked: lock, write
             try:
                 models = (trained, operator, teacher)
-                choice = choice or ChoiceBudget()
                 return _train(job, run_dir, resume, options, models, progress, choice, where)
             except BaseException:
                 if not resume and latest_checkpoint(run_dir / CHECKPOINT_DIR) is None:
@@ -165,7 +165,7 @@ def _train(
     checkpoint = save_separator(separator, run_dir, metadata)
     record = None
     if operator is None and not peer:  # on the CPU, where the choice's fits were checked
-        record = choose(trained, separator, choice.refine, choice.mixtures)
+        record = choose(trained, separator, choice)
         write_choice(run_dir, record)
     weights = checkpoint.weights_path
     return FinishedRun(separator, seconds, record, weights, asdict(options), trained_now=True)
