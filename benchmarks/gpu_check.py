@@ -22,7 +22,9 @@ GPU machine runs (docs/BENCHMARKS.md, "On a GPU"):
   ``demix`` (latent fit) and ``cs`` (100 measurements) of 50 of the demo's test mixtures,
   ``evaluate`` of 50 with the fit and the shipped separator, and ``denoise --corruption-level
   auto`` (the ink strokes fitted beside G, from the stroke search) by a denoising-GAN trained
-  ``--steps`` steps on the device: exit status, seconds and PSNR per part of each.
+  ``--steps`` steps on the device: exit status, seconds and PSNR per part of each; and
+  ``demo`` and ``reproduce demix-k3 --profile smoke`` (exit status, seconds, the recorded
+  command, which names a device other than the CPU).
 """
 
 from __future__ import annotations
@@ -184,8 +186,9 @@ def separator_training(device: torch.device, steps: int, n: int) -> dict:
 
 
 def inference_commands(device: torch.device, steps: int, work: Path) -> dict:
-    """``demix``, ``cs``, ``evaluate``, ``denoise`` and ``demo`` by the CLI with ``--device``
-    cpu and the device: do they finish, how fast, and do their PSNRs agree?"""
+    """``demix``, ``cs``, ``evaluate``, ``denoise``, ``demo`` and ``reproduce demix-k3``
+    (smoke profile) by the CLI with ``--device`` cpu and the device: do they finish, how fast,
+    do their PSNRs agree, and does the report record the device?"""
     trained = load(shipped_checkpoint(DEMO_MODEL))
     test = make_mixtures(run_sampler(trained.config, "test"), 50, seed=1)
     mixtures, parts = work / "mixtures.npy", work / "parts.npy"
@@ -264,6 +267,18 @@ def inference_commands(device: torch.device, steps: int, work: Path) -> dict:
             "exit": done.returncode,
             "seconds": seconds,
             "psnr": rows,
+            "stderr_tail": done.stderr[-300:],
+        }
+        report = work / f"demix-k3-{label}"
+        started = time.perf_counter()
+        smoke = ["--profile", "smoke", "--checkpoints", work / f"store-{label}", "--no-progress"]
+        done = _cli(["reproduce", "demix-k3", *smoke, "-o", report, "--device", where])
+        figures[f"reproduce_{label}"] = {
+            "exit": done.returncode,
+            "seconds": round(time.perf_counter() - started, 2),
+            "command": json.loads((report / "metrics.json").read_text())["command"]
+            if done.returncode == 0
+            else None,
             "stderr_tail": done.stderr[-300:],
         }
     figures["all_finished"] = all(v["exit"] == 0 for v in figures.values())

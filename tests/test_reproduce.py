@@ -462,6 +462,23 @@ def test_jobs_below_one_are_refused(tmp_path, capsys):
     assert "--jobs" in err and "Traceback" not in err and not any(tmp_path.iterdir())
 
 
+def test_a_device_this_machine_lacks_is_refused_before_any_work(tmp_path, capsys):
+    """--device names a device that is not here: one paragraph, exit 2, no store, no report."""
+    lacking = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, or CUDA absent
+    store, out = tmp_path / "store", tmp_path / "out"
+    for device, message in (("gpu", "not one demixgan computes on"), (lacking, "cuda")):
+        for run in (
+            ["demix-k3", "-o", str(out)],
+            ["all", "-o", str(out)],
+            ["demix-k3", "--train-only"],
+        ):
+            argv = ["reproduce", *run, "--device", device, "--checkpoints", str(store)]
+            assert main([*argv, "--profile", "smoke", "--jobs", "2"]) == 2
+            err = capsys.readouterr().err
+            assert message in err and "Traceback" not in err, err
+            assert not any(tmp_path.iterdir())
+
+
 STOPPED_WORKERS = """
 import sys, time
 from pathlib import Path

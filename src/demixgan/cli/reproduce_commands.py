@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from demixgan.cli.inference_commands import add_device_option
 from demixgan.experiments.profiles import PROFILES
 
 
@@ -47,6 +48,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "the models, separators and peers that do not read each other train side by side "
         "before the report runs",
     )
+    add_device_option(
+        reproduce,
+        "the latent fits, separators and peers (the GANs train where their config's "
+        "train.device says: auto)",
+    )
     reproduce.set_defaults(run=run_reproduce)
 
 
@@ -64,12 +70,14 @@ def run_reproduce(args: argparse.Namespace) -> int:
         train_models,
     )
     from demixgan.io.locks import output_lock
+    from demixgan.spec.device import resolve_device
 
     if args.name == "list":
         for name, (title, paper) in DESCRIPTIONS.items():
             print(f"{name:14s} {title} (paper: {paper})")
         return 0
     get_profile(args.profile)
+    resolve_device(args.device)  # refused before anything is trained or written
     if args.jobs < 1:
         raise DemixganError(f"--jobs is the trainings run at once: 1 or more, not {args.jobs}.")
     names = [e.name for e in all_experiments()] if args.name == "all" else [args.name]
@@ -81,6 +89,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         progress=not args.no_progress,
         jobs=args.jobs,
+        device=args.device,
     )
     if args.train_only:
         if args.output:

@@ -65,6 +65,9 @@ class Context:
     checkpoint_store: Path
     data_dir: str | None = None
     progress: bool = True
+    #: Where the latent fits, separators and peers compute (the GANs train where their config's
+    #: ``train.device`` says, part of the store's key).
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     #: Where each model came from, in the words the report prints.
     provenance: list[str] = field(default_factory=list)
 
@@ -94,7 +97,7 @@ class Context:
                 f"{config.name}: the checkpoint that ships with demixgan (trained by 'demixgan "
                 "train' from the same config)"
             )
-            return load(shipped_checkpoint(shipped))
+            return load(shipped_checkpoint(shipped), self.device)
         run = self.checkpoint_store / f"{config.name}-{config_key(config)}"
         record = _completed(run)
         if record is not None:
@@ -103,11 +106,11 @@ class Context:
                 f"{record['steps']} steps in {record['minutes']:.1f} min"
                 f"{on_threads(record.get('threads', []))})"
             )
-            return load(run)
+            return load(run, self.device)
         minutes = self._train(config, run)
         threads = on_threads(training_threads(run))
         self._note(f"{config.name}: trained now into {_stored(run)} ({minutes:.1f} min{threads})")
-        return load(run)
+        return load(run, self.device)
 
     def separator(
         self, trained: TrainedModel, options: SeparatorOptions, peer: str | None = None
@@ -175,6 +178,7 @@ class Context:
                 f"{what}: reused (trained earlier with the same options in "
                 f"{finished.seconds / 60:.1f} min{on_threads(training_threads(folder))})"
             )
+            finished.separator.network.to(self.device)  # separators load on the CPU
             return finished.separator
         if folder.is_relative_to(asset("")):
             raise DemixganError(
@@ -191,6 +195,7 @@ class Context:
             resume=resume,
             progress=self.progress,
             choice=self.profile.choice,
+            device=str(self.device),
         )
         self._note(
             f"{what}: trained now ({result.seconds / 60:.1f} min"

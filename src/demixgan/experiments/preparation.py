@@ -20,7 +20,7 @@ import queue
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from multiprocessing.pool import Pool
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from demixgan.experiments.context import Context
 from demixgan.experiments.profiles import get_profile
 from demixgan.inference.choice import PEERS, TEACHERS
+from demixgan.spec.device import resolve_device
 
 if TYPE_CHECKING:  # the registry imports this module when it trains
     from demixgan.experiments.registry import Experiment
@@ -42,6 +43,7 @@ class Setup:
     checkpoint_store: str
     data_dir: str | None
     progress: bool
+    device: str = "cpu"
 
     def context(self) -> Context:
         return Context(
@@ -50,6 +52,7 @@ class Setup:
             Path(self.checkpoint_store),
             self.data_dir,
             self.progress,
+            resolve_device(self.device),
         )
 
 
@@ -138,7 +141,7 @@ def prepare(
     if jobs == 1:
         return _in_order(plan, planner)
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
-    worker_setup = Setup(setup.profile, setup.checkpoint_store, setup.data_dir, progress=False)
+    worker_setup = replace(setup, progress=False)
     lines: dict[str, str] = {}
     pending, claimed, running = list(plan.first()), set(), 0
     results: queue.SimpleQueue = queue.SimpleQueue()

@@ -122,13 +122,17 @@ def all_experiments() -> list[Experiment]:
     return sorted(EXPERIMENTS.values(), key=lambda e: rank.get(e.name, len(rank)))
 
 
-def reproduce_command(name: str, profile: str, data_dir: str | None, jobs: int = 1) -> str:
+def reproduce_command(
+    name: str, profile: str, data_dir: str | None, jobs: int = 1, device: str = "cpu"
+) -> str:
     """The command line that reruns an experiment as it ran, for its report: with its
-    ``--data-dir`` (without it the embedded test split stands in for the MNIST test set) and
-    its ``--jobs`` (models trained side by side train on fewer threads each: other bits)."""
+    ``--data-dir`` (without it the embedded test split stands in for the MNIST test set), its
+    ``--jobs`` (models trained side by side train on fewer threads each: other bits) and a
+    device other than the CPU (a GPU rounds differently: other last digits)."""
     data = [] if data_dir is None else ["--data-dir", str(data_dir)]
     parallel = [] if jobs == 1 else ["--jobs", str(jobs)]
-    return recorded_command(["reproduce", name, "--profile", profile, *data, *parallel])
+    where = [] if device == "cpu" else ["--device", device]
+    return recorded_command(["reproduce", name, "--profile", profile, *data, *parallel, *where])
 
 
 def reproduce(
@@ -140,24 +144,34 @@ def reproduce(
     data_dir: str | None = None,
     progress: bool = True,
     jobs: int = 1,
+    device: str = "cpu",
 ) -> Path:
     """Run experiment ``name`` into the new directory ``output``; return its report.html.
-    With ``jobs`` > 1 what it trains is trained first, that many at a time (``train_models``)."""
+    With ``jobs`` > 1 what it trains is trained first, that many at a time (``train_models``).
+    The latent fits, separators and peers run on ``device`` (refused before any work where it
+    is not here); the GANs train where their configs say."""
     from demixgan.experiments.context import Context
     from demixgan.inference.outputs import check_new_output
+    from demixgan.spec.device import resolve_device
 
+    where = resolve_device(device)
     experiment = get_experiment(name)
     chosen = get_profile(profile)
     output = check_new_output(output)
     if jobs > 1:
         train_models(
-            name, profile=profile, checkpoint_store=checkpoint_store, data_dir=data_dir, jobs=jobs
+            name,
+            profile=profile,
+            checkpoint_store=checkpoint_store,
+            data_dir=data_dir,
+            jobs=jobs,
+            device=str(where),
         )
     staging = output.with_name(output.name + ".incomplete")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    context = Context(chosen, staging, Path(checkpoint_store), data_dir, progress)
-    record = run_record(reproduce_command(name, profile, data_dir, jobs))
+    context = Context(chosen, staging, Path(checkpoint_store), data_dir, progress, where)
+    record = run_record(reproduce_command(name, profile, data_dir, jobs, str(where)))
     started = time.perf_counter()
     try:
         outcome = experiment.run(context)
@@ -186,6 +200,7 @@ def train_models(
     progress: bool = True,
     jobs: int = 1,
     threads: int | None = None,
+    device: str = "cpu",
 ) -> list[str]:
     """Train (or find) every model experiment ``name`` needs (and the separators and peers it
     declares), without evaluating anything, ``jobs`` trainings at a time
@@ -196,8 +211,9 @@ def train_models(
     experiment run later reuses them. Returns where each model came from.
     """
     from demixgan.experiments.preparation import Setup, prepare
+    from demixgan.spec.device import resolve_device
 
-    setup = Setup(profile, str(checkpoint_store), data_dir, progress)
+    setup = Setup(profile, str(checkpoint_store), data_dir, progress, str(resolve_device(device)))
     return prepare(get_experiment(name), setup, jobs, threads)
 
 
