@@ -70,12 +70,13 @@ def run_reproduce(args: argparse.Namespace) -> int:
         train_models,
     )
     from demixgan.io.locks import output_lock
-    from demixgan.spec.device import resolve_device
 
     if args.name == "list":
         for name, (title, paper) in DESCRIPTIONS.items():
             print(f"{name:14s} {title} (paper: {paper})")
         return 0
+    from demixgan.spec.device import resolve_device  # torch: not for 'list'
+
     get_profile(args.profile)
     resolve_device(args.device)  # refused before anything is trained or written
     if args.jobs < 1:
