@@ -222,21 +222,14 @@ def inference_commands(device: torch.device, steps: int, work: Path) -> dict:
     for label, where in (("cpu", "cpu"), ("device", str(device))):
         for name, command in commands.items():
             out = work / f"{name}-{label}"
-            started = time.perf_counter()
-            done = _cli([*command, "-o", out, "--device", where])
-            seconds = round(time.perf_counter() - started, 2)
+            done, seconds = _timed_cli([*command, "-o", out, "--device", where])
             psnrs = None
             if done.returncode == 0:
                 metrics = json.loads((out / "metrics.json").read_text())["metrics"]
                 psnrs = [round(m["psnr"]["mean"], 3) for m in metrics.values()]
-            figures[f"{name}_{label}"] = {
-                "exit": done.returncode,
-                "seconds": seconds,
-                "psnr": psnrs,
-                "stderr_tail": done.stderr[-300:],
-            }
+            figures[f"{name}_{label}"] = _outcome(done, seconds, psnr=psnrs)
         scores = work / f"evaluate-{label}.json"
-        done = _cli(
+        done, seconds = _timed_cli(
             [
                 "evaluate",
                 demo,
@@ -252,10 +245,10 @@ def inference_commands(device: torch.device, steps: int, work: Path) -> dict:
                 *fast,
             ],
         )
-        figures[f"evaluate_{label}"] = {"exit": done.returncode, "stderr_tail": done.stderr[-300:]}
-        started = time.perf_counter()
-        done = _cli(["demo", "-o", work / f"demo-{label}", "--n", "50", "--device", where])
-        seconds = round(time.perf_counter() - started, 2)
+        figures[f"evaluate_{label}"] = _outcome(done, seconds)
+        done, seconds = _timed_cli(
+            ["demo", "-o", work / f"demo-{label}", "--n", "50", "--device", where]
+        )
         rows = {}
         if done.returncode == 0:
             record = json.loads((work / f"demo-{label}" / "metrics.json").read_text())
@@ -263,26 +256,35 @@ def inference_commands(device: torch.device, steps: int, work: Path) -> dict:
                 row["method"]: [round(s["psnr"][0], 3) for s in row["scores"].values()]
                 for row in record["rows"]
             }
-        figures[f"demo_{label}"] = {
-            "exit": done.returncode,
-            "seconds": seconds,
-            "psnr": rows,
-            "stderr_tail": done.stderr[-300:],
-        }
+        figures[f"demo_{label}"] = _outcome(done, seconds, psnr=rows)
         report = work / f"demix-k3-{label}"
-        started = time.perf_counter()
         smoke = ["--profile", "smoke", "--checkpoints", work / f"store-{label}", "--no-progress"]
-        done = _cli(["reproduce", "demix-k3", *smoke, "-o", report, "--device", where])
-        figures[f"reproduce_{label}"] = {
-            "exit": done.returncode,
-            "seconds": round(time.perf_counter() - started, 2),
-            "command": json.loads((report / "metrics.json").read_text())["command"]
-            if done.returncode == 0
-            else None,
-            "stderr_tail": done.stderr[-300:],
-        }
+        done, seconds = _timed_cli(
+            ["reproduce", "demix-k3", *smoke, "-o", report, "--device", where]
+        )
+        command = None
+        if done.returncode == 0:
+            command = json.loads((report / "metrics.json").read_text())["command"]
+        figures[f"reproduce_{label}"] = _outcome(done, seconds, command=command)
     figures["all_finished"] = all(v["exit"] == 0 for v in figures.values())
     return figures
+
+
+def _timed_cli(arguments: list) -> tuple[subprocess.CompletedProcess, float]:
+    """A CLI call and its seconds: the figure each device is compared by."""
+    started = time.perf_counter()
+    done = _cli(arguments)
+    return done, round(time.perf_counter() - started, 2)
+
+
+def _outcome(done: subprocess.CompletedProcess, seconds: float, **figures: object) -> dict:
+    """One command's row of the check: its exit, seconds, figures and the end of its stderr."""
+    return {
+        "exit": done.returncode,
+        "seconds": seconds,
+        **figures,
+        "stderr_tail": done.stderr[-300:],
+    }
 
 
 def _cli(arguments: list) -> subprocess.CompletedProcess:

@@ -48,6 +48,7 @@ def test_demo_writes_a_self_contained_report(tmp_path):
     assert not re.search(r'(src|href)="(?!data:)', html)
     scores = json.loads((result.run_dir / "metrics.json").read_text())
     assert scores["n"] == 4 and scores["digits"] == "mnist-embedded test split"
+    assert scores["command"] == "demixgan demo --method separator --n 4"  # on the CPU: no --device
     assert {p.name for p in result.run_dir.iterdir()} >= {
         "report.html",
         "separation.png",

@@ -697,6 +697,7 @@ def test_a_reports_recorded_command_reproduces_its_numbers(smoke_run, tmp_path, 
         "--data-dir ../shared/data/mnist"
     )
     assert reproduce_command("cs", "cpu", str(tmp_path)).endswith("--data-dir DIR")
+    assert reproduce_command("cs", "cpu", None, device="cuda:0").endswith("--device cuda:0")
 
     again = tmp_path / "again"
     args = [*recorded["command"].split()[1:], "-o", str(again), "--no-progress"]

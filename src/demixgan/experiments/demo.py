@@ -34,7 +34,7 @@ from demixgan.inference.options import FitOptions, SeparatorOptions
 from demixgan.inference.tasks import Evaluation, evaluate_checkpoint
 from demixgan.io import checkpoints
 from demixgan.io.atomic import atomic_path
-from demixgan.reports.experiment import run_record
+from demixgan.reports.experiment import device_arguments, recorded_command, run_record
 from demixgan.reports.grids import save_panels
 from demixgan.reports.html import Figure, Section, Table, Text, write_report
 
@@ -155,10 +155,9 @@ def _write_demo(run_dir, config, n, method, budgets, progress, device) -> DemoRe
     options, separator_options = budgets
     started = time.perf_counter()
     trained_here = config is not None
-    command = f"demixgan demo --method {method} --n {n}" + " --train" * trained_here
-    if device.type != "cpu":  # a GPU's numbers differ from the CPU's in the last digits
-        command += f" --device {device}"
-    record = run_record(command)
+    train = ["--train"] if trained_here else []
+    arguments = ["demo", "--method", method, "--n", str(n), *train, *device_arguments(device)]
+    record = run_record(recorded_command(arguments))
     if trained_here:
         checkpoint, evolution = _train(config, run_dir, progress)
     else:

@@ -20,6 +20,7 @@ from demixgan.experiments.profiles import get_profile
 from demixgan.reports.experiment import (
     Header,
     Outcome,
+    device_arguments,
     recorded_command,
     run_record,
     write_outcome,
@@ -131,8 +132,9 @@ def reproduce_command(
     device other than the CPU (a GPU rounds differently: other last digits)."""
     data = [] if data_dir is None else ["--data-dir", str(data_dir)]
     parallel = [] if jobs == 1 else ["--jobs", str(jobs)]
-    where = [] if device == "cpu" else ["--device", device]
-    return recorded_command(["reproduce", name, "--profile", profile, *data, *parallel, *where])
+    return recorded_command(
+        ["reproduce", name, "--profile", profile, *data, *parallel, *device_arguments(device)]
+    )
 
 
 def reproduce(

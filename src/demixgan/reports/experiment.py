@@ -84,6 +84,12 @@ def recorded_command(argv: Sequence[str]) -> str:
     return shlex.join(["demixgan", *("DIR" if Path(a).is_absolute() else a for a in argv)])
 
 
+def device_arguments(device: object) -> list[str]:
+    """``--device X`` for a run made off the CPU, nothing on it: a GPU rounds differently, so
+    its report's command must name the device that made its last digits."""
+    return [] if str(device) == "cpu" else ["--device", str(device)]
+
+
 def run_record(command: str) -> dict:
     """What every ``metrics.json`` opens with: the command that wrote it, the code it ran and
     how many threads torch used (its minutes depend on them). Take it when a run starts: the
