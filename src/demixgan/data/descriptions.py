@@ -79,12 +79,6 @@ class Recipe:
         return any(isinstance(c, FamilyComponent) for c in self.components)
 
     @property
-    def out_of_distribution(self) -> bool:
-        """Whether a part is drawn by another family than the one it is named for: test
-        strokes of a second renderer for a model trained on the first."""
-        return any(isinstance(c, FamilyComponent) and c.family != c.name for c in self.components)
-
-    @property
     def signals(self) -> tuple[str, ...]:
         """Names of the components drawn from real images (the digit of digit + sines).
 

@@ -88,10 +88,6 @@ class MixtureSampler:
     _draws: list[_ImageDraw | _FamilyDraw] = field(repr=False)
 
     @property
-    def num_components(self) -> int:
-        return len(self._draws)
-
-    @property
     def size(self) -> int:
         """Mixtures that use each image of the smallest image component once."""
         return min(d.images.shape[0] for d in self._draws if isinstance(d, _ImageDraw))

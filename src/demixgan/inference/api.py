@@ -273,7 +273,7 @@ class TrainedModel:
             ].clamp(0, 1)
         mixtures = self.images(observations)
         parts = separator.separate(mixtures)
-        if self.model.operator.name == "identity":
+        if self.model.operator.observes_sum:
             parts = project_onto_mixture(parts, mixtures)
         return parts[:, learned]
 
@@ -312,7 +312,7 @@ class TrainedModel:
         """Whether the model says y is exactly the sum of its learned parts, so separated parts
         are projected onto the mixture. Clipped training mixtures (the clip operator), or a
         known (sampled) component beside the generators, mean they need not sum to y."""
-        return self.model.operator.name == "identity" and not self.model.known
+        return self.model.operator.observes_sum and not self.model.known
 
     def make_consistent(self, parts: torch.Tensor, mixtures: torch.Tensor) -> torch.Tensor:
         """``parts`` projected onto the mixtures where ``projects_onto_mixture``; else as is."""

@@ -3,8 +3,8 @@
 Every observation in demixgan is made by ``mix``: the sampler of training and test mixtures,
 the model's fake observations, the latent solver's objective, the separators' training pairs
 and the experiments all call it, so the rule lives here alone. An operator is one object per
-model (as deepinv's ``Physics``): it measures, says whether it is linear, has an adjoint where
-it is, and serialises to a small table that rebuilds it.
+model (as deepinv's ``Physics``): it measures, says whether it observes the plain sum of the
+parts, has an adjoint where it is linear, and serialises to a small table that rebuilds it.
 
 >>> from demixgan.spec.image import MNIST_IMAGE
 >>> A = GaussianOperator(100, MNIST_IMAGE, seed=0)
@@ -34,7 +34,9 @@ class Operator(nn.Module):
     """A(x) for images x [B, C, H, W] (the sum of the parts)."""
 
     name = "operator"
-    linear = True
+    #: Whether A(x) = x: only then is an observation exactly the sum of the parts, so separated
+    #: parts may be projected onto it (clipping and measuring break that).
+    observes_sum = False
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """A^T y: observations back to images (linear operators only)."""
@@ -49,6 +51,7 @@ class IdentityOperator(Operator):
     """A(x) = x: the observation is the superposition itself."""
 
     name = "identity"
+    observes_sum = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -65,7 +68,6 @@ class ClipOperator(Operator):
     """
 
     name = "clip"
-    linear = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.clamp(0.0, 1.0)

@@ -20,7 +20,7 @@ from torch import nn
 
 from demixgan.data.superposition import draw_family
 from demixgan.models.family_generators import family_generator
-from demixgan.models.operators import IdentityOperator, mix
+from demixgan.models.operators import IdentityOperator, Operator, mix
 from demixgan.spec.image import MNIST_IMAGE, ImageSpec
 
 COUPLINGS = ("independent", "identical", "scaled")
@@ -101,7 +101,7 @@ class SuperpositionModel(nn.Module):
         components: Sequence[LearnedComponent | KnownComponent],
         *,
         image: ImageSpec = MNIST_IMAGE,
-        operator: nn.Module | None = None,
+        operator: Operator | None = None,
         coupling: str = "independent",
         coupling_scale: float = 0.1,
     ) -> None:
