@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import socket
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,14 @@ def blob_mixtures_of(image, n: int, seed: int = 0) -> np.ndarray:
     blob = torch.exp(-((rows - centre[:, :1]) ** 2 + (cols - centre[:, 1:]) ** 2) / 0.02)
     colour = torch.rand(n, image.channels, 1, 1, generator=g) * 0.5
     return (blob * colour + 0.5 * draw_family("sines", n, 1, g, image)).clamp(0, 1).numpy()
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
+    """A child process's exit code, stdout and stderr; a failure, not a hang, past ``timeout``."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"{proc.args} did not finish within {timeout} s:\n{err}")
+    return proc.returncode, out, err

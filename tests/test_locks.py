@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import finish
 
 from demixgan.cli.main import main
 from demixgan.errors import DemixganError
@@ -58,16 +59,6 @@ def _start(*args: str, cwd: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"{proc.args} did not finish within {TIMEOUT} s:\n{err}")
-    return proc.returncode, out, err
 
 
 def _wait_for(condition, what: str, proc: subprocess.Popen | None = None) -> None:
@@ -139,7 +130,7 @@ def contention(tmp_path_factory) -> dict:
                 failures.append("no checkpoint")
             else:
                 steps.add(found[0].step)
-        b_result = _finish(b)
+        b_result = finish(b, TIMEOUT)
         a_running = a.poll() is None
     finally:
         _kill(a)
@@ -159,7 +150,7 @@ def contention(tmp_path_factory) -> dict:
         "attempts": attempts,
         "stale_lock": stale_lock,
         "latest": latest,
-        "c": _finish(c),
+        "c": finish(c, TIMEOUT),
     }
 
 
@@ -335,7 +326,7 @@ def test_removing_the_lock_file_on_release_keeps_writers_exclusive(tmp_path):
     """Writers racing for one lock, each release removing the file: never two inside at once."""
     procs = [_start("-c", CHURN, str(tmp_path), "150", cwd=tmp_path) for _ in range(3)]
     for proc in procs:
-        assert _finish(proc)[0] == 0
+        assert finish(proc, TIMEOUT)[0] == 0
     events = [line.split() for line in (tmp_path / "log").read_text().splitlines()]
     inside = None
     for kind, pid in events:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed
+from conftest import finish
 
 from demixgan.cli.main import main
 from demixgan.errors import DemixganError
@@ -83,16 +84,6 @@ def _processes() -> Iterator[dict[str, subprocess.Popen]]:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-
-
-def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"{proc.args} did not finish within {TIMEOUT} s:\n{err}")
-    return proc.returncode, out, err
 
 
 def _cli(*args: str) -> list[str]:
@@ -166,7 +157,7 @@ def resumed_runs(tmp_path_factory, kill_at_rename) -> dict:
                 break
             time.sleep(0.002)
         for name, proc in procs.items():
-            code, _, err = _finish(proc)
+            code, _, err = finish(proc, TIMEOUT)
             if name == "A":
                 assert code == 0, err
                 continue
@@ -186,7 +177,7 @@ def resumed_runs(tmp_path_factory, kill_at_rename) -> dict:
         for name in killed:
             procs[name] = _start(_cli("train", "--resume", str(dirs[name]), "--no-progress"), root)
         for name, proc in procs.items():
-            code, out, err = _finish(proc)
+            code, out, err = finish(proc, TIMEOUT)
             assert code == 0, f"resuming {name} failed: {err}"
             assert f"(step {TOTAL_STEPS})" in out
     return {"dirs": dirs, "killed": killed}
@@ -353,7 +344,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
         )
         procs["single"] = _start(_cli(*_train_args(single, settings)), tmp_path)
         for name, proc in procs.items():
-            code, out, err = _finish(proc)
+            code, out, err = finish(proc, TIMEOUT)
             assert code == 0, f"{name}: {err}"
             assert err.count("will not be reached") == 1, f"{name}: {err}"
             outputs[name] = out
@@ -440,8 +431,8 @@ def test_batch_that_does_not_split_over_the_processes_is_an_error(workdir, capsy
 
 
 def test_train_error_exit_status_from_a_real_process(tmp_path):
-    code, _, err = _finish(
-        _start(_cli("train", "--config", str(TINY), "--set", "train.bogus=1"), tmp_path)
+    code, _, err = finish(
+        _start(_cli("train", "--config", str(TINY), "--set", "train.bogus=1"), tmp_path), TIMEOUT
     )
     assert code == 2 and "Traceback" not in err and "train.bogus" in err
     assert list(tmp_path.iterdir()) == []
