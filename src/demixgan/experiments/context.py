@@ -101,11 +101,7 @@ class Context:
         run = self.checkpoint_store / f"{config.name}-{config_key(config)}"
         record = _completed(run)
         if record is not None:
-            self._note(
-                f"{config.name}: reused {_stored(run)} (trained earlier from the same config: "
-                f"{record['steps']} steps in {record['minutes']:.1f} min"
-                f"{on_threads(record.get('threads', []))})"
-            )
+            self._note(_reused(config.name, run, record, "from the same config", "steps"))
             return load(run, self.device)
         minutes = self._train(config, run)
         threads = on_threads(training_threads(run))
@@ -255,11 +251,7 @@ class Context:
         where = self.checkpoint_store / f"classifier-embedded-{count or 'all'}-{epochs}-epochs"
         record = _completed(where)
         if record is not None:
-            self._note(
-                f"classifier: reused {_stored(where)} (trained earlier with the same settings: "
-                f"{record['steps']} epochs in {record['minutes']:.1f} min"
-                f"{on_threads(record.get('threads', []))})"
-            )
+            self._note(_reused("classifier", where, record, "with the same settings", "epochs"))
             return load_classifier(where)[0]
         digits = _subset(load_images("mnist-embedded", "train"), count or None)
         started = time.perf_counter()
@@ -315,6 +307,16 @@ class Context:
 def _stored(run: Path) -> str:
     """A stored run as reports name it: by its name in the store, not the machine's path."""
     return f"{run.name} in the checkpoint store"
+
+
+def _reused(what: str, run: Path, record: dict, how: str, unit: str) -> str:
+    """The provenance note of a model found finished in the store, with the ``record`` of the
+    run that trained it ``how``."""
+    return (
+        f"{what}: reused {_stored(run)} (trained earlier {how}: "
+        f"{record['steps']} {unit} in {record['minutes']:.1f} min"
+        f"{on_threads(record.get('threads', []))})"
+    )
 
 
 def _subset(digits: ImageSet, count: int | None) -> ImageSet:
