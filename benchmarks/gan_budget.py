@@ -2,9 +2,10 @@
 
 Run: ``python benchmarks/gan_budget.py CONFIG --budgets 2000 4000 6000 --out DIR [--device auto]
 [--set KEY=VALUE ...] [--jobs 2] [--json OUT]``. One run of CONFIG (with the ``--set`` settings)
-trains to the largest budget in ``DIR/run``, keeping the checkpoint of every candidate (every
-``train.checkpoint_every`` = their greatest common divisor steps, without the epoch-end checkpoints
-and evolution grids: they change nothing learned); each candidate's checkpoint gets a separator with
+trains to the largest budget in ``DIR/run``, keeping the checkpoint of every candidate
+(``train.keep_every`` = their greatest common divisor) while it checkpoints at most every
+``SAVE_EVERY`` steps (so a stop loses little), without the epoch-end checkpoints and evolution
+grids: these settings change nothing learned; each candidate's checkpoint gets a separator with
 the default options (``SeparatorOptions()``, every experiment's) in ``DIR/sep-B``, scored on the 500
 validation mixtures that choose a run's method (benchmarks/separator_budget.py). The chosen budget
 has the best mean PSNR over the parts (the smaller one on a tie). A stopped call continues where it
@@ -40,6 +41,9 @@ from demixgan.spec.config import config_to_dict, load_config, parse_config
 from demixgan.training.loop import train
 from demixgan.training.separator_runs import JOB_FILE, finished_run, new_job, run_job
 
+#: The most steps between two checkpoints of a budget run (a divisor of the candidates' gcd).
+SAVE_EVERY = 500
+
 
 def train_run(
     config_path: Path, budgets: list[int], run: Path, device: str, extra: Sequence[str] = ()
@@ -47,11 +51,15 @@ def train_run(
     """The run to the largest budget (new, continued or stopped there; ``extra`` settings of
     the config apply to a new one); its training minutes to that budget."""
     every = math.gcd(*budgets)
-    settings = [
+    lengths = [
         f"train.max_steps={max(budgets)}",
         f"train.epochs={max(budgets)}",  # every epoch has a step: the epoch cap never binds
-        f"train.checkpoint_every={every}",
-        f"train.keep_last={max(budgets) // every + 1}",
+        f"train.checkpoint_every={max(d for d in range(1, SAVE_EVERY + 1) if every % d == 0)}",
+        "train.keep_last=2",
+        f"train.keep_every={every}",
+    ]
+    settings = [
+        *lengths,
         "train.checkpoint_every_epoch=false",
         # Nor the evolution grids (their own seeded draws, in eval mode): 367 digit 8s make an
         # epoch of 5 steps, and a grid each cost 12% of E25's run and 374 MB.
@@ -64,7 +72,7 @@ def train_run(
         if kept and max(kept) >= max(budgets):  # trained that far already: nothing to train
             return training_minutes(run, config.train.batch_size, until=max(budgets))
         if config.train.max_steps != max(budgets):  # the budget and checkpoint settings only
-            config = parse_config(config_to_dict(config), name=run.name, overrides=settings[:4])
+            config = parse_config(config_to_dict(config), name=run.name, overrides=lengths)
     else:
         config = load_config(config_path, [*settings, *extra])
     train(config, run, resume=resume, device=device, progress=False)

@@ -184,6 +184,15 @@ def test_keep_last_leaves_exactly_the_newest_checkpoints(tmp_path: Path) -> None
     assert [c.step for c in list_checkpoints(tmp_path)] == [400, 500]
 
 
+def test_keep_every_also_keeps_the_milestones(tmp_path: Path) -> None:
+    """A run compared at every 400 steps but saved every 100 (a stop loses 100 steps, not
+    400) keeps the newest two and each multiple of 400, and nothing else."""
+    for step in range(100, 1100, 100):
+        save(tmp_path, step, keep_last=2, keep_every=400)
+    assert [c.step for c in list_checkpoints(tmp_path)] == [400, 800, 900, 1000]
+    assert len(list(tmp_path.iterdir())) == 4 * 3
+
+
 @pytest.mark.parametrize(
     ("damage", "file"),
     [

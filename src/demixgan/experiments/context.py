@@ -345,7 +345,7 @@ MEAN_DIGIT = "mean training digit"
 #: left out of the hash, so models stored before the key existed stay valid.
 _LATER_COMPONENT_DEFAULTS = {"shares": None}
 _LATER_DATA_DEFAULTS = {"resize": None, "crop": None, "validation_share": 0.1}
-_LATER_TRAIN_DEFAULTS = {"checkpoint_every_epoch": True, "precision": "float32"}
+_LATER_TRAIN_DEFAULTS = {"checkpoint_every_epoch": True, "precision": "float32", "keep_every": 0}
 #: A separator's option added later, with the value every separator stored before it had.
 _LATER_SEPARATOR_VALUES = {"precision": "float32"}
 #: Where a stored model's separators of compressive measurements live (``measured_separator``).

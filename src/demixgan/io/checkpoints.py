@@ -130,18 +130,22 @@ def save_checkpoint(
     metadata: Mapping[str, Any],
     resume_state: Mapping[str, Any] | None,
     keep_last: int = 3,
+    keep_every: int = 0,
 ) -> Checkpoint:
     """Write the checkpoint of ``step`` (weights, resume file, sidecar last), then prune.
 
     Everything a programming error can break (metadata, tensors, resume state) is checked
     before the first file is touched. Only the newest ``keep_last`` complete checkpoints (always
-    including this one) are kept; leftovers of interrupted saves older than the newest complete
-    checkpoint are deleted.
+    including this one) are kept, and beyond them those of a step that is a multiple of
+    ``keep_every`` (0: none), the milestones a run is compared at while it checkpoints more often;
+    leftovers of interrupted saves older than the newest complete checkpoint are deleted.
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"step must be a non-negative int, not {step!r}")
     if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
         raise ValueError(f"keep_last must be an int >= 1, not {keep_last!r}")
+    if isinstance(keep_every, bool) or not isinstance(keep_every, int) or keep_every < 0:
+        raise ValueError(f"keep_every must be an int >= 0, not {keep_every!r}")
     if not all(isinstance(key, str) for key in metadata):
         raise TypeError("checkpoint metadata keys must be strings (JSON object keys)")
     clashes = [key for key in _RESERVED if key in metadata]
@@ -185,7 +189,7 @@ def save_checkpoint(
         text = _to_json(sidecar)
         with atomic_path(sidecar_path) as tmp:
             _write_synced(tmp, text.encode("utf-8"))
-        _prune(directory, step, keep_last)
+        _prune(directory, step, keep_last, keep_every)
     except OSError as exc:
         raise DemixganError(
             f"Could not write the checkpoint of step {step} to '{directory}': "
@@ -629,13 +633,16 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(file.fileno())
 
 
-def _prune(directory: Path, saved: int, keep_last: int) -> None:
-    """Keep ``saved`` and the newest others up to ``keep_last``; clear interrupted leftovers."""
+def _prune(directory: Path, saved: int, keep_last: int, keep_every: int) -> None:
+    """Keep ``saved``, the newest others up to ``keep_last`` and every multiple of
+    ``keep_every``; clear interrupted leftovers."""
     complete = list_checkpoints(directory)
     others = [c for c in reversed(complete) if c.step != saved]
-    kept = {saved} | {c.step for c in others[: keep_last - 1]}
+    milestones = {c.step for c in complete if keep_every and c.step % keep_every == 0}
+    kept = {saved} | {c.step for c in others[: keep_last - 1]} | milestones
     for old in others[keep_last - 1 :]:
-        _remove(old.sidecar_path, old.weights_path, old.resume_path)  # sidecar first
+        if old.step not in milestones:
+            _remove(old.sidecar_path, old.weights_path, old.resume_path)  # sidecar first
     newest = max(c.step for c in complete)
     for entry in directory.iterdir():
         if not entry.is_file():

@@ -147,6 +147,7 @@ class TrainConfig:
     d_steps: int = rule(1, ge=1)
     checkpoint_every: int = rule(500, ge=1)
     keep_last: int = rule(3, ge=1)
+    keep_every: int = rule(0, ge=0)
     log_every: int = rule(50, ge=1)
     snapshot_every_epoch: bool = True
     checkpoint_every_epoch: bool = True

@@ -90,8 +90,10 @@ def run(
     resume: bool = False,
     progress: bool | Progress = False,
     keep_last: int = 3,
+    keep_every: int = 0,
 ) -> checkpoints.Checkpoint | None:
     """Step ``task`` to its end; return its last checkpoint (None without a run directory).
+    ``keep_last`` and ``keep_every`` say which checkpoints stay (``checkpoints.save_checkpoint``).
 
     ``resume`` continues from the newest complete checkpoint in ``run_dir`` (the task restores
     its weights and state), dropping log lines past it; without one, the task starts at 0.
@@ -107,7 +109,7 @@ def run(
         board = TensorBoardLog(run_dir, resume_step=task.step if resume else None) if main else None
         try:
             progress = progress if task.dist.is_main else False
-            run_steps(task, stats, board, progress, folder, keep_last)
+            run_steps(task, stats, board, progress, folder, (keep_last, keep_every))
         finally:
             for log in (stats, board):
                 if log is not None:
@@ -217,7 +219,7 @@ def run_steps(
     board: TensorBoardLog | None,
     progress: bool | Progress,
     folder: Path | None,
-    keep_last: int,
+    keep: tuple[int, int],
 ) -> None:
     """The loop: step, stop on non-finite values, log every ``log_every``, checkpoint when due."""
     from demixgan.io.progress import progress_bar
@@ -250,11 +252,13 @@ def run_steps(
         if task.dist.is_main:
             due = task.after_step(done)
             if folder is not None and due:
-                save_checkpoint(task, folder, keep_last)
+                save_checkpoint(task, folder, *keep)
     bar.close()
 
 
-def save_checkpoint(task: TrainingTask, folder: Path, keep_last: int) -> checkpoints.Checkpoint:
+def save_checkpoint(
+    task: TrainingTask, folder: Path, keep_last: int, keep_every: int = 0
+) -> checkpoints.Checkpoint:
     """The task's checkpoint at its current step; refused when a weight is NaN or infinite.
     Its sidecar says where the steps ran: the same seed gives the same weights only on the
     same device and thread count."""
@@ -268,5 +272,11 @@ def save_checkpoint(task: TrainingTask, folder: Path, keep_last: int) -> checkpo
     }
     metadata = {**task.metadata(), checkpoints.TRAINED_ON: where}
     return checkpoints.save_checkpoint(
-        folder, task.step, modules, metadata, task.resume_state(), keep_last=keep_last
+        folder,
+        task.step,
+        modules,
+        metadata,
+        task.resume_state(),
+        keep_last=keep_last,
+        keep_every=keep_every,
     )

@@ -67,6 +67,7 @@ RESUMABLE_CHANGES = frozenset(
         "train.max_steps",
         "train.checkpoint_every",
         "train.keep_last",
+        "train.keep_every",
         "train.log_every",
         "train.snapshot_every_epoch",
         "train.checkpoint_every_epoch",
@@ -477,7 +478,12 @@ def train(
             if not resume and trainer.dist.is_main:
                 prepare_new_run(config, run_dir)
             last = engine.run(
-                trainer, run_dir, resume=resume, progress=progress, keep_last=config.train.keep_last
+                trainer,
+                run_dir,
+                resume=resume,
+                progress=progress,
+                keep_last=config.train.keep_last,
+                keep_every=config.train.keep_every,
             )
         finish_together(trainer.dist)
     finally:
