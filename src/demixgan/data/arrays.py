@@ -51,18 +51,19 @@ def _stratified_mask(labels: np.ndarray, fraction: float, seed: int) -> np.ndarr
 
 def _split(arrays: _Arrays, split: str) -> _Arrays:
     """The train (the whole training part) or test split of a source without official ones."""
-    images, labels = arrays
-    rows = _stratified_mask(labels, TEST_FRACTION, SPLIT_SEED)
-    if split == "train":
-        rows = ~rows
-    return _readonly(images[rows]), _readonly(labels[rows])
+    return _held_out_part(arrays, TEST_FRACTION, SPLIT_SEED, rest=split == "train")
 
 
 def carve_validation(arrays: _Arrays, split: str) -> _Arrays:
     """From a source's whole training part: its ``validation`` images, or the ``train`` rest."""
+    return _held_out_part(arrays, VALIDATION_FRACTION, VALIDATION_SEED, rest=split == "train")
+
+
+def _held_out_part(arrays: _Arrays, fraction: float, seed: int, *, rest: bool) -> _Arrays:
+    """The images ``_stratified_mask`` holds out, or with ``rest`` every other one (read-only)."""
     images, labels = arrays
-    rows = _stratified_mask(labels, VALIDATION_FRACTION, VALIDATION_SEED)
-    if split == "train":
+    rows = _stratified_mask(labels, fraction, seed)
+    if rest:
         rows = ~rows
     return _readonly(images[rows]), _readonly(labels[rows])
 
