@@ -254,6 +254,7 @@ CONFIG_KEYS = [
     "train.loss",
     "train.checkpoint_every",
     "train.keep_last",
+    "train.keep_every",
     "train.log_every",
     "components.digit.latent_dim",
     "components.digit.hidden",
