@@ -353,7 +353,8 @@ MEASURED_DIR = "measured"
 
 
 def config_key(config: RunConfig) -> str:
-    """A short hash of everything that decides what a run learns."""
+    """A short hash of the resolved config: what a run learns, and how it is logged and kept
+    (two configs that differ only in checkpoint cadence train apart)."""
     settings = asdict(config)
     settings["components"] = [
         _without_later_defaults(component, _LATER_COMPONENT_DEFAULTS)
