@@ -114,21 +114,15 @@ def tiny_runs(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def kill_at_rename() -> str:
-    """A ``python -c`` script: ``demixgan ARGS`` with os.replace patched to SIGKILL the process
-    instead of the rename whose destination is argv[1] (a kill in the middle of a checkpoint
-    write). The destination's name picks the N-th rename of interest robustly (evolution PNGs
-    and config files are renamed too)."""
-    return """
-import os, signal, sys
-target, real_replace = sys.argv[1], os.replace
-def replace(src, dst, *args, **kwargs):
-    if os.path.basename(os.fspath(dst)) == target:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real_replace(src, dst, *args, **kwargs)
-os.replace = replace
-from demixgan.cli.main import main
-sys.exit(main(sys.argv[2:]))
-"""
+    """The reliability sweep's ``python -c`` script (tools/sweep/kills.py): ``demixgan ARGS``
+    SIGKILLed instead of the rename whose destination is argv[1], a kill in the middle of a
+    checkpoint write; the tests and the sweep kill the same way."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tools" / "sweep"))
+    from kills import KILL_AT_RENAME
+
+    return KILL_AT_RENAME
 
 
 @pytest.fixture

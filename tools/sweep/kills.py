@@ -23,7 +23,9 @@ from assets import SMALL_SEPARATOR, TINY, Assets
 from runner import Result, environment, temporary_files
 
 #: ``demixgan ARGS`` with os.replace patched to SIGKILL the process instead of the rename
-#: whose destination's name is argv[1]: a kill in the middle of a checkpoint write.
+#: whose destination's name is argv[1]: a kill in the middle of a checkpoint write. The name
+#: picks the rename robustly (evolution PNGs and config files are renamed too). The tests'
+#: ``kill_at_rename`` fixture (tests/conftest.py) is this script.
 KILL_AT_RENAME = """
 import os, signal, sys
 target, real_replace = sys.argv[1], os.replace
