@@ -45,16 +45,21 @@ MEMORY_IMAGES = 100_000
 MEMORY_TARGET_GB = 2.0
 
 
-def mixtures(image: ImageSpec, n: int, seed: int = 0) -> np.ndarray:
-    """uint8 mixtures [n, C, H, W]: a coloured blob plus grey curves."""
+def blob_mixtures(image: ImageSpec, n: int, seed: int = 0) -> np.ndarray:
+    """Mixtures [n, C, H, W] in [0, 1] a user might have: a coloured blob plus grey curves
+    (the tests' own mixtures too)."""
     g = torch.Generator().manual_seed(seed)
     rows = torch.arange(image.height).view(1, -1, 1) / image.height
     cols = torch.arange(image.width).view(1, 1, -1) / image.width
     centre = torch.rand(n, 2, 1, 1, generator=g) * 0.6 + 0.2
     blob = torch.exp(-((rows - centre[:, :1]) ** 2 + (cols - centre[:, 1:]) ** 2) / 0.02)
     colour = torch.rand(n, image.channels, 1, 1, generator=g) * 0.5
-    mixture = (blob * colour + 0.5 * draw_family("sines", n, 1, g, image)).clamp(0, 1)
-    return np.round(mixture.numpy() * 255).astype(np.uint8)
+    return (blob * colour + 0.5 * draw_family("sines", n, 1, g, image)).clamp(0, 1).numpy()
+
+
+def mixtures(image: ImageSpec, n: int, seed: int = 0) -> np.ndarray:
+    """``blob_mixtures`` as uint8, as images are stored."""
+    return np.round(blob_mixtures(image, n, seed) * 255).astype(np.uint8)
 
 
 def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:

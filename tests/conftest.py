@@ -150,18 +150,14 @@ def one_thread():
 
 
 def blob_mixtures_of(image, n: int, seed: int = 0) -> np.ndarray:
-    """Mixtures [n, C, H, W] in [0, 1] a user might have: a coloured blob plus grey curves."""
-    import torch
+    """Mixtures [n, C, H, W] in [0, 1] a user might have: a coloured blob plus grey curves
+    (benchmarks/bench_sizes.py's, written once)."""
+    import sys
 
-    from demixgan.data.superposition import draw_family
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_sizes import blob_mixtures
 
-    g = torch.Generator().manual_seed(seed)
-    rows = torch.arange(image.height).view(1, -1, 1) / image.height
-    cols = torch.arange(image.width).view(1, 1, -1) / image.width
-    centre = torch.rand(n, 2, 1, 1, generator=g) * 0.6 + 0.2
-    blob = torch.exp(-((rows - centre[:, :1]) ** 2 + (cols - centre[:, 1:]) ** 2) / 0.02)
-    colour = torch.rand(n, image.channels, 1, 1, generator=g) * 0.5
-    return (blob * colour + 0.5 * draw_family("sines", n, 1, g, image)).clamp(0, 1).numpy()
+    return blob_mixtures(image, n, seed)
 
 
 def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
