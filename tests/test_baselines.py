@@ -114,3 +114,19 @@ def test_lasso_reports_non_convergence_once_per_call_not_per_vector() -> None:
         lasso_recover(measurements, matrix, alpha=1e-4)  # too weak a penalty to converge
     assert [w.category for w in caught] == [ConvergenceWarning]
     assert "of 20 measurement vectors (m = 25)" in str(caught[0].message)
+
+
+def test_ica_reports_non_convergence_once_per_call_not_per_mixture() -> None:
+    """ICA fits each mixture on its own: noise has no three sources to converge to, and a
+    report of hundreds of such mixtures would print a warning each."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    noise = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ica_shares(noise, 3)
+    assert [w.category for w in caught] == [ConvergenceWarning]
+    assert "on 2 of 4 mixtures (3 sources)" in str(caught[0].message)
+    assert caught[0].filename == __file__  # where the caller asked for it

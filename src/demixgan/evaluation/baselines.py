@@ -12,6 +12,8 @@ figures they reach and the paper's numbers are in docs/baselines.md.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -76,8 +78,12 @@ def ica_shares(
     """
     if not 1 <= n_components <= mixtures.shape[1] * patch * patch:
         raise ValueError(f"n_components must be in [1, C * patch^2], got {n_components}")
+    unconverged = (
+        f"FastICA reached its iteration limit on {{}} of {len(mixtures)} mixtures "
+        f"({n_components} sources); their shares are the last iterate."
+    )
     # Each fit is tiny (patch^2 columns): BLAS threads only cost time, much of it when busy.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), convergence_counted(unconverged.format):
         shares = [_image_shares(image, n_components, seed, patch) for image in mixtures]
     return torch.stack(shares).to(mixtures)
 
@@ -105,26 +111,35 @@ def lasso_recover(
     passes a = 0.1 to scikit-learn, which is the same objective. One fit solves all N rows (one
     coordinate descent per row on a shared precomputed Gram matrix).
     """
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import Lasso
 
     m = matrix.shape[0]
     lasso = Lasso(alpha=alpha / m, fit_intercept=False, precompute=True)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+    unconverged = (
+        f"LASSO reached its iteration limit on {{}} of {len(measurements)} measurement vectors "
+        f"(m = {m}); their estimates are the last iterate."
+    )
+    with convergence_counted(unconverged.format):
         lasso.fit(_numpy(matrix), _numpy(measurements).T)
-    unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
-    for other in (w for w in caught if not issubclass(w.category, ConvergenceWarning)):
-        warnings.warn(other.message, other.category, stacklevel=2)
-    if unconverged:  # one line per call, not one per measurement vector
-        warnings.warn(
-            f"LASSO reached its iteration limit on {unconverged} of {len(measurements)} "
-            f"measurement vectors (m = {m}); their estimates are the last iterate.",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
     coef = torch.from_numpy(lasso.coef_).reshape(len(measurements), matrix.shape[1])
     return coef.to(measurements)
+
+
+@contextmanager
+def convergence_counted(summary: Callable[[int], str]) -> Iterator[None]:
+    """scikit-learn's iteration-limit warnings inside the block as one line, ``summary(count)``:
+    a report separates hundreds of mixtures, and a warning per mixture or measurement vector
+    flooded its log. Other warnings pass through."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        yield
+    unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    for other in (w for w in caught if not issubclass(w.category, ConvergenceWarning)):
+        warnings.warn(other.message, other.category, stacklevel=4)
+    if unconverged:
+        warnings.warn(summary(unconverged), ConvergenceWarning, stacklevel=4)
 
 
 #: LASSO's alpha grid for ``tuned_lasso_alpha`` (log-spaced, Bora et al.'s 0.1 in the middle).
