@@ -789,3 +789,63 @@ def test_a_separator_stored_before_an_option_existed_counts_it_at_its_default():
     assert "precision" not in recorded
     with pytest.raises(DemixganError, match="other options"):
         _check_options(recorded, SeparatorOptions(precision="bfloat16"), "demo separator", folder)
+
+
+def test_a_budget_grids_checkpoint_stands_in_for_the_model_a_report_would_train(
+    tmp_path, one_thread
+):
+    """benchmarks/gan_budget.py trains a config past its length with its own checkpoint
+    cadence. Adopted into the store (tools/adopt_budget_run.py), its checkpoint at the config's
+    length and that checkpoint's separator are what a report would have trained, bit for bit;
+    the report says where they came from, and nothing else can be adopted for that config."""
+    from demixgan.experiments.context import Context, adopt_run
+    from demixgan.experiments.demo import asset
+    from demixgan.inference.api import load
+    from demixgan.io.checkpoints import list_checkpoints, load_weights
+    from demixgan.spec.config import load_config
+    from demixgan.training.loop import train
+    from demixgan.training.separator_runs import new_job, run_job
+
+    profile = PROFILES["smoke"]
+    fresh = Context(profile, tmp_path / "a", tmp_path / "fresh", progress=False)
+    config = fresh.config("demix-digit-waves2")
+    steps = config.train.max_steps
+    grid = (  # gan_budget.py's settings for candidates `steps` and `2 * steps`
+        f"train.max_steps={2 * steps}",
+        f"train.epochs={2 * steps}",
+        "train.checkpoint_every=1",
+        "train.keep_last=1",
+        f"train.keep_every={steps}",
+        "train.checkpoint_every_epoch=false",
+        "train.snapshot_every_epoch=false",
+    )
+    source = asset("experiments/demix-digit-waves2.toml")
+    train(load_config(source, [*profile.train_overrides, *grid]), tmp_path / "grid", progress=False)
+    kept = {c.step: c.weights_path for c in list_checkpoints(tmp_path / "grid" / "checkpoints")}
+    assert sorted(kept) == [steps, 2 * steps]
+    separator = tmp_path / f"sep-{steps}"
+    options = fresh.separator_options(load(kept[steps]))
+    run_job(
+        new_job(kept[steps], options),
+        separator,
+        resume=False,
+        progress=False,
+        choice=profile.choice,
+    )
+
+    adopt_run(tmp_path / "store", config, tmp_path / "grid", separator)
+    context = Context(profile, tmp_path / "b", tmp_path / "store", progress=False)
+    adopted = context.trained(config)
+    context.separator(adopted, options)
+    assert "a GAN-budget grid's" in context.provenance[0]
+    assert "reused" in context.provenance[1]
+    trained_now = fresh.trained(config)
+    assert "trained now" in fresh.provenance[0]
+    for module, weights in load_weights(trained_now.checkpoint)[0].items():
+        got = load_weights(adopted.checkpoint)[0][module]
+        assert all(torch.equal(tensor, got[key]) for key, tensor in weights.items()), module
+    with pytest.raises(DemixganError, match="has demix-digit-waves2's model already"):
+        adopt_run(tmp_path / "store", config, tmp_path / "grid")
+    other = load_config(source, [*profile.train_overrides, "train.lr_g=0.001"])
+    with pytest.raises(DemixganError, match="another config"):
+        adopt_run(tmp_path / "other", other, tmp_path / "grid")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -28,7 +29,7 @@ from demixgan.experiments.demo import (
     shipped_checkpoint,
 )
 from demixgan.experiments.profiles import Profile
-from demixgan.inference.amortized import Separator, peer_groups
+from demixgan.inference.amortized import Separator, load_separator, peer_groups
 from demixgan.inference.api import TrainedModel, load
 from demixgan.inference.choice import (
     CHOICE_FILE,
@@ -45,9 +46,22 @@ from demixgan.inference.options import SeparatorOptions
 from demixgan.io import checkpoints
 from demixgan.io.atomic import atomic_path
 from demixgan.io.json_files import read_json
-from demixgan.io.run_files import on_threads, training_minutes, training_threads
+from demixgan.io.run_files import (
+    CONFIG_FILE,
+    STATS_FILE,
+    StatsLog,
+    on_threads,
+    training_minutes,
+    training_threads,
+)
 from demixgan.networks.classifier import MnistClassifier
-from demixgan.spec.config import RunConfig, load_config
+from demixgan.spec.config import (
+    RunConfig,
+    config_to_dict,
+    load_config,
+    parse_config,
+    write_resolved_config,
+)
 
 #: Written into a stored run once its training finished: what was trained, in how long, on
 #: how many CPU threads.
@@ -315,7 +329,9 @@ def _reused(what: str, run: Path, record: dict, how: str, unit: str) -> str:
     return (
         f"{what}: reused {_stored(run)} (trained earlier {how}: "
         f"{record['steps']} {unit} in {record['minutes']:.1f} min"
-        f"{on_threads(record.get('threads', []))})"
+        f"{on_threads(record.get('threads', []))}"
+        + (f"; {record['adopted']}" if "adopted" in record else "")
+        + ")"
     )
 
 
@@ -333,10 +349,96 @@ def _completed(run: Path) -> dict | None:
     return read_json(done, "completion record", "Delete the stored run to train it again.")
 
 
-def _mark_complete(run: Path, steps: int, minutes: float, threads: list[int]) -> None:
-    record = {"steps": steps, "minutes": minutes, "threads": threads}
+def _mark_complete(run: Path, steps: int, minutes: float, threads: list[int], **more) -> None:
+    record = {"steps": steps, "minutes": minutes, "threads": threads, **more}
     with atomic_path(run / COMPLETE_FILE) as tmp:
         tmp.write_text(json.dumps(record), "utf-8")
+
+
+#: What a GAN-budget run (benchmarks/gan_budget.py) sets apart from the config it grids: its
+#: length and checkpoint cadence, which change nothing learned (tests/test_training.py).
+LENGTH_AND_CADENCE = (
+    "max_steps",
+    "epochs",
+    "checkpoint_every",
+    "keep_last",
+    "keep_every",
+    "checkpoint_every_epoch",
+    "snapshot_every_epoch",
+)
+
+
+def adopt_run(store: Path, config: RunConfig, source: Path, separator: Path | None = None) -> Path:
+    """Store the checkpoint that ``source`` kept at ``config.train.max_steps`` as the model
+    ``config`` trains (``<name>-<key>``), with ``separator`` (trained for that checkpoint)
+    beside it, so that reports reuse what a GAN-budget grid trained instead of training it
+    again. ``source`` must be a run of ``config`` but for its length and checkpoint cadence,
+    whose epoch cap the checkpoint did not pass: the weights are then those the store would
+    train. Its stats log up to that step comes along (the minutes and threads), and the
+    completion record says where the model came from. A model already stored is refused."""
+    steps = config.train.max_steps
+    trained = parse_config(read_json(source / CONFIG_FILE, "run config", ""), name=config.name)
+    if _learned(trained) != _learned(config):
+        raise DemixganError(
+            f"The run in {source} was trained from another config than {config.name}'s (more "
+            f"than its {', '.join(LENGTH_AND_CADENCE)} differ): it cannot stand in for it."
+        )
+    kept = {c.step: c for c in checkpoints.list_checkpoints(source / "checkpoints")}
+    if steps not in kept:
+        raise DemixganError(f"The run in {source} kept no checkpoint at step {steps}.")
+    sidecar = checkpoints.read_sidecar(kept[steps].sidecar_path)
+    if sidecar["epoch"] > config.train.epochs:
+        raise DemixganError(
+            f"Step {steps} of {source} is in epoch {sidecar['epoch']}, past {config.name}'s cap "
+            f"of {config.train.epochs} epochs: that config stops earlier."
+        )
+    if separator is not None and not _separator_of(separator, kept[steps].weights_path):
+        raise DemixganError(f"{separator} holds no finished separator of step {steps}'s model.")
+    target = store / f"{config.name}-{config_key(config)}"
+    if target.exists():
+        raise DemixganError(f"The store has {config.name}'s model already: {target}.")
+    building = target.with_name(target.name + ".adopting")
+    shutil.rmtree(building, ignore_errors=True)  # what a stopped adoption left
+    (building / "checkpoints").mkdir(parents=True)
+    write_resolved_config(config, building / CONFIG_FILE)
+    for name in (sidecar["weights_file"], sidecar["resume_file"]):
+        _link_or_copy(kept[steps].sidecar_path.parent / name, building / "checkpoints" / name)
+    with atomic_path(building / "checkpoints" / kept[steps].sidecar_path.name) as tmp:
+        tmp.write_text(checkpoints.sidecar_text({**sidecar, "config": config_to_dict(config)}))
+    shutil.copyfile(source / STATS_FILE, building / STATS_FILE)
+    StatsLog(building / STATS_FILE, resume_step=steps).close()  # the lines past it dropped
+    if separator is not None:
+        shutil.copytree(separator, building / SEPARATOR_DIR, copy_function=_link_or_copy)
+    minutes = training_minutes(building, config.train.batch_size)
+    adopted = f"kept by a GAN-budget grid's run of the same config to {max(kept)} steps"
+    _mark_complete(building, steps, minutes, training_threads(building), adopted=adopted)
+    building.rename(target)
+    return target
+
+
+def _learned(config: RunConfig) -> dict:
+    """A config's settings but its name, length and checkpoint cadence."""
+    settings = asdict(config) | {"name": ""}
+    settings["train"] = {k: v for k, v in settings["train"].items() if k not in LENGTH_AND_CADENCE}
+    return settings
+
+
+def _separator_of(folder: Path, checkpoint: Path) -> bool:
+    """Whether ``folder`` holds a finished separator trained for ``checkpoint``."""
+    from demixgan.training.separator_runs import finished_run
+
+    if finished_run(folder) is None:
+        return False
+    trained_for = Path(load_separator(folder)[1].get("trained_for", ""))
+    return trained_for.is_file() and trained_for.samefile(checkpoint)
+
+
+def _link_or_copy(source: str | Path, destination: str | Path) -> None:
+    """A hard link where the file system allows one (checkpoints are never rewritten)."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 #: The floor of denoising and compressive sensing (``Context.mean_training_digit``).

@@ -151,7 +151,7 @@ def save_checkpoint(
     clashes = [key for key in _RESERVED if key in metadata]
     if clashes:
         raise ValueError(f"checkpoint metadata may not set the reserved keys {clashes}")
-    _to_json(dict(metadata))  # a TypeError now rather than after the weights are written
+    sidecar_text(dict(metadata))  # a TypeError now rather than after the weights are written
     tensors, keys = _flatten(modules)
     resume_bytes = None if resume_state is None else _serialize_resume(resume_state)
 
@@ -186,7 +186,7 @@ def save_checkpoint(
                 "python": platform.python_version(),
             },
         }
-        text = _to_json(sidecar)
+        text = sidecar_text(sidecar)
         with atomic_path(sidecar_path) as tmp:
             _write_synced(tmp, text.encode("utf-8"))
         _prune(directory, step, keep_last, keep_every)
@@ -582,7 +582,7 @@ def load_resume_state(checkpoint: Checkpoint) -> dict:
 # -- writing ------------------------------------------------------------------------------
 
 
-def _to_json(data: dict) -> str:
+def sidecar_text(data: dict) -> str:
     """Strict JSON (no NaN/inf, which other readers reject); anything else is a TypeError."""
     try:
         return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
