@@ -849,3 +849,6 @@ def test_a_budget_grids_checkpoint_stands_in_for_the_model_a_report_would_train(
     other = load_config(source, [*profile.train_overrides, "train.lr_g=0.001"])
     with pytest.raises(DemixganError, match="another config"):
         adopt_run(tmp_path / "other", other, tmp_path / "grid")
+    with pytest.raises(DemixganError, match="ships with demixgan"):
+        shipped = load_config(asset("experiments/demix-digit-sines.toml"))  # the cpu profile's
+        adopt_run(tmp_path / "other", shipped, tmp_path / "grid")

@@ -28,7 +28,7 @@ from demixgan.training.separator_runs import read_job
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="the gan_budget.py --out directory")
-    parser.add_argument("name", help="the experiment config, e.g. demix-digit-sines")
+    parser.add_argument("name", help="the experiment config, e.g. demix-digit-ink-lines")
     parser.add_argument("--checkpoints", type=Path, default=Path("runs/checkpoints"))
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     args = parser.parse_args()

@@ -375,7 +375,10 @@ def adopt_run(store: Path, config: RunConfig, source: Path, separator: Path | No
     again. ``source`` must be a run of ``config`` but for its length and checkpoint cadence,
     whose epoch cap the checkpoint did not pass: the weights are then those the store would
     train. Its stats log up to that step comes along (the minutes and threads), and the
-    completion record says where the model came from. A model already stored is refused."""
+    completion record says where the model came from. A model already stored, or one that
+    ships with demixgan (reports use the shipped one), is refused."""
+    if _shipped_model(config) is not None:
+        raise DemixganError(f"{config.name}'s model ships with demixgan: reports use that one.")
     steps = config.train.max_steps
     trained = parse_config(read_json(source / CONFIG_FILE, "run config", ""), name=config.name)
     if _learned(trained) != _learned(config):
