@@ -448,7 +448,7 @@ def test_docs_list_every_key_and_config_file():
 def test_research_configs_behind_documented_attempts_load(path):
     config = load_config(path)
     assert config.name == path.stem
-    assert len(learned_components(config)) == 2
+    assert len(learned_components(config)) >= 2  # demixing attempts: K = 2, E28's K = 3
 
 
 @pytest.mark.parametrize("settings", ["TEST_SETTINGS", "TRAIN_SETTINGS"])
