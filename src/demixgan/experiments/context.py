@@ -29,7 +29,7 @@ from demixgan.experiments.demo import (
     shipped_checkpoint,
 )
 from demixgan.experiments.profiles import Profile
-from demixgan.inference.amortized import Separator, load_separator, peer_groups
+from demixgan.inference.amortized import Separator, peer_groups
 from demixgan.inference.api import TrainedModel, load
 from demixgan.inference.choice import (
     CHOICE_FILE,
@@ -430,9 +430,10 @@ def _separator_of(folder: Path, checkpoint: Path) -> bool:
     """Whether ``folder`` holds a finished separator trained for ``checkpoint``."""
     from demixgan.training.separator_runs import finished_run
 
-    if finished_run(folder) is None:
+    finished = finished_run(folder)
+    if finished is None:
         return False
-    trained_for = Path(load_separator(folder)[1].get("trained_for", ""))
+    trained_for = Path(checkpoints.read_sidecar(finished.weights).get("trained_for", ""))
     return trained_for.is_file() and trained_for.samefile(checkpoint)
 
 
