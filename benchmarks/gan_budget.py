@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 from published import command_line, publish
-from separator_budget import score
+from separator_budget import model_of, score, scored
 
 from demixgan.errors import DemixganError
 from demixgan.evaluation.metrics import psnr
@@ -45,7 +45,6 @@ from demixgan.experiments.context import Context
 from demixgan.experiments.denoising import DENOISERS, Denoiser, validation_corrupted
 from demixgan.experiments.profiles import get_profile
 from demixgan.inference.amortized import load_separator
-from demixgan.inference.api import load
 from demixgan.inference.choice import CHOICE_MIXTURES
 from demixgan.inference.options import LEVELS, SeparatorOptions
 from demixgan.io.checkpoints import list_checkpoints
@@ -125,9 +124,9 @@ def denoiser_score(folder: Path, denoiser: Denoiser, max_level: int) -> dict:
     """``score``'s row for a denoiser's separator, its digit part scored at every level up to
     ``max_level`` on validation digits (the draws that choose denoise-test's level threshold);
     ``mean_psnr`` is the mean over those levels."""
-    row = score(folder)  # its budgets and the digit at the level it trained on
     separator, sidecar = load_separator(folder)
-    trained = load(sidecar["trained_for"])
+    trained = model_of(sidecar)
+    row = scored(folder, separator, sidecar, trained)  # the digit at the level it trained on
     context = Context(get_profile("cpu"), Path("."), Path("."), progress=False)
     digits = context.validation_digits(CHOICE_MIXTURES, denoiser.config).images
     by_level = {}

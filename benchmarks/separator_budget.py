@@ -22,7 +22,7 @@ from published import publish
 
 from demixgan.errors import DemixganError
 from demixgan.experiments.demo import DEMO_MODEL, asset, shipped_checkpoint
-from demixgan.inference.amortized import load_separator
+from demixgan.inference.amortized import Separator, load_separator
 from demixgan.inference.api import TrainedModel, load
 from demixgan.inference.choice import (
     CHOICE_MIXTURES,
@@ -78,7 +78,13 @@ def score(folder: Path) -> dict:
     kind = sidecar.get("peer") or "ours"
     if kind not in ("ours", BOUND):  # MixIT's outputs need their grouping: refused unscored
         raise DemixganError(f"it is a {kind} peer; give the run's separators and bounds")
-    trained = _model_of(sidecar)
+    return scored(folder, separator, sidecar, model_of(sidecar))
+
+
+def scored(folder: Path, separator: Separator, sidecar: dict, trained: TrainedModel) -> dict:
+    """``score``'s row for a separator already loaded with its sidecar and model (a caller
+    that scores it further loads them once)."""
+    kind = sidecar.get("peer") or "ours"
     mixtures, truth = validation_mixtures(trained)
     values = part_psnr(trained, trained.separate(mixtures, separator), truth)
     scores = {
@@ -101,7 +107,7 @@ def score(folder: Path) -> dict:
     }
 
 
-def _model_of(sidecar: dict) -> TrainedModel:
+def model_of(sidecar: dict) -> TrainedModel:
     """The model a separator was trained for: the shipped demo model, or a run's checkpoint."""
     trained_for = sidecar.get("trained_for", "")
     if Path(trained_for).exists():
