@@ -80,6 +80,24 @@ def test_bad_show_input_is_a_clear_error_and_writes_nothing(tmp_path, args, need
     assert not output.exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [
+        (["train", "--config", "x.toml", "-o", "x"], "usage: demixgan train "),
+        (["data", "info", "--bogus"], "usage: demixgan data info "),
+    ],
+)
+def test_an_unknown_flag_shows_the_usage_of_the_command_typed(argv, usage, capsys):
+    from demixgan.cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert usage in err and "unrecognized arguments" in err
+    assert "COMMAND ..." not in err
+
+
 def test_unwritable_output_is_a_clear_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")

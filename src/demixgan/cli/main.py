@@ -30,8 +30,23 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process killed by it
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A parser that rejects arguments it does not know itself.
+
+    argparse hands a subcommand's unknown arguments up to the top-level parser, whose error then
+    shows ``usage: demixgan COMMAND ...``; rejecting them where they were given shows the usage
+    of the command the user typed. Subcommand parsers inherit the class.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, unknown = super().parse_known_args(args, namespace)
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed, unknown
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="demixgan",
         description=(
             "Learn generative models of structured signals from their superpositions "
