@@ -108,16 +108,19 @@ def test_budget_shows_the_threads_each_model_trained_on(tmp_path):
         [
             "gan: reused gan-1 in the checkpoint store (trained earlier from the same config: "
             "3000 steps in 10.0 min on 1 and 2 threads)",
-            "gan separator: trained now (4.0 min on 1 thread)",
+            "kept: reused kept-1 in the checkpoint store (trained earlier from the same config: "
+            "6000 steps in 20.0 min on 1 thread; kept by a GAN-budget grid's run of the same "
+            "config to 8000 steps)",
+            "gan separator: trained now (4.0 min on 1 thread, over the segments of a resumed run)",
         ],
         5.0,
     )
     row = results_tables.budgets(str(tmp_path)).splitlines()[2].split(" | ")
     assert row[2:6] == [
-        "gan 10.0 on 1 and 2 threads",
+        "30.0 (gan 10.0 on 1 and 2 threads + kept 20.0 on 1 thread)",
         "gan separator 4.0 on 1 thread",
         "5.0",
-        "15.0",
+        "35.0",
     ]
 
 

@@ -40,11 +40,13 @@ BLOCK = re.compile(
     re.S,
 )
 #: How a report's provenance names a model's training (reports/experiment.py writes these).
+# the minutes and threads of a provenance line; what follows them (", over the segments of a
+# resumed run", "; kept by a GAN-budget grid's run ...") is not part of the budget
 REUSED = re.compile(
-    r"^(?P<model>[^:]+): reused .*?in (?P<minutes>[\d.]+) min(?P<threads> on [^)]+)?\)$"
+    r"^(?P<model>[^:]+): reused .*?in (?P<minutes>[\d.]+) min(?P<threads> on [^),;]+)?[^)]*\)$"
 )
 TRAINED_NOW = re.compile(
-    r"^(?P<model>[^:]+): trained now .*\((?P<minutes>[\d.]+) min(?P<threads> on [^)]+)?\)$"
+    r"^(?P<model>[^:]+): trained now .*\((?P<minutes>[\d.]+) min(?P<threads> on [^),;]+)?[^)]*\)$"
 )
 SHIPPED = re.compile(r"^(?P<model>[^:]+): the checkpoint that ships")
 
