@@ -4,6 +4,7 @@ written from them, and every other number it prints is held by a report its sect
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -122,6 +123,17 @@ def test_budget_shows_the_threads_each_model_trained_on(tmp_path):
         "5.0",
         "35.0",
     ]
+
+
+def test_the_cpu_profile_says_how_long_an_experiment_takes_from_an_empty_store():
+    from demixgan.experiments.profiles import PROFILES
+
+    said = re.search(r"from about (\d+) minutes to about (\d+) hours", PROFILES["cpu"].description)
+    rows = results_tables.budgets("docs/results").splitlines()[2:]
+    minutes = [float(row.split(" | ")[5]) for row in rows]
+    assert said, PROFILES["cpu"].description
+    assert abs(min(minutes) - int(said[1])) <= 10, (min(minutes), said[0])
+    assert abs(max(minutes) / 60 - int(said[2])) <= 1, (max(minutes) / 60, said[0])
 
 
 def _scores(ours: float, bound: float) -> dict:

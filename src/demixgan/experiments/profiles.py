@@ -64,9 +64,9 @@ PROFILES: dict[str, Profile] = {
             "cpu",
             "2 CPU cores: the configs' own step budgets on the embedded MNIST training digits "
             "(or Fashion-MNIST), 500 test mixtures; from an empty checkpoint store an experiment "
-            "takes from about 40 minutes to about 8 hours, most of it training on one thread "
-            "(RESULTS.md's budget table); with its models already stored, only its evaluation "
-            "runs",
+            "takes from about 40 minutes to about 12 hours, most of it training on one thread "
+            "(RESULTS.md's budget table; --jobs 2 trains two models at once); with its models "
+            "already stored, only its evaluation runs",
             (),
             500,
             FitOptions(iterations=300, restarts=10, lr=0.05, smoothing=2.0, seed=0, chunk=400),
