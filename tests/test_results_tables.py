@@ -130,7 +130,7 @@ def test_the_cpu_profile_says_how_long_an_experiment_takes_from_an_empty_store()
 
     said = re.search(r"from about (\d+) minutes to about (\d+) hours", PROFILES["cpu"].description)
     rows = results_tables.budgets("docs/results").splitlines()[2:]
-    minutes = [float(row.split(" | ")[5]) for row in rows]
+    minutes = [float(cell) for row in rows if (cell := row.split(" | ")[5]) != "unrecorded"]
     assert said, PROFILES["cpu"].description
     assert abs(min(minutes) - int(said[1])) <= 10, (min(minutes), said[0])
     assert abs(max(minutes) / 60 - int(said[2])) <= 1, (max(minutes) / 60, said[0])
