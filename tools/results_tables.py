@@ -39,9 +39,9 @@ BLOCK = re.compile(
     r"(<!-- end table -->)",
     re.S,
 )
-#: How a report's provenance names a model's training (reports/experiment.py writes these).
-# the minutes and threads of a provenance line; what follows them (", over the segments of a
-# resumed run", "; kept by a GAN-budget grid's run ...") is not part of the budget
+#: How a report's provenance names a model's training (reports/experiment.py writes these):
+#: its minutes and threads; what follows them (", over the segments of a resumed run", "; kept
+#: by a GAN-budget grid's run ...") is not part of the budget.
 REUSED = re.compile(
     r"^(?P<model>[^:]+): reused .*?in (?P<minutes>[\d.]+) min(?P<threads> on [^),;]+)?[^)]*\)$"
 )
