@@ -69,7 +69,8 @@ PROFILES: dict[str, Profile] = {
             "already stored, only its evaluation runs",
             (),
             500,
-            FitOptions(iterations=300, restarts=10, lr=0.05, smoothing=2.0, seed=0, chunk=400),
+            # lr and smoothing chosen on validation: docs/results/fit-choices (docs/reproduce.md)
+            FitOptions(iterations=300, restarts=10, lr=0.1, smoothing=2.0, seed=0, chunk=400),
             200,
             FitOptions(iterations=200, restarts=4, lr=0.05, smoothing=2.0, seed=0, chunk=400),
             30,
