@@ -24,15 +24,13 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import torch
 from published import command_line, publish
 
 from demixgan.errors import DemixganError
-from demixgan.evaluation.metrics import aligned, psnr
 from demixgan.experiments.demo import DEMO_MODEL, shipped_checkpoint
 from demixgan.experiments.profiles import get_profile
-from demixgan.inference.api import TrainedModel, load
-from demixgan.inference.choice import CHOICE_SEED, validation_mixtures
+from demixgan.inference.api import load
+from demixgan.inference.choice import CHOICE_SEED, per_mixture_psnr, validation_mixtures
 from demixgan.inference.options import FitOptions
 from demixgan.reports.experiment import run_record
 
@@ -72,12 +70,6 @@ def label(fit: FitOptions) -> str:
     return f"{fit.iterations}:{fit.restarts}:{fit.lr:g}:{fit.smoothing:g}"
 
 
-def per_mixture(trained: TrainedModel, parts: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """[N, K] PSNR of each mixture's parts, matched to the truth as the reports match them."""
-    matched = aligned(parts, truth, per_mixture=trained.exchangeable_data)
-    return torch.stack([psnr(matched[:, k], truth[:, k]) for k in range(truth.shape[1])], 1)
-
-
 def options_chosen(means: list[dict], base: FitOptions, tie: float) -> dict:
     """Among the candidates with ``base``'s budget, the best mean over the models; ``base``
     itself unless the best beats it by more than ``tie`` dB."""
@@ -110,7 +102,7 @@ def main() -> int:
             scores = {}
             for fit in options:
                 started = time.perf_counter()
-                scores[label(fit)] = per_mixture(trained, trained.demix(mixtures, fit), truth)
+                scores[label(fit)] = per_mixture_psnr(trained, trained.demix(mixtures, fit), truth)
                 seconds = time.perf_counter() - started
                 gain = (scores[label(fit)] - scores[label(base)]).mean(1)
                 means = scores[label(fit)].mean(0).tolist()

@@ -197,14 +197,25 @@ def matching(trained: TrainedModel) -> str:
     return PER_MIXTURE if trained.exchangeable_data else ONE_ORDER
 
 
-def part_psnr(trained: TrainedModel, parts: torch.Tensor, truth: torch.Tensor) -> list[float]:
-    """Each learned part's mean PSNR on validation mixtures, the parts matched to the truth as
-    the reports match them (``evaluation.metrics.aligned``): two objects of any class come in
-    no order, so a fixed order would score half of them against the other object."""
+def per_mixture_psnr(
+    trained: TrainedModel, parts: torch.Tensor, truth: torch.Tensor
+) -> torch.Tensor:
+    """[N, K] PSNR of each mixture's parts, matched to the truth as the reports match them
+    (``evaluation.metrics.aligned``): two objects of any class come in no order, so a fixed
+    order would score half of them against the other object. Kept per mixture for paired
+    comparisons between candidates."""
+    import torch
+
     from demixgan.evaluation.metrics import aligned, psnr
 
     matched = aligned(parts, truth, per_mixture=trained.exchangeable_data)
-    return [psnr(matched[:, k], truth[:, k]).mean().item() for k in range(truth.shape[1])]
+    return torch.stack([psnr(matched[:, k], truth[:, k]) for k in range(truth.shape[1])], 1)
+
+
+def part_psnr(trained: TrainedModel, parts: torch.Tensor, truth: torch.Tensor) -> list[float]:
+    """Each learned part's mean PSNR on validation mixtures (``per_mixture_psnr``)."""
+    values = per_mixture_psnr(trained, parts, truth)
+    return [column.contiguous().mean().item() for column in values.unbind(1)]
 
 
 def mean_psnr(trained: TrainedModel, parts: torch.Tensor, truth: torch.Tensor) -> float:
