@@ -77,6 +77,7 @@ PROFILES: dict[str, Profile] = {
             50,
             (25, 50, 100, 200, 400),
             FitOptions(iterations=300, restarts=4, lr=0.05, seed=0, chunk=400, combine="weighted"),
+            # lr kept on validation at this budget: docs/results/fit-choices-survey
             FitOptions(iterations=300, restarts=4, lr=0.05, smoothing=2.0, seed=0, chunk=400),
             cs_separator=SeparatorOptions(steps=2000, remix_steps=2000, remix_fraction=1.0),
         ),
