@@ -35,3 +35,9 @@ def test_the_profiles_options_stay_unless_beaten_beyond_the_tie_and_a_longer_fit
     assert options_chosen(close, BASE, tie=0.1)["candidate"] == "300:10:0.05:2"
     clear = means({"300:10:0.05:2": 16.60, "300:10:0.1:2": 16.75, "600:10:0.05:2": 18.0})
     assert options_chosen(clear, BASE, tie=0.1)["candidate"] == "300:10:0.1:2"
+
+
+def test_the_survey_fit_is_chosen_among_candidates_of_its_own_budget():
+    survey = FitOptions(iterations=300, restarts=4, lr=0.05, smoothing=2.0)
+    scores = {"300:4:0.05:2": 16.02, "300:4:0.1:2": 16.30, "300:10:0.1:2": 17.5}
+    assert options_chosen(means(scores), survey, tie=0.1)["candidate"] == "300:4:0.1:2"
