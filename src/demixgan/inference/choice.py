@@ -215,6 +215,7 @@ def per_mixture_psnr(
 def part_psnr(trained: TrainedModel, parts: torch.Tensor, truth: torch.Tensor) -> list[float]:
     """Each learned part's mean PSNR on validation mixtures (``per_mixture_psnr``)."""
     values = per_mixture_psnr(trained, parts, truth)
+    # A contiguous column sums in the order each part's own tensor did: same bits as before.
     return [column.contiguous().mean().item() for column in values.unbind(1)]
 
 
